@@ -1,0 +1,1 @@
+"""Thin routers: parse HTTP, call a service function, build the response."""

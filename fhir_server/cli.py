@@ -1,0 +1,127 @@
+"""The ``fhir-server`` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from fhir_server import __version__
+from fhir_server.logs import configure_logging
+from fhir_server.paths import data_dir
+from fhir_server.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("fhir_server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (default 0.0.0.0:3000)")
+    serve.add_argument("--host", help="address to listen on (HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (WORKERS)")
+    migrate = sub.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument("--info", action="store_true",
+                         help="list applied and pending migrations instead")
+    return parser
+
+
+def resolve_database(settings: Settings) -> tuple[Settings, Any]:
+    """Settings with a database URL: the configured one, or a started embedded server.
+
+    Returns the embedded server's handle too (None when external); keep it referenced.
+    """
+    if not settings.embedded:
+        return settings, None
+    from dataclasses import replace
+
+    from fhir_server.storage.embedded import start_embedded
+
+    pg_dir = (settings.data_dir / "pg").resolve()
+    log.info("no DATABASE_URL or PGHOST set: using an embedded PostgreSQL with its data "
+             "in %s", pg_dir)
+    url, handle = start_embedded(settings.data_dir)
+    log.info("embedded PostgreSQL is running (%s)", url)
+    # Keep migrate-on-start's embedded default although the URL is now set.
+    return replace(settings, database_url=url,
+                   migrate_on_start=settings.should_migrate_on_start), handle
+
+
+def _migrate(settings: Settings, show_info: bool) -> int:
+    from fhir_server.storage import admin, migrate
+
+    folder = data_dir("migrations")
+    try:
+        if show_info:
+            print(migrate.format_info(admin.migration_info(settings.database_url, folder)))
+        else:
+            applied = admin.apply_migrations(settings.database_url, folder)
+            names = ", ".join(m.script for m in applied) or "nothing to apply"
+            log.info("migrations applied: %s", names)
+    except migrate.MigrationError as exc:
+        log.error("migration failed: %s", exc)
+        return 1
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from fhir_server.storage import admin
+
+    folder = data_dir("migrations")
+    if settings.should_migrate_on_start and _migrate(settings, show_info=False):
+        return 1
+    state = admin.start_check(settings.database_url, folder)
+    if state in ("ahead", "checksum mismatch", "failed"):
+        log.error("refusing to start: the database's migrations are %s compared with this "
+                  "release's files; run 'fhir-server migrate --info'", state)
+        return 1
+    if state == "pending":
+        log.warning("migrations are pending: /api/v1/ready answers 503 until "
+                    "'fhir-server migrate' has run")
+    # Worker processes build their own Settings from the environment.
+    os.environ["DATABASE_URL"] = settings.database_url
+    log.info("serving on http://%s:%s with %s worker(s)", settings.host, settings.port,
+             settings.workers)
+    uvicorn.run(
+        "fhir_server.app:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {k: v for k, v in vars(args).items()
+                     if k in ("host", "port", "workers") and v is not None}
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"fhir-server: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    settings, handle = resolve_database(settings)
+    try:
+        if args.command == "migrate":
+            return _migrate(settings, args.info)
+        return _serve(settings)
+    finally:
+        del handle
+
+
+if __name__ == "__main__":
+    sys.exit(main())

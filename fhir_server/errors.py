@@ -1,0 +1,159 @@
+"""One error hierarchy for the whole server.
+
+Every expected failure is a :class:`FhirError` carrying the HTTP status and the
+OperationOutcome issue code; ``fhir_server.http.outcome`` renders it in exactly one
+place. Nothing here imports other modules of ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One OperationOutcome issue."""
+
+    code: str
+    diagnostics: str
+    severity: str = "error"
+    expression: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Render as an ``OperationOutcome.issue`` element."""
+        out: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
+        if self.expression:
+            out["expression"] = list(self.expression)
+        return out
+
+
+class FhirError(Exception):
+    """An error answered with ``status`` and an OperationOutcome.
+
+    Subclasses fix ``status`` and the issue ``code``; a bare FhirError may set both.
+    """
+
+    status: int = 500
+    code: str = "exception"
+
+    def __init__(self, diagnostics: str, issues: list[Issue] | None = None,
+                 headers: dict[str, str] | None = None, *, status: int | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(diagnostics)
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.diagnostics = diagnostics
+        self.issues = issues or [Issue(self.code, diagnostics)]
+        self.headers = headers or {}
+
+    def operation_outcome(self) -> dict[str, Any]:
+        """The OperationOutcome resource describing this error."""
+        return {
+            "resourceType": "OperationOutcome",
+            "issue": [issue.to_json() for issue in self.issues],
+        }
+
+
+class BadRequest(FhirError):
+    """400: the request could not be understood (syntax, parameters)."""
+
+    status = 400
+    code = "invalid"
+
+
+class Unauthorized(FhirError):
+    """401: authentication required."""
+
+    status = 401
+    code = "login"
+
+
+class Forbidden(FhirError):
+    """403: authenticated but not allowed."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(FhirError):
+    """404: unknown resource type, id or version."""
+
+    status = 404
+    code = "not-found"
+
+
+class MethodNotAllowed(FhirError):
+    """405: the interaction is not supported on this path."""
+
+    status = 405
+    code = "not-supported"
+
+
+class NotAcceptable(FhirError):
+    """406: no representation the client accepts."""
+
+    status = 406
+    code = "not-supported"
+
+
+class Conflict(FhirError):
+    """409: version conflict or duplicate."""
+
+    status = 409
+    code = "conflict"
+
+
+class Gone(FhirError):
+    """410: the resource was deleted."""
+
+    status = 410
+    code = "deleted"
+
+
+class PreconditionFailed(FhirError):
+    """412: If-Match or another precondition failed."""
+
+    status = 412
+    code = "conflict"
+
+
+class PayloadTooLarge(FhirError):
+    """413: the body exceeds the configured limit."""
+
+    status = 413
+    code = "too-costly"
+
+
+class UnsupportedMediaType(FhirError):
+    """415: the body's content type is not a FHIR JSON type."""
+
+    status = 415
+    code = "not-supported"
+
+
+class Unprocessable(FhirError):
+    """422: the resource is well-formed but violates the FHIR definitions."""
+
+    status = 422
+    code = "processing"
+
+
+class ServiceUnavailable(FhirError):
+    """503: the database or another dependency is unavailable."""
+
+    status = 503
+    code = "transient"
+
+
+class Timeout(FhirError):
+    """503 with issue code ``timeout``: a statement ran past its limit."""
+
+    status = 503
+    code = "timeout"

@@ -1,0 +1,1 @@
+"""FHIR wire details: negotiation, headers, bodies and responses."""

@@ -1,0 +1,1 @@
+"""What each FHIR interaction means, independent of HTTP and of storage."""

@@ -1,0 +1,129 @@
+"""One frozen Settings object, built once at start from the environment.
+
+A ``.env`` file in the working directory is read too; real environment variables win.
+Every field is documented in README.md (a test checks that).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import quote
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A configuration value is malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server; the env variable name is the field name upper-cased."""
+
+    #: libpq connection string; empty means: PG* variables if PGHOST is set, else embedded.
+    database_url: str = ""
+    #: where the embedded PostgreSQL keeps its data when no database is configured.
+    data_dir: Path = Path(".data")
+    #: apply pending migrations at start (default: true in embedded mode, else false).
+    migrate_on_start: bool | None = None
+    #: connections per worker process.
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    #: seconds a request waits for a free connection before a 503.
+    db_pool_timeout: float = 10.0
+    #: statement timeout in milliseconds for every query (0 = none).
+    db_statement_timeout_ms: int = 30_000
+    #: absolute base URL used in links; empty means derived from each request.
+    fhir_base_url: str = ""
+    #: largest accepted request body in bytes.
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: deepest accepted JSON nesting.
+    max_json_depth: int = 64
+    #: default and largest page size of history (and later search) bundles.
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    host: str = "0.0.0.0"
+    port: int = 3000
+    workers: int = 1
+    #: seconds in-flight requests get to finish on SIGTERM.
+    shutdown_grace_seconds: float = 25.0
+    log_level: str = "info"
+    log_format: str = "json"
+    redis_url: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external PostgreSQL is configured."""
+        return not self.database_url
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        """Whether the server applies pending migrations when it starts."""
+        if self.migrate_on_start is None:
+            return self.embedded
+        return self.migrate_on_start
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    if isinstance(default, bool) or (default is None and name == "migrate_on_start"):
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{name.upper()} must be true or false, not {raw!r}")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name.upper()} must be a number, not {raw!r}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+def database_url_from_pg_env(env: Mapping[str, str]) -> str:
+    """Build a URL from libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, or ''."""
+    host = env.get("PGHOST", "")
+    if not host:
+        return ""
+    user = quote(env.get("PGUSER", "postgres"), safe="")
+    password = env.get("PGPASSWORD")
+    auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+    port = env.get("PGPORT", "5432")
+    database = quote(env.get("PGDATABASE", env.get("PGUSER", "postgres")), safe="")
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{database}?host={quote(host, safe='')}&port={port}"
+    return f"postgresql://{auth}{host}:{port}/{database}"
+
+
+def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"),
+                  **overrides: object) -> Settings:
+    """Build Settings from ``env`` (default ``os.environ``) over an optional ``.env`` file."""
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        key = f.name.upper()
+        if key in merged:
+            values[f.name] = _convert(f.name, merged[key], f.default)
+    if not values.get("database_url"):
+        values["database_url"] = database_url_from_pg_env(merged)
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.log_format not in ("json", "text"):
+        raise SettingsError("LOG_FORMAT must be json or text")
+    if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
+        raise SettingsError("DB_POOL_MIN must be >= 1 and <= DB_POOL_MAX")
+    return settings

@@ -1,0 +1,36 @@
+"""Administrative database steps run by the command line: migrate, info, start checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from fhir_server.storage import migrate
+
+
+def apply_migrations(url: str, migrations_dir: Path) -> list[migrate.MigrationInfo]:
+    """Apply pending migrations; MigrationError on checksum mismatch, failure or ahead."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return migrate.migrate(conn, migrations_dir)
+
+
+def migration_info(url: str, migrations_dir: Path) -> list[migrate.MigrationInfo]:
+    """Applied and pending migrations, as ``flyway info`` lists them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return migrate.info(conn, migrations_dir)
+
+
+def start_check(url: str, migrations_dir: Path) -> str:
+    """The migration state at start: ``up to date``, ``pending``, ``ahead``, ...
+
+    Same words as the readiness probe; derived from the ``flyway info`` states.
+    """
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        states = {row.state for row in migrate.info(conn, migrations_dir)}
+    for state, summary in (("Failed", "failed"), ("Checksum mismatch", "checksum mismatch"),
+                           ("Future", "ahead"), ("Missing", "ahead"),
+                           ("Pending", "pending"), ("Ignored", "pending")):
+        if state in states:
+            return summary
+    return "up to date"

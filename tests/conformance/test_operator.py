@@ -1,0 +1,54 @@
+"""Operator endpoints in the runbook's shapes, and the CapabilityStatement."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def test_health(root_client: httpx.Client) -> None:
+    response = root_client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"status", "timestamp"}
+    assert body["status"] == "ok"
+    assert STAMP.match(body["timestamp"])
+
+
+def test_ready(root_client: httpx.Client) -> None:
+    response = root_client.get("/api/v1/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("status", "database", "migrations")} == {
+        "status": "ready", "database": "connected", "migrations": "up to date"}
+    assert STAMP.match(body["timestamp"])
+
+
+def test_metadata(client: httpx.Client) -> None:
+    response = client.get("/metadata")
+    assert response.status_code == 200
+    statement = response.json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    assert statement["kind"] == "instance"
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert len(resources) == 146
+    for name in ("Patient", "Encounter", "Appointment", "DocumentReference"):
+        codes = {i["code"] for i in resources[name]["interaction"]}
+        assert codes == {"read", "vread", "update", "delete", "history-instance",
+                         "history-type", "create"}
+    assert {"code": "history-system"} in statement["rest"][0]["interaction"]
+
+
+def test_docs_and_openapi(root_client: httpx.Client) -> None:
+    docs = root_client.get("/api/docs")
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]
+    assert "https://" not in docs.text.split("<body")[0]
+    spec = root_client.get("/api/openapi.json").json()
+    assert "/fhir/Patient/{id}" in spec["paths"]
+    assert "/fhir/DocumentReference" in spec["paths"]

@@ -1,0 +1,177 @@
+"""Content negotiation, formats, hostile bodies: every refusal a 4xx OperationOutcome."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+import orjson
+import psycopg
+import pytest
+
+FHIR_JSON = "application/fhir+json"
+HEADERS = {"Content-Type": FHIR_JSON}
+PATIENT = b'{"resourceType":"Patient","name":[{"family":"Wire"}]}'
+
+
+def _created(client: httpx.Client) -> str:
+    response = client.post("/Patient", content=PATIENT, headers=HEADERS)
+    assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+@pytest.fixture
+def stored(database_url: str) -> Callable[[], int]:
+    """Counts every stored version: a refused request must not change it."""
+
+    def count() -> int:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM resource_history").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return count
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, "application/fhir+json"),
+    ("application/fhir+json", "application/fhir+json"),
+    ("application/json", "application/json"),
+    ("application/json+fhir", "application/fhir+json"),
+    ("*/*", "application/fhir+json"),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+     "application/fhir+json"),
+    ("application/fhir+json; fhirVersion=4.0", "application/fhir+json"),
+])
+def test_accept(client: httpx.Client, accept: str | None, expected: str) -> None:
+    pid = _created(client)
+    headers = {"Accept": accept} if accept else {}
+    response = client.get(f"/Patient/{pid}", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == f"{expected}; charset=utf-8"
+
+
+@pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml",
+                                    "application/fhir+json; fhirVersion=3.0"])
+def test_unsupported_accept_is_406(client: httpx.Client, accept: str) -> None:
+    pid = _created(client)
+    response = client.get(f"/Patient/{pid}", headers={"Accept": accept})
+    assert response.status_code == 406
+    assert response.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+@pytest.mark.parametrize(("fmt", "status", "media"), [
+    ("json", 200, "application/fhir+json"),
+    ("application/json", 200, "application/json"),
+    ("application/fhir json", 200, "application/fhir+json"),
+    ("xml", 406, "application/fhir+json"),
+])
+def test_format_parameter(client: httpx.Client, fmt: str, status: int, media: str) -> None:
+    pid = _created(client)
+    response = client.get(f"/Patient/{pid}", params={"_format": fmt},
+                          headers={"Accept": "application/fhir+xml"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == f"{media}; charset=utf-8"
+
+
+def test_pretty(client: httpx.Client) -> None:
+    pid = _created(client)
+    pretty = client.get(f"/Patient/{pid}", params={"_pretty": "true"})
+    assert pretty.status_code == 200
+    assert pretty.text.startswith("{\n  ")
+    plain = client.get(f"/Patient/{pid}")
+    assert "\n" not in plain.text
+    assert pretty.json() == plain.json()
+
+
+def test_summary_and_elements_on_read(client: httpx.Client) -> None:
+    body = {"resourceType": "Patient", "active": True, "gender": "male",
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},
+            "name": [{"family": "Sub"}], "maritalStatus": {"text": "M"}}
+    pid = client.post("/Patient", content=orjson.dumps(body), headers=HEADERS).json()["id"]
+    summary = client.get(f"/Patient/{pid}", params={"_summary": "true"}).json()
+    assert "maritalStatus" not in summary
+    assert "text" not in summary
+    assert summary["name"] == [{"family": "Sub"}]
+    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+            "code": "SUBSETTED"} in summary["meta"]["tag"]
+    data = client.get(f"/Patient/{pid}", params={"_summary": "data"}).json()
+    assert "text" not in data and data["maritalStatus"] == {"text": "M"}
+    text = client.get(f"/Patient/{pid}", params={"_summary": "text"}).json()
+    assert "text" in text and "name" not in text
+    elements = client.get(f"/Patient/{pid}", params={"_elements": "gender"}).json()
+    assert elements["gender"] == "male"
+    assert "name" not in elements and "active" not in elements
+    assert elements["id"] == pid
+    assert client.get(f"/Patient/{pid}", params={"_summary": "bogus"}).status_code == 400
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml",
+                                          "application/x-www-form-urlencoded",
+                                          "application/fhir+json; charset=latin-1"])
+def test_wrong_content_type_is_415(client: httpx.Client, content_type: str | None,
+                                   stored: Callable[[], int]) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    before = stored()
+    response = client.post("/Patient", content=PATIENT, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["issue"][0]["code"] == "not-supported"
+    assert stored() == before
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"", 400),
+    (b"{", 400),
+    (b"not json", 400),
+    (b"[1, 2]", 400),
+    (b'"a string"', 400),
+    (b'{"resourceType":"Patient","name":[{"family":"\xff\xfe"}]}', 400),
+    (b'{"resourceType":"Patient","name":[{"family":"a\\u0000b"}]}', 400),
+    (b'{"resourceType":"Patient","gender":"\\ud800"}', 400),
+    (b'{"resourceType":"Patient","birthDate":1e999}', 400),
+    (b"[" * 10_000 + b"]" * 10_000, 400),
+    (b'{"resourceType":"Patient","extension":' + b'[{"extension":' * 100 + b"[]"
+     + b"}]" * 100 + b"}", 400),
+    (b'{"name":[{"family":"NoType"}]}', 400),
+    (b'{"resourceType":"Patient","gender":"robot"}', 422),
+    (b'{"resourceType":"Patient","unknownElement":true}', 422),
+    (b'{"resourceType":"Patient","birthDate":"2020-13-45"}', 422),
+])
+def test_hostile_bodies_are_4xx_and_nothing_stored(
+        client: httpx.Client, root_client: httpx.Client, stored: Callable[[], int],
+        body: bytes, status: int) -> None:
+    before = stored()
+    response = client.post("/Patient", content=body, headers=HEADERS)
+    assert response.status_code == status, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "error"
+    pid = f"hostile-{uuid.uuid4().hex[:8]}"
+    response = client.put(f"/Patient/{pid}", content=body, headers=HEADERS)
+    assert 400 <= response.status_code < 500
+    assert client.get(f"/Patient/{pid}").status_code == 404
+    assert stored() == before
+    assert root_client.get("/api/v1/health").status_code == 200
+
+
+def test_body_over_limit_is_413(client: httpx.Client, root_client: httpx.Client,
+                                stored: Callable[[], int]) -> None:
+    big = b'{"resourceType":"Patient","text":{"status":"generated","div":"<div>' + \
+        b"x" * (20 * 1024 * 1024) + b'</div>"}}'
+    before = stored()
+    response = client.post("/Patient", content=big, headers=HEADERS)
+    assert response.status_code == 413
+    assert response.json()["issue"][0]["code"] == "too-costly"
+    assert stored() == before
+    assert root_client.get("/api/v1/health").status_code == 200
+
+
+def test_invalid_resource_names_each_problem(client: httpx.Client) -> None:
+    body = {"resourceType": "Patient", "gender": "robot", "birthDate": "2020-02-30",
+            "name": [{"family": 42}]}
+    response = client.post("/Patient", content=orjson.dumps(body), headers=HEADERS)
+    assert response.status_code == 422
+    expressions = {e for issue in response.json()["issue"] for e in issue.get("expression", [])}
+    assert {"Patient.gender", "Patient.birthDate", "Patient.name[0].family"} <= expressions

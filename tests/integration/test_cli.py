@@ -1,0 +1,92 @@
+"""The ``fhir-server`` command against real databases (external and embedded)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import ROOT, _free_port, _with_database
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("PG") and k != "DATABASE_URL"}
+    environ.update(env)
+    return subprocess.run([sys.executable, "-m", "fhir_server.cli", *args], env=environ,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def scratch_url(database_url: str) -> str:
+    """A second, empty database next to the worker's one."""
+    name = f"cli_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _with_database(database_url, name)
+
+
+def test_migrate_and_info(scratch_url: str) -> None:
+    pending = _cli("migrate", "--info", DATABASE_URL=scratch_url)
+    assert pending.returncode == 0, pending.stderr
+    assert "Pending" in pending.stdout and "| init" in pending.stdout
+    applied = _cli("migrate", DATABASE_URL=scratch_url, LOG_FORMAT="text")
+    assert applied.returncode == 0, applied.stderr
+    assert "V1__init.sql" in applied.stderr
+    info = _cli("migrate", "--info", DATABASE_URL=scratch_url)
+    assert "Success" in info.stdout and "Pending" not in info.stdout
+    with psycopg.connect(scratch_url) as conn:
+        row = conn.execute("SELECT version, description, type, script, success"
+                           " FROM flyway_schema_history").fetchone()
+    assert row == ("1", "init", "SQL", "V1__init.sql", True)
+
+
+def test_serve_refuses_a_database_ahead_of_its_files(scratch_url: str) -> None:
+    assert _cli("migrate", DATABASE_URL=scratch_url).returncode == 0
+    with psycopg.connect(scratch_url) as conn:
+        conn.execute(
+            "INSERT INTO flyway_schema_history (installed_rank, version, description, type,"
+            " script, checksum, installed_by, execution_time, success)"
+            " VALUES (2, '999', 'from the future', 'SQL', 'V999__from_the_future.sql', 1,"
+            " 'test', 1, true)")
+    refused = _cli("serve", "--port", str(_free_port()), DATABASE_URL=scratch_url,
+                   LOG_FORMAT="text")
+    assert refused.returncode == 1
+    assert "ahead" in refused.stderr
+
+
+def test_serve_without_database_starts_embedded_postgres(tmp_path: Path) -> None:
+    port = _free_port()
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("PG") and k != "DATABASE_URL"}
+    environ.update({"DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "text"})
+    proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--host",
+                             "127.0.0.1", "--port", str(port)], env=environ, cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "embedded PostgreSQL" in first
+        assert str(tmp_path / "data" / "pg") in first
+        deadline = time.monotonic() + 90
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/api/v1/ready").status_code
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert status == 200
+        created = httpx.post(f"http://127.0.0.1:{port}/fhir/Patient",
+                             content=b'{"resourceType":"Patient"}',
+                             headers={"Content-Type": "application/fhir+json"})
+        assert created.status_code == 201
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,0 +1,77 @@
+"""Every official R4 example and every US Core sample bundle entry is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fhir_server.validation import Validator
+
+SHARED = Path(__file__).resolve().parents[4] / "shared"
+EXAMPLES = SHARED / "fhir-r4" / "examples"
+US_CORE = SHARED / "data" / "us-core-bundles"
+
+
+def _examples() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.json")) if EXAMPLES.is_dir() else []
+
+
+def _us_core_entries() -> list[Any]:
+    params = []
+    for bundle_path in sorted(US_CORE.glob("*.json")) if US_CORE.is_dir() else []:
+        bundle = orjson.loads(bundle_path.read_bytes())
+        for index, entry in enumerate(bundle.get("entry", ())):
+            params.append(pytest.param(entry["resource"], id=f"{bundle_path.stem}#{index}"))
+    return params
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    return data
+
+
+def _problems(validator: Validator, resource: dict[str, Any]) -> list[str]:
+    return [f"{i.code} {i.expression}: {i.diagnostics}" for i in validator.issues(resource)]
+
+
+@pytest.mark.skipif(not _examples(), reason="official examples not available")
+def test_all_official_examples_present() -> None:
+    assert len(_examples()) == 709
+
+
+@pytest.mark.parametrize("path", _examples(), ids=lambda p: p.name)
+def test_official_example_is_valid(validator: Validator, path: Path) -> None:
+    resource = _load(path)
+    assert _problems(validator, resource) == []
+    validator.validate(resource)
+
+
+@pytest.mark.parametrize("resource", _us_core_entries())
+def test_us_core_bundle_entry_is_valid(validator: Validator, resource: dict[str, Any]) -> None:
+    assert _problems(validator, resource) == []
+
+
+KNOWN_DEFECTS = [
+    ("Questionnaire-qs1.json", None, ("required", "Questionnaire.item[0].item[0].linkId")),
+    ("ig-r4.json", None, ("required", "ImplementationGuide.name")),
+    ("ig-r4.json", None, ("required", "ImplementationGuide.status")),
+    ("uscore_bundle_patient_355.json", 266,
+     ("structure", "Observation.effectivePeriod.stop")),
+]
+
+
+@pytest.mark.parametrize(("file_name", "entry", "expected"), KNOWN_DEFECTS)
+def test_known_defects_are_real(strict_validator: Validator, file_name: str,
+                                entry: int | None, expected: tuple[str, str]) -> None:
+    """The tolerated defects are genuine: the strict validator reports them."""
+    folder = EXAMPLES if entry is None else US_CORE
+    if not (folder / file_name).is_file():
+        pytest.skip(f"{file_name} not available")
+    resource = _load(folder / file_name)
+    if entry is not None:
+        resource = resource["entry"][entry]["resource"]
+    found = {(i.code, i.expression[0]) for i in strict_validator.issues(resource)}
+    assert expected in found
