@@ -42,9 +42,13 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     #: deepest accepted JSON nesting.
     max_json_depth: int = 64
-    #: default and largest page size of history (and later search) bundles.
+    #: default and largest page size of search and history bundles.
     default_page_size: int = 20
     max_page_size: int = 1000
+    #: most resources ``_include``/``_revinclude`` add to one page.
+    max_includes: int = 1000
+    #: statement timeout of one search, in milliseconds (0 = the general timeout).
+    search_timeout_ms: int = 10_000
     host: str = "0.0.0.0"
     port: int = 3000
     workers: int = 1

@@ -71,3 +71,14 @@ def write_response(request: Request, result: WriteResult, neg: Negotiated,
         return fhir_response(outcome("information", "informational", text), neg, status,
                              headers)
     return stored_response(version.content, neg, status, headers)
+
+
+def delete_response(request: Request, result: WriteResult, neg: Negotiated,
+                    what: str) -> Response:
+    """Answer a delete: 204, or 200 with an OperationOutcome when the client prefers one."""
+    deleted = result.outcome == "deleted" and result.version is not None
+    headers = version_headers(result.version) if deleted and result.version else {}
+    if prefer_return(request.headers.get("prefer")) == "OperationOutcome":
+        text = f"{what} deleted" if deleted else f"{what}: nothing to delete"
+        return fhir_response(outcome("information", "informational", text), neg, 200, headers)
+    return Response(status_code=204, headers=headers)

@@ -7,14 +7,15 @@ from starlette.responses import Response
 
 from fhir_server.api.deps import (
     context,
+    delete_response,
     if_match,
     json_body,
     version_headers,
     write_response,
 )
 from fhir_server.api.subsetting import subset_response
-from fhir_server.http.headers import parse_etag, parse_http_date, prefer_return
-from fhir_server.http.responses import Negotiated, fhir_response, outcome, stored_response
+from fhir_server.http.headers import parse_etag, parse_http_date
+from fhir_server.http.responses import Negotiated, stored_response
 from fhir_server.service import read as read_service
 from fhir_server.service import write as write_service
 from fhir_server.service.repository import StoredVersion
@@ -78,10 +79,4 @@ async def delete(resource_type: str, id: str, request: Request) -> Response:
     """delete: 204, or 200 with an OperationOutcome when the client prefers one."""
     neg = Negotiated.from_request(request)
     result = await write_service.delete(context(request), resource_type, id, if_match(request))
-    headers = version_headers(result.version) if result.outcome == "deleted" and \
-        result.version is not None else {}
-    if prefer_return(request.headers.get("prefer")) == "OperationOutcome":
-        text = (f"{resource_type}/{id} deleted" if result.outcome == "deleted"
-                else f"{resource_type}/{id} did not exist or was already deleted")
-        return fhir_response(outcome("information", "informational", text), neg, 200, headers)
-    return Response(status_code=204, headers=headers)
+    return delete_response(request, result, neg, f"{resource_type}/{id}")

@@ -20,5 +20,5 @@ async def metadata(request: Request) -> Response:
     if getattr(state, "capability", None) is None:
         ctx = context(request)
         state.capability = build_capability(state.capability_dir, ctx.resource_types,
-                                            base_url(request))
+                                            base_url(request), ctx.search.registry)
     return fhir_response(state.capability, neg)

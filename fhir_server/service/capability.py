@@ -10,14 +10,40 @@ from typing import Any
 import orjson
 
 from fhir_server import __version__
+from fhir_server.search.registry import Registry
 
 #: Instance and type interactions every resource type supports.
 TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance",
-                     "history-type", "create")
+                     "history-type", "create", "search-type")
+#: Parameters every type supports, listed once at the rest level.
+COMMON = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
+SEARCH_DOC = (
+    "Search: every parameter listed per type, with chaining, _has, _include/_revinclude "
+    "(:iterate, *), _sort on any listed parameter, _count (default 20, at most 1000), "
+    "keyset paging through next/previous links, _summary, _elements, and _total: the "
+    "default is _total=none (no total); ask for _total=accurate or _total=estimate. "
+    "Unknown parameters are ignored (and left out of the self link) unless the request "
+    "carries Prefer: handling=strict.")
+
+
+def _params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
+    out = []
+    for code, param in sorted(registry.params(rtype).items()):
+        if code in COMMON or param.status != "active":
+            continue
+        if param.extract is None and code not in ("_id", "_lastUpdated"):
+            continue
+        entry: dict[str, Any] = {"name": code, "type": param.type}
+        if param.url:
+            entry["definition"] = param.url
+        if param.description:
+            entry["documentation"] = param.description[:500]
+        out.append(entry)
+    return out
 
 
 def build_capability(capability_dir: Path, resource_types: Iterable[str],
-                     base_url: str | None) -> dict[str, Any]:
+                     base_url: str | None, registry: Registry) -> dict[str, Any]:
     """The server's CapabilityStatement, from ``CapabilityStatement-server.json``."""
     statement: dict[str, Any] = orjson.loads(
         (capability_dir / "CapabilityStatement-server.json").read_bytes())
@@ -26,19 +52,31 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str],
     if base_url:
         statement["implementation"]["url"] = base_url
     rest = statement["rest"][0]
-    rest["resource"] = [
-        {
+    rest["documentation"] = f"{rest.get('documentation', '')} {SEARCH_DOC}".strip()
+    rest.setdefault("interaction", []).append({"code": "search-system"})
+    any_type = next(iter(sorted(resource_types)))
+    rest["searchParam"] = [
+        {"name": code, "type": p.type, "definition": p.url}
+        for code in COMMON if (p := registry.get(any_type, code)) is not None
+    ]
+    resources = []
+    for name in sorted(resource_types):
+        references = sorted(c for c, p in registry.params(name).items()
+                            if p.type == "reference")
+        resources.append({
             "type": name,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
             "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": False,
+            "conditionalCreate": True,
             "conditionalRead": "full-support",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
-        }
-        for name in sorted(resource_types)
-    ]
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchInclude": ["*", *(f"{name}:{c}" for c in references)],
+            "searchRevInclude": ["*"],
+            "searchParam": _params(registry, name),
+        })
+    rest["resource"] = resources
     return statement

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fhir_server.errors import BadRequest, NotFound
+from fhir_server.search.base import SearchContext
+from fhir_server.search.compile import Compiler
+from fhir_server.search.index import IndexBuilder
+from fhir_server.search.parse import Parser
+from fhir_server.search.registry import Registry
 from fhir_server.service.repository import Repository
 from fhir_server.settings import Settings
 
@@ -22,6 +27,18 @@ class ResourceValidator(Protocol):
 
 
 @dataclass(frozen=True)
+class SearchServices:
+    """The search machinery built once at start."""
+
+    registry: Registry
+    parser: Parser
+    compiler: Compiler
+    indexer: IndexBuilder
+    #: a template; per request the base URL and clock are filled in
+    context: SearchContext
+
+
+@dataclass(frozen=True)
 class ServiceContext:
     """The repository, validator and facts about resource types a service call uses."""
 
@@ -30,6 +47,9 @@ class ServiceContext:
     validator: ResourceValidator
     resource_types: frozenset[str]
     definitions: Any
+    search: SearchServices
+    #: compartment type -> resource type -> parameter codes
+    compartments: dict[str, dict[str, tuple[str, ...]]]
 
     def check_type(self, resource_type: str) -> None:
         """NotFound unless ``resource_type`` is a concrete R4 resource type."""

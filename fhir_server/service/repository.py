@@ -7,12 +7,16 @@ know about SQL, connections or psycopg.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from fhir_server.search.compile import Query
 
 WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
-WriteOutcome = Literal["created", "updated", "unchanged", "deleted", "absent"]
+WriteOutcome = Literal["created", "updated", "unchanged", "deleted", "absent", "found"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,14 @@ class StoredVersion:
     deleted: bool
     content: str | None
     method: WriteMethod | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    """A current resource found by a search, with its row id (for includes and paging)."""
+
+    rid: int
+    version: StoredVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,65 @@ class HistoryPage:
     total: int | None = None
 
 
+@dataclass(frozen=True)
+class Job:
+    """One background job as stored."""
+
+    id: int
+    kind: str
+    params: dict[str, Any]
+    status: str
+    cursor: int
+    processed: int
+    total: int | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobStore(Protocol):
+    """Background job rows and the resource scans that reindexing needs."""
+
+    async def create(self, kind: str, params: dict[str, Any], total: int,
+                     building_urls: list[str]) -> Job:
+        """Queue a job; the custom parameters it will complete are marked building."""
+        ...
+
+    async def get(self, job_id: int) -> Job | None:
+        """One job, or None."""
+        ...
+
+    async def claim(self, kind: str, lease_seconds: float) -> Job | None:
+        """Take the oldest queued job, or a running one whose lease expired."""
+        ...
+
+    async def count(self, resource_types: list[str] | None) -> int:
+        """Current resources of the given types (all when None)."""
+        ...
+
+    async def batch(self, after: int, resource_types: list[str] | None,
+                    limit: int) -> list[tuple[int, str]]:
+        """The next current resources by rid after ``after``: (rid, content)."""
+        ...
+
+    async def write_batch(self, job_id: int, rows: list[tuple[int, dict[str, Any]]],
+                          cursor: int, lease_seconds: float) -> bool:
+        """Replace index rows of a batch and advance the job; False if it was taken away."""
+        ...
+
+    async def finish(self, job_id: int, status: str, error: str | None = None) -> None:
+        """End a job."""
+        ...
+
+    async def custom_parameters(self) -> list[tuple[dict[str, Any], str]]:
+        """Stored active SearchParameter resources with their build state."""
+        ...
+
+    async def custom_version(self) -> tuple[Any, ...]:
+        """A value that changes whenever stored SearchParameters or their states change."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     """What the readiness probe found."""
@@ -67,8 +138,8 @@ class Readiness:
     migrations: str
 
 
-class Repository(Protocol):
-    """Persistence of FHIR resources, one method per interaction."""
+class Session(Protocol):
+    """Persistence of FHIR resources, one method per interaction, on one connection."""
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version (possibly a deletion tombstone), or None if never stored."""
@@ -79,19 +150,54 @@ class Repository(Protocol):
         ...
 
     async def write(self, resource_type: str, id: str, content: str | None,
-                    method: WriteMethod, if_match: int | None = None) -> WriteResult:
-        """Create, update or delete one resource atomically.
+                    method: WriteMethod, if_match: int | None = None,
+                    index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
+        """Create, update or delete one resource and its search index rows atomically.
 
         ``content`` is the resource's JSON text as received (already validated); the
-        store sets its ``id`` and its ``meta.versionId``/``meta.lastUpdated``.
-
-        Raises ``PreconditionFailed`` when ``if_match`` is stale and ``Conflict`` when a
-        POST finds the id taken.
+        store sets its ``id`` and its ``meta.versionId``/``meta.lastUpdated``. Raises
+        ``PreconditionFailed`` when ``if_match`` is stale and ``Conflict`` when a POST
+        finds the id taken.
         """
         ...
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """A page of history entries, newest first."""
+        ...
+
+    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
+                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
+        """Matches of a compiled search with the sort values of each."""
+        ...
+
+    async def search_total(self, query: Query) -> int:
+        """The exact number of matches of a compiled search."""
+        ...
+
+    async def search_estimate(self, query: Query) -> int:
+        """The planner's estimate of the number of matches."""
+        ...
+
+    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
+                      limit: int) -> list[SearchRow]:
+        """Resources referenced by ``rids`` through the reference parameters ``p_values``."""
+        ...
+
+    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+                         limit: int) -> list[SearchRow]:
+        """Resources referring to ``targets`` (type, id) through ``p_values``."""
+        ...
+
+    async def lock(self, *key: str) -> None:
+        """Serialize conditional interactions on ``key`` until the transaction ends."""
+        ...
+
+
+class Repository(Session, Protocol):
+    """The Session methods on pooled connections, plus transactions and readiness."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A Session whose calls share one database transaction."""
         ...
 
     async def readiness(self) -> Readiness:

@@ -40,8 +40,19 @@ def test_metadata(client: httpx.Client) -> None:
     for name in ("Patient", "Encounter", "Appointment", "DocumentReference"):
         codes = {i["code"] for i in resources[name]["interaction"]}
         assert codes == {"read", "vread", "update", "delete", "history-instance",
-                         "history-type", "create"}
-    assert {"code": "history-system"} in statement["rest"][0]["interaction"]
+                         "history-type", "create", "search-type"}
+        assert resources[name]["conditionalCreate"] is True
+        assert resources[name]["conditionalDelete"] == "single"
+        names = {p["name"] for p in resources[name]["searchParam"]}
+        assert "patient" in names or name == "Patient"
+    assert {p["name"] for p in resources["Patient"]["searchParam"]} >= {
+        "name", "family", "given", "birthdate", "gender", "identifier", "organization"}
+    rest = statement["rest"][0]
+    assert {"code": "history-system"} in rest["interaction"]
+    assert {"code": "search-system"} in rest["interaction"]
+    assert {p["name"] for p in rest["searchParam"]} == {
+        "_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"}
+    assert "_total=none" in rest["documentation"]
 
 
 def test_docs_and_openapi(root_client: httpx.Client) -> None:

@@ -54,7 +54,7 @@ def test_serve_refuses_a_database_ahead_of_its_files(scratch_url: str) -> None:
         conn.execute(
             "INSERT INTO flyway_schema_history (installed_rank, version, description, type,"
             " script, checksum, installed_by, execution_time, success)"
-            " VALUES (2, '999', 'from the future', 'SQL', 'V999__from_the_future.sql', 1,"
+            " VALUES (999, '999', 'from the future', 'SQL', 'V999__from_the_future.sql', 1,"
             " 'test', 1, true)")
     refused = _cli("serve", "--port", str(_free_port()), DATABASE_URL=scratch_url,
                    LOG_FORMAT="text")

@@ -1,0 +1,1 @@
+"""Benchmarks of the FHIR server against bare baselines (see bench/README.md)."""

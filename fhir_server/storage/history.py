@@ -1,0 +1,55 @@
+"""The history query: instance, type or system level, keyset-paged newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from fhir_server.service.repository import HistoryQuery
+
+
+def history_statement(query: HistoryQuery
+                      ) -> tuple[sql.Composable, list[Any], sql.Composable | None]:
+    """(page statement without its LIMIT value, parameters, count statement or None).
+
+    The page statement ends with ``LIMIT %s``: append the page size (plus one, to know
+    whether there is a next page) to the parameters. Instance history also gets a
+    count statement, since its total is cheap and useful.
+    """
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    if query.resource_type is not None:
+        conditions.append(sql.SQL("h.resource_type = %s"))
+        params.append(query.resource_type)
+    if query.id is not None:
+        conditions.append(sql.SQL("h.id = %s"))
+        params.append(query.id)
+    if query.since is not None:
+        conditions.append(sql.SQL("h.last_updated >= %s"))
+        params.append(query.since)
+    if query.at is not None:
+        start, end = query.at
+        # Versions current at some moment of [start, end): begun before the end and not
+        # superseded before the start.
+        conditions.append(sql.SQL(
+            "h.last_updated < %s AND NOT EXISTS (SELECT 1 FROM resource_history n"
+            " WHERE n.resource_type = h.resource_type AND n.id = h.id"
+            " AND n.version_id = h.version_id + 1 AND n.last_updated <= %s)"
+        ))
+        params += [end, start]
+    count_where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
+    count = None
+    if query.id is not None and query.after is None:
+        count = sql.SQL("SELECT count(*) FROM resource_history h WHERE {}").format(count_where)
+    page_params = list(params)
+    if query.after is not None:
+        conditions.append(sql.SQL("(h.last_updated, h.hid) < (%s, %s)"))
+        page_params += list(query.after)
+    where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
+    stmt = sql.SQL(
+        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.method,"
+        " h.content::text, h.hid FROM resource_history h WHERE {}"
+        " ORDER BY h.last_updated DESC, h.hid DESC LIMIT %s"
+    ).format(where)
+    return stmt, page_params, count

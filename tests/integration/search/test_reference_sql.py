@@ -1,0 +1,208 @@
+"""Reference predicates and the chain/_has/_include helpers against real rows.
+
+Expectations are written by hand from the search specification's reference section.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from fhir_server.search.base import Node, SearchContext
+from fhir_server.search.hashing import param_key
+from fhir_server.search.reference import (
+    REFERENCE,
+    chain_exists,
+    has_exists,
+    identifier_nodes,
+    identifier_param_key,
+    include_query,
+    revinclude_query,
+)
+from fhir_server.search.token import TOKEN
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BASE = "https://h.example/fhir"
+P = param_key("Observation", "subject")
+P_ID = identifier_param_key("Observation", "subject")
+Q = "http://q.org/Questionnaire/intake"
+
+#: rid -> the subject node of an Observation with that rid
+SUBJECTS: dict[int, Node] = {
+    1: Node({"reference": "Patient/1"}, "Reference"),
+    2: Node({"reference": f"{BASE}/Patient/1"}, "Reference"),
+    3: Node({"reference": "Patient/2/_history/3"}, "Reference"),
+    4: Node({"reference": "Group/1"}, "Reference"),
+    5: Node({"reference": "http://other.org/fhir/Patient/1"}, "Reference"),
+    6: Node({"reference": "http://other.org/fhir/Patient/1/_history/7"}, "Reference"),
+    7: Node({"reference": "#contained"}, "Reference"),
+    8: Node({"identifier": {"system": "urn:mrn", "value": "v8"}}, "Reference"),
+    9: Node(f"{Q}|1.0", "canonical"),
+    10: Node(f"{Q}|1.1", "canonical"),
+    11: Node(f"{Q}|2.0", "canonical"),
+    12: Node(Q, "canonical"),
+    13: Node(f"{BASE}/Questionnaire/q1|3", "canonical"),
+    14: Node({"reference": "Practitioner/1", "identifier": {"value": "v14"}}, "Reference"),
+    15: Node({"reference": "Patient/10"}, "Reference"),
+    16: Node({"reference": "urn:uuid:abc"}, "Reference"),
+}
+#: rid -> (type, id, deleted) of the referenced resources
+TARGETS = {101: ("Patient", "1", False), 102: ("Patient", "2", False),
+           103: ("Group", "1", False), 104: ("Practitioner", "1", False),
+           105: ("Patient", "10", True)}
+ALL_TYPES = ("Patient", "Group", "Practitioner")
+
+
+def admin_url(request: pytest.FixtureRequest) -> str:
+    """DATABASE_URL, else the local server if it answers, else the embedded PostgreSQL."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    try:
+        with psycopg.connect(DEFAULT_URL, connect_timeout=3):
+            return DEFAULT_URL
+    except psycopg.OperationalError:
+        return str(request.getfixturevalue("database_url"))
+
+
+@pytest.fixture(scope="module")
+def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
+    """A scratch database with the resource and index tables, dropped afterwards."""
+    admin = admin_url(request)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"tok_test_reference_{worker}_{os.getpid()}"
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(drop)
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name),
+                             autocommit=True) as c:
+            for script in ("V1__init.sql", "V2__search_index.sql"):  # V2 builds on V1
+                c.execute((ROOT / "migrations" / script).read_text())
+            yield c
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(drop)
+
+
+@pytest.fixture(scope="module")
+def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """The scratch database with reference, identifier and resource rows."""
+    ctx = SearchContext(base_url=BASE)
+    ref_names = ("p", *(c for c, _ in REFERENCE.columns))
+    tok_names = ("p", *(c for c, _ in TOKEN.columns))
+    insert = ("INSERT INTO resource (rid, resource_type, id, version_id, last_updated,"
+              " deleted, content) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, 1, now(), %s, %s)")
+    for rid, node in SUBJECTS.items():
+        conn.execute(insert, [rid, "Observation", f"o{rid}", False, Jsonb({})])
+        index = {"reference": [dict(zip(ref_names, r, strict=True))
+                               for r in REFERENCE.rows(P, [node], ctx)],
+                 "token": [dict(zip(tok_names, r, strict=True))
+                           for r in TOKEN.rows(P_ID, identifier_nodes([node]), ctx)]}
+        conn.execute("SELECT fhir_write_index(%s, %s, true)", [rid, Jsonb(index)])
+    for rid, (rtype, rid_id, deleted) in TARGETS.items():
+        conn.execute(insert, [rid, rtype, rid_id, deleted, None if deleted else Jsonb({})])
+    return conn
+
+
+def found(db: psycopg.Connection[Any], values: list[str], modifier: str | None = None,
+          targets: tuple[str, ...] = ALL_TYPES) -> set[int]:
+    """The rids the predicate selects."""
+    ctx = SearchContext(base_url=BASE, targets=targets)
+    pred, params = REFERENCE.predicate(P, modifier, values, sql.Identifier("a"), ctx)
+    query = sql.SQL("SELECT DISTINCT a.rid FROM idx_reference a WHERE {}").format(pred)
+    return {r[0] for r in db.execute(query, params)}
+
+
+CASES: list[tuple[list[str], str | None, tuple[str, ...], set[int]]] = [
+    (["Patient/1"], None, ALL_TYPES, {1, 2}),
+    ([f"{BASE}/Patient/1"], None, ALL_TYPES, {1, 2}),
+    ([f"{BASE}/Patient/1/_history/9"], None, ALL_TYPES, set()),
+    (["1"], None, ("Patient",), {1, 2}),
+    (["1"], None, ALL_TYPES, {1, 2, 4, 14}),
+    (["1"], None, (), {1, 2, 4, 14}),
+    (["1"], "Patient", ALL_TYPES, {1, 2}),
+    (["1"], "Group", ALL_TYPES, {4}),
+    (["Group/1"], "Group", ALL_TYPES, {4}),
+    (["Patient/2"], None, ALL_TYPES, {3}),
+    (["Patient/2/_history/3"], None, ALL_TYPES, {3}),
+    (["Patient/2/_history/4"], None, ALL_TYPES, set()),
+    (["http://other.org/fhir/Patient/1"], None, ALL_TYPES, {5, 6}),
+    (["http://other.org/fhir/Patient/1/_history/7"], None, ALL_TYPES, {6}),
+    (["Patient/1", "Group/1", "Practitioner/1"], None, ALL_TYPES, {1, 2, 4, 14}),
+    (["Patient/10", "2"], None, ("Patient",), {3, 15}),
+    ([Q], None, ALL_TYPES, {9, 10, 11, 12}),
+    ([f"{Q}|1.0"], None, ALL_TYPES, {9}),
+    ([f"{Q}|1.0", f"{Q}|2.0"], None, ALL_TYPES, {9, 11}),
+    ([f"{Q}|1"], None, ALL_TYPES, set()),
+    ([f"{Q}|1"], "below", ALL_TYPES, {9, 10}),
+    ([f"{Q}|2"], "below", ALL_TYPES, {11}),
+    ([Q], "below", ALL_TYPES, {9, 10, 11, 12}),
+    (["Questionnaire/q1"], None, ALL_TYPES, {13}),
+    ([f"{BASE}/Questionnaire/q1"], None, ALL_TYPES, {13}),
+    ([f"{BASE}/Questionnaire/q1|3"], None, ALL_TYPES, {13}),
+    ([f"{BASE}/Questionnaire/q1|4"], None, ALL_TYPES, set()),
+    (["urn:uuid:abc"], None, ALL_TYPES, {16}),
+    (["contained"], None, (), set()),
+    ([f"Patient/x{i}" for i in range(300)] + ["Patient/1"], None, ALL_TYPES, {1, 2}),
+]
+
+
+@pytest.mark.parametrize(("values", "modifier", "targets", "expected"), CASES,
+                         ids=[f"{c[1]}:{','.join(c[0])[:60]}" for c in CASES])
+def test_reference_search(db: psycopg.Connection[Any], values: list[str],
+                          modifier: str | None, targets: tuple[str, ...],
+                          expected: set[int]) -> None:
+    assert found(db, values, modifier, targets) == expected
+
+
+def test_identifier_modifier_through_tokens(db: psycopg.Connection[Any]) -> None:
+    def by_identifier(value: str) -> set[int]:
+        pred, params = TOKEN.predicate(P_ID, None, [value], sql.Identifier("a"),
+                                       SearchContext())
+        query = sql.SQL("SELECT DISTINCT a.rid FROM idx_token a WHERE {}").format(pred)
+        return {r[0] for r in db.execute(query, params)}
+
+    assert by_identifier("urn:mrn|v8") == {8}
+    assert by_identifier("v14") == {14}
+    assert by_identifier("urn:mrn|v14") == set()
+
+
+def test_chain_and_has(db: psycopg.Connection[Any]) -> None:
+    res, ref, t = sql.Identifier("res"), sql.Identifier("ref"), sql.Identifier("t")
+
+    def chained(target_id: str) -> set[int]:
+        inner = (sql.SQL("{}.id = %s").format(t), [target_id])
+        cond, params = chain_exists(P, res, ["Patient"], ref, t, inner)
+        query = sql.SQL("SELECT res.rid FROM resource res WHERE {}").format(cond)
+        return {r[0] for r in db.execute(query, params)}
+
+    assert chained("1") == {1, 2}
+    assert chained("2") == {3}
+    assert chained("10") == set()  # the target is deleted
+
+    source = sql.Identifier("s")
+    inner = (sql.SQL("{}.rid = ANY(%s)").format(source), [[3, 4]])
+    cond, params = has_exists(P, res, ref, source, inner)
+    query = sql.SQL("SELECT res.rid FROM resource res WHERE {}").format(cond)
+    assert {r[0] for r in db.execute(query, params)} == {102, 103}
+
+
+def test_include_and_revinclude(db: psycopg.Connection[Any]) -> None:
+    def rids(fragment: tuple[Any, list[Any]]) -> set[int]:
+        return {r[0] for r in db.execute(fragment[0], fragment[1])}
+
+    assert rids(include_query([P], [1, 3, 4, 15])) == {101, 102, 103}
+    assert rids(include_query([P], [1, 3, 4, 15], "Patient")) == {101, 102}
+    assert rids(include_query([P_ID], [1, 3])) == set()
+    assert rids(revinclude_query([P], [101])) == {1, 2}
+    assert rids(revinclude_query([P], [101, 104, 105])) == {1, 2, 14, 15}
