@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +16,7 @@ from starlette.responses import Response
 
 from fhir_server import __version__
 from fhir_server.api import (
+    bundle,
     docs,
     history,
     instance,
@@ -26,43 +26,17 @@ from fhir_server.api import (
     search,
     type,
 )
-from fhir_server.definitions import Definitions
 from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
 from fhir_server.http.responses import error_response
 from fhir_server.logs import configure_logging
 from fhir_server.paths import data_dir
-from fhir_server.search.base import SearchContext
-from fhir_server.search.compile import Compiler
-from fhir_server.search.fhirpath import Extractor
-from fhir_server.search.index import IndexBuilder
-from fhir_server.search.kinds import index_types
-from fhir_server.search.parse import Parser
-from fhir_server.search.registry import Registry
-from fhir_server.search.valuesets import ValueSets
-from fhir_server.service.compartment import load_compartments
-from fhir_server.service.context import SearchServices, ServiceContext
+from fhir_server.runtime import build_context
 from fhir_server.service.reindex import JobRunner
 from fhir_server.settings import Settings, load_settings
 from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.pool import make_pool
-from fhir_server.storage.repository import PgRepository
-from fhir_server.validation import Validator
 
 log = logging.getLogger(__name__)
-
-
-def build_search(settings: Settings, definitions: Definitions,
-                 profiles: Path) -> SearchServices:
-    """The search registry, parser, compiler and index builder."""
-    registry = Registry.load(data_dir("search"), definitions.resource_types,
-                             Extractor(definitions))
-    registry.freeze_base()
-    kinds = index_types()
-    context = SearchContext(base_url=settings.fhir_base_url.rstrip("/"),
-                            expand_valueset=ValueSets(profiles))
-    return SearchServices(registry=registry, parser=Parser(registry),
-                          compiler=Compiler(kinds, registry.get),
-                          indexer=IndexBuilder(registry, kinds, context), context=context)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,34 +45,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        profiles = data_dir("profiles")
-        definitions = Definitions.load(profiles)
-        validator = Validator.load(profiles, definitions=definitions)
-        search = build_search(settings, definitions, profiles)
         pool = make_pool(settings)
         # Do not wait for connections: the process must come up (and answer liveness)
         # while the database is away; readiness reports it.
         await pool.open(wait=False)
-        app.state.ctx = ServiceContext(
-            settings=settings,
-            repository=PgRepository(pool, data_dir("migrations"),
-                                    settings.search_timeout_ms),
-            validator=validator,
-            resource_types=definitions.resource_types,
-            definitions=definitions,
-            search=search,
-            compartments=load_compartments(data_dir("search")),
-        )
+        app.state.ctx = build_context(settings, pool)
         app.state.jobs = PgJobs(pool)
         runner = JobRunner(app.state.ctx, app.state.jobs)
         jobs_task = asyncio.create_task(runner.loop(), name="background-jobs")
         app.state.capability_dir = data_dir("capability")
         app.state.capability = None
+        ctx = app.state.ctx
         app.state.openapi = docs.openapi_provider(
-            sorted(definitions.resource_types), version=__version__,
+            sorted(ctx.resource_types), version=__version__,
             search_params={t: [(c, p.type, p.description[:200])
-                               for c, p in sorted(search.registry.params(t).items())]
-                           for t in definitions.resource_types})
+                               for c, p in sorted(ctx.search.registry.params(t).items())]
+                           for t in ctx.resource_types})
         try:
             yield
         finally:
@@ -138,8 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, unexpected)
 
     # Order matters: fixed paths (metadata, _history, _search) before {resource_type}.
-    for router in (operator.router, metadata.router, operations.router, history.router,
-                   search.router, type.router, instance.router):
+    for router in (operator.router, metadata.router, operations.router, bundle.router,
+                   history.router, search.router, type.router, instance.router):
         app.include_router(router)
     app.include_router(docs.docs_router(lambda: app.state.openapi()))
     return app

@@ -14,6 +14,8 @@ from fhir_server.http.responses import Negotiated, fhir_response, outcome, store
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion, WriteResult
 
+JSON_PATCH = "application/json-patch+json"
+
 
 def context(request: Request) -> ServiceContext:
     """The ServiceContext built in the lifespan."""
@@ -37,6 +39,18 @@ async def json_body(request: Request) -> tuple[Any, str]:
                              settings.max_body_bytes)
     value = parse_json(raw, settings.max_json_depth)
     return value, raw.decode("utf-8-sig")
+
+
+async def patch_body(request: Request) -> tuple[str, Any]:
+    """A PATCH body: (media type, parsed JSON); JSON Patch or FHIR JSON (Parameters)."""
+    settings = context(request).settings
+    content_type = request.headers.get("content-type") or ""
+    media = content_type.split(";")[0].strip().lower()
+    if media != JSON_PATCH:
+        check_body_media_type(content_type)
+    raw = await read_limited(request.stream(), request.headers.get("content-length"),
+                             settings.max_body_bytes)
+    return media, parse_json(raw, settings.max_json_depth)
 
 
 def if_match(request: Request) -> int | None:

@@ -10,6 +10,7 @@ from fhir_server.api.deps import (
     delete_response,
     if_match,
     json_body,
+    patch_body,
     version_headers,
     write_response,
 )
@@ -72,6 +73,16 @@ async def update(resource_type: str, id: str, request: Request) -> Response:
     result = await write_service.update(context(request), resource_type, id, body, text,
                                         if_match(request))
     return write_response(request, result, neg, 201 if result.outcome == "created" else 200)
+
+
+@router.patch("/fhir/{resource_type}/{id}")
+async def patch(resource_type: str, id: str, request: Request) -> Response:
+    """patch: JSON Patch or FHIRPath Patch (Parameters); the result is validated."""
+    neg = Negotiated.from_request(request)
+    media, body = await patch_body(request)
+    result = await write_service.patch(context(request), resource_type, id, media, body,
+                                       if_match(request))
+    return write_response(request, result, neg, 200)
 
 
 @router.delete("/fhir/{resource_type}/{id}")

@@ -10,6 +10,7 @@ from fhir_server.api.deps import (
     delete_response,
     if_match,
     json_body,
+    patch_body,
     write_response,
 )
 from fhir_server.errors import BadRequest
@@ -46,6 +47,17 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
     result = await write_service.conditional_update(context(request), resource_type,
                                                     criteria, body, text, if_match(request))
     return write_response(request, result, neg, 201 if result.outcome == "created" else 200)
+
+
+@router.patch("/fhir/{resource_type}")
+async def conditional_patch(resource_type: str, request: Request) -> Response:
+    """Conditional patch: ``PATCH /Type?criteria`` patches the single match."""
+    neg = Negotiated.from_request(request)
+    criteria = _criteria(request)
+    media, body = await patch_body(request)
+    result = await write_service.conditional_patch(context(request), resource_type, criteria,
+                                                   media, body, if_match(request))
+    return write_response(request, result, neg, 200)
 
 
 @router.delete("/fhir/{resource_type}")

@@ -33,6 +33,7 @@ class Runner(Protocol):
         """The nodes selected from ``context``."""
         ...
 
+
 #: (child key or None, FHIR type or None for "the value's resourceType", allowed Python types)
 Fan = tuple[str | None, str | None, tuple[type, ...]]
 
@@ -111,7 +112,8 @@ def same_literal(value: Any, literal: Any) -> bool:
 
 
 def child_op(key: str) -> Op:
-    """Select ``key`` of every object item, flattening arrays and dropping nulls."""
+    """Select ``key`` of every object item, flattening arrays (null slots stay until a
+    later dict check or the final type check drops them)."""
     def op(items: list[Any], resource: Any) -> list[Any]:
         out: list[Any] = []
         for item in items:
@@ -120,7 +122,7 @@ def child_op(key: str) -> Op:
                 if value is None:
                     continue
                 if isinstance(value, list):
-                    out.extend(value)  # null slots are dropped by later checks
+                    out.extend(value)
                 else:
                     out.append(value)
         return out

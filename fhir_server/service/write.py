@@ -1,11 +1,20 @@
-"""create, update and delete, plain and conditional: checks before anything is stored,
-then one atomic write of the resource with its search index rows."""
+"""create, update, patch and delete, plain and conditional: checks before anything is
+stored, then one atomic write of the resource with its search index rows.
+
+Every function takes an optional ``session``: inside a transaction Bundle all entries
+share one; otherwise a write is a single statement and a conditional interaction opens
+its own transaction (search and write under one advisory lock).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
+
+import orjson
 
 from fhir_server.errors import BadRequest, NotFound, PreconditionFailed
 from fhir_server.search.index import IndexRows
@@ -39,9 +48,22 @@ def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> Ind
     return ctx.search.indexer.rows(body)
 
 
-async def _matches(ctx: ServiceContext, session: Session, resource_type: str,
-                   criteria: str) -> list[SearchRow]:
-    """Up to two current resources matching a conditional interaction's criteria."""
+@asynccontextmanager
+async def _transaction(ctx: ServiceContext, session: Session | None) -> AsyncIterator[Session]:
+    """The caller's session, or a new transaction when there is none."""
+    if session is not None:
+        yield session
+        return
+    async with ctx.repository.transaction() as own:
+        yield own
+
+
+async def matches(ctx: ServiceContext, session: Session, resource_type: str,
+                  criteria: str) -> list[SearchRow]:
+    """Up to two current resources matching a conditional interaction's criteria.
+
+    Unknown parameters are errors here (ignoring one could pick the wrong resource).
+    """
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not pairs:
         raise BadRequest("a conditional interaction needs search criteria")
@@ -54,26 +76,29 @@ async def _matches(ctx: ServiceContext, session: Session, resource_type: str,
 
 
 async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
-                 if_none_exist: str | None = None) -> WriteResult:
+                 if_none_exist: str | None = None, session: Session | None = None,
+                 id: str | None = None) -> WriteResult:
     """The create interaction: a server-assigned id (a client's id is ignored, per spec).
 
     With ``if_none_exist`` (conditional create) an existing single match is returned
-    as outcome ``found`` and nothing is written; several matches are a 412.
+    as outcome ``found`` and nothing is written; several matches are a 412. ``id`` is
+    an id the server chose beforehand (transactions map fullUrls to it).
     """
     ctx.check_type(resource_type)
-    new_id = str(uuid.uuid4())
+    new_id = id or str(uuid.uuid4())
     index = _prepare(ctx, resource_type, body, new_id)
     if if_none_exist is None:
-        return await ctx.repository.write(resource_type, new_id, text, "POST", index=index)
-    async with ctx.repository.transaction() as session:
-        await session.lock(resource_type, if_none_exist)
-        found = await _matches(ctx, session, resource_type, if_none_exist)
+        return await (session or ctx.repository).write(resource_type, new_id, text, "POST",
+                                                       index=index)
+    async with _transaction(ctx, session) as s:
+        await s.lock(resource_type, if_none_exist)
+        found = await matches(ctx, s, resource_type, if_none_exist)
         if len(found) > 1:
             raise PreconditionFailed(
                 f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
         if found:
             return WriteResult("found", found[0].version)
-        return await session.write(resource_type, new_id, text, "POST", index=index)
+        return await s.write(resource_type, new_id, text, "POST", index=index)
 
 
 async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, text: str,
@@ -89,51 +114,114 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
     if body["id"] != id:
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
     index = _prepare(ctx, resource_type, body, id)
-    store = session or ctx.repository
-    return await store.write(resource_type, id, text, method, if_match, index)
+    return await (session or ctx.repository).write(resource_type, id, text, method, if_match,
+                                                   index)
+
+
+async def conditional_target(ctx: ServiceContext, session: Session, resource_type: str,
+                             criteria: str, body_id: str | None) -> tuple[str, bool]:
+    """The id a conditional update writes to, and whether it already exists."""
+    await session.lock(resource_type, criteria)
+    found = await matches(ctx, session, resource_type, criteria)
+    if len(found) > 1:
+        raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
+    if found:
+        target = found[0].version.id
+        if body_id is not None and body_id != target:
+            raise BadRequest(f"the resource id {body_id!r} does not match the matching "
+                             f"{resource_type}/{target}")
+        return target, True
+    return body_id or str(uuid.uuid4()), False
 
 
 async def conditional_update(ctx: ServiceContext, resource_type: str, criteria: str,
-                             body: Any, text: str, if_match: int | None) -> WriteResult:
+                             body: Any, text: str, if_match: int | None,
+                             session: Session | None = None) -> WriteResult:
     """``PUT /Type?criteria``: update the single match, or create when there is none."""
     ctx.check_type(resource_type)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object holding a FHIR resource")
-    async with ctx.repository.transaction() as session:
-        await session.lock(resource_type, criteria)
-        found = await _matches(ctx, session, resource_type, criteria)
+    async with _transaction(ctx, session) as s:
+        target, _ = await conditional_target(ctx, s, resource_type, criteria, body.get("id"))
+        body["id"] = target
+        return await update(ctx, resource_type, target, body, text, if_match, session=s)
+
+
+async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: str,
+                patch_body: Any, if_match: int | None,
+                session: Session | None = None) -> WriteResult:
+    """The patch interaction: apply the patch to the current version, validate, store."""
+    from fhir_server.service.patch import apply_patch
+
+    ctx.check_type(resource_type)
+    if not valid_id(id):
+        raise NotFound(f"{resource_type}/{id} is not known")
+    async with _transaction(ctx, session) as s:
+        current = await s.read(resource_type, id)
+        if current is None or current.deleted or current.content is None:
+            raise NotFound(f"{resource_type}/{id} is not known")
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                f"If-Match version {if_match} is not the current version of "
+                f"{resource_type}/{id}")
+        resource = orjson.loads(current.content)
+        patched = apply_patch(resource, media_type, patch_body,
+                              definitions=ctx.definitions)
+        if patched.get("resourceType") != resource_type or patched.get("id") != id:
+            raise BadRequest("a patch must not change resourceType or id")
+        text = dumps(patched)
+        return await update(ctx, resource_type, id, patched, text, current.version_id,
+                            "PATCH", session=s)
+
+
+async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: str,
+                            media_type: str, patch_body: Any, if_match: int | None,
+                            session: Session | None = None) -> WriteResult:
+    """``PATCH /Type?criteria``: patch the single match (none: 404; several: 412)."""
+    ctx.check_type(resource_type)
+    async with _transaction(ctx, session) as s:
+        await s.lock(resource_type, criteria)
+        found = await matches(ctx, s, resource_type, criteria)
         if len(found) > 1:
             raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
-        if found:
-            target = found[0].version.id
-            if "id" in body and body["id"] != target:
-                raise BadRequest(f"the resource id {body['id']!r} does not match the "
-                                 f"matching {resource_type}/{target}")
-        else:
-            target = body.get("id") or str(uuid.uuid4())
-        body["id"] = target
-        return await update(ctx, resource_type, target, body, text, if_match,
-                            session=session)
+        if not found:
+            raise NotFound(f"no {resource_type} matches {criteria!r}")
+        return await patch(ctx, resource_type, found[0].version.id, media_type, patch_body,
+                           if_match, session=s)
 
 
 async def delete(ctx: ServiceContext, resource_type: str, id: str,
-                 if_match: int | None) -> WriteResult:
+                 if_match: int | None, session: Session | None = None) -> WriteResult:
     """The delete interaction; deleting a missing or deleted resource is a no-op."""
     ctx.check_type(resource_type)
     if not valid_id(id):
         raise NotFound(f"{resource_type}/{id} is not a valid resource id")
-    return await ctx.repository.write(resource_type, id, None, "DELETE", if_match)
+    return await (session or ctx.repository).write(resource_type, id, None, "DELETE",
+                                                   if_match)
 
 
-async def conditional_delete(ctx: ServiceContext, resource_type: str,
-                             criteria: str) -> WriteResult:
+async def conditional_delete(ctx: ServiceContext, resource_type: str, criteria: str,
+                             session: Session | None = None) -> WriteResult:
     """``DELETE /Type?criteria``: delete the single match (none: a no-op; several: 412)."""
     ctx.check_type(resource_type)
-    async with ctx.repository.transaction() as session:
-        await session.lock(resource_type, criteria)
-        found = await _matches(ctx, session, resource_type, criteria)
+    async with _transaction(ctx, session) as s:
+        await s.lock(resource_type, criteria)
+        found = await matches(ctx, s, resource_type, criteria)
         if len(found) > 1:
             raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
         if not found:
             return WriteResult("absent", None)
-        return await session.write(resource_type, found[0].version.id, None, "DELETE")
+        return await s.write(resource_type, found[0].version.id, None, "DELETE")
+
+
+def dumps(resource: Any) -> str:
+    """JSON text of a resource built in Python; Decimals keep every digit."""
+    return orjson.dumps(resource, default=_decimal).decode()
+
+
+def _decimal(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialize {type(value).__name__}")

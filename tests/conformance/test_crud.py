@@ -205,8 +205,10 @@ def test_unknown_type_and_id_are_404(client: httpx.Client) -> None:
 
 
 def test_method_not_allowed_is_405_operation_outcome(client: httpx.Client) -> None:
-    response = client.patch("/metadata", content=b"{}", headers=HEADERS)
+    response = client.post("/Patient/some-id", content=b"{}", headers=HEADERS)
     assert response.status_code == 405
+    assert client.put("/Patient/x/_history/1", content=b"{}", headers=HEADERS
+                      ).status_code == 405
     assert response.json()["resourceType"] == "OperationOutcome"
 
 

@@ -1,0 +1,54 @@
+"""Building the ServiceContext: shared by the web app and the command line (import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from fhir_server.definitions import Definitions
+from fhir_server.paths import data_dir
+from fhir_server.search.base import SearchContext
+from fhir_server.search.compile import Compiler
+from fhir_server.search.fhirpath import Extractor
+from fhir_server.search.index import IndexBuilder
+from fhir_server.search.kinds import index_types
+from fhir_server.search.parse import Parser
+from fhir_server.search.registry import Registry
+from fhir_server.search.valuesets import ValueSets
+from fhir_server.service.compartment import load_compartments
+from fhir_server.service.context import SearchServices, ServiceContext
+from fhir_server.settings import Settings
+from fhir_server.storage.repository import PgRepository
+from fhir_server.validation import Validator
+
+
+def build_search(settings: Settings, definitions: Definitions,
+                 profiles: Path) -> SearchServices:
+    """The search registry, parser, compiler and index builder."""
+    registry = Registry.load(data_dir("search"), definitions.resource_types,
+                             Extractor(definitions))
+    registry.freeze_base()
+    kinds = index_types()
+    context = SearchContext(base_url=settings.fhir_base_url.rstrip("/"),
+                            expand_valueset=ValueSets(profiles))
+    return SearchServices(registry=registry, parser=Parser(registry),
+                          compiler=Compiler(kinds, registry.get),
+                          indexer=IndexBuilder(registry, kinds, context), context=context)
+
+
+
+def build_context(settings: Settings, pool: AsyncConnectionPool) -> ServiceContext:
+    """Definitions, validator, search machinery and repository over ``pool``."""
+    profiles = data_dir("profiles")
+    definitions = Definitions.load(profiles)
+    validator = Validator.load(profiles, definitions=definitions)
+    return ServiceContext(
+        settings=settings,
+        repository=PgRepository(pool, data_dir("migrations"), settings.search_timeout_ms),
+        validator=validator,
+        resource_types=definitions.resource_types,
+        definitions=definitions,
+        search=build_search(settings, definitions, profiles),
+        compartments=load_compartments(data_dir("search")),
+    )
