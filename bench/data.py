@@ -297,7 +297,7 @@ def _head(raw: bytes) -> tuple[int, int]:
 
 
 async def _put_loop(host: str, port: int, netloc: str, queue: asyncio.Queue[bytes | None],
-                    stats: LoadStats, timeout: float) -> None:
+                    stats: LoadStats, request_timeout: float) -> None:
     """One keep-alive connection sending ``PUT /fhir/{type}/{id}`` from the queue."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -312,7 +312,7 @@ async def _put_loop(host: str, port: int, netloc: str, queue: asyncio.Queue[byte
                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
             for attempt in range(4):
                 writer.write(request)
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(request_timeout):
                     status, length = _head(await reader.readuntil(b"\r\n\r\n"))
                     answer = await reader.readexactly(length)
                 if status < 500 or attempt == 3:
@@ -334,13 +334,14 @@ async def _put_loop(host: str, port: int, netloc: str, queue: asyncio.Queue[byte
 
 
 async def _load(base_url: str, lines: Iterable[bytes], concurrency: int,
-                timeout: float, progress_every: int) -> LoadStats:
+                request_timeout: float, progress_every: int) -> LoadStats:
     url = urllib.parse.urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=concurrency * 4)
     stats = LoadStats()
     started = time.perf_counter()
-    workers = [asyncio.create_task(_put_loop(host, port, url.netloc, queue, stats, timeout))
+    workers = [asyncio.create_task(_put_loop(host, port, url.netloc, queue, stats,
+                                               request_timeout))
                for _ in range(concurrency)]
     try:
         next_report = progress_every

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from fhir_server.errors import BadRequest
 
@@ -24,9 +24,15 @@ def parse_etag(value: str, header: str = "If-Match") -> int:
     return int(match.group(1))
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(moment: datetime) -> str:
-    """An RFC 9110 IMF-fixdate, for Last-Modified."""
-    return format_datetime(moment.astimezone(UTC), usegmt=True)
+    """An RFC 9110 IMF-fixdate, for Last-Modified (on every read, so kept cheap)."""
+    m = moment.astimezone(UTC)
+    return (f"{_DAYS[m.weekday()]}, {m.day:02d} {_MONTHS[m.month - 1]} {m.year:04d} "
+            f"{m.hour:02d}:{m.minute:02d}:{m.second:02d} GMT")
 
 
 def parse_http_date(value: str, header: str = "If-Modified-Since") -> datetime:

@@ -28,9 +28,16 @@ class Negotiated:
     @classmethod
     def from_request(cls, request: Request) -> Negotiated:
         """Negotiate from ``_format``/``Accept`` and ``_pretty``; NotAcceptable if impossible."""
+        accept = request.headers.get("accept")
+        if not request.scope.get("query_string") and accept in _PLAIN_ACCEPT:
+            return _DEFAULT  # the common case, without parsing anything
         query = request.query_params
-        media = response_media_type(request.headers.get("accept"), query.get("_format"))
+        media = response_media_type(accept, query.get("_format"))
         return cls(media, query.get("_pretty", "").lower() in _TRUE)
+
+
+_DEFAULT = Negotiated(FHIR_JSON, False)
+_PLAIN_ACCEPT = frozenset({None, "*/*", "application/fhir+json", "application/json+fhir"})
 
 
 def render(payload: Any, pretty: bool) -> bytes:

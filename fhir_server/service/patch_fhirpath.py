@@ -75,43 +75,37 @@ def _suffix(type_code: str) -> str:
 @dataclass(frozen=True)
 class Member:
     """``.name``: a child element."""
-
     name: str
 
 
 @dataclass(frozen=True)
 class Index:
     """``[n]``: the n-th item of the collection."""
-
     index: int
 
 
 @dataclass(frozen=True)
 class Call:
     """``.fn(args)``: a function on the collection."""
-
     name: str
     args: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
 class PathExpr:
-    """A path: steps applied to the focus (``$this`` or the resource)."""
-
+    """Steps applied to the focus (``$this``, or the resource at the top)."""
     steps: tuple[Member | Index | Call, ...]
 
 
 @dataclass(frozen=True)
 class Literal:
     """A string, number, boolean or date literal."""
-
     value: Any
 
 
 @dataclass(frozen=True)
 class Binary:
     """``left op right`` for comparisons, ``and`` and ``or``."""
-
     op: str
     left: Expr
     right: Expr
@@ -121,21 +115,9 @@ Expr = PathExpr | Literal | Binary
 
 
 def _unescape(body: str) -> str:
-    out, i = [], 0
-    while i < len(body):
-        char = body[i]
-        if char == "\\" and i + 1 < len(body):
-            code = body[i + 1]
-            if code == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2:i + 6]):
-                out.append(chr(int(body[i + 2:i + 6], 16)))
-                i += 6
-                continue
-            out.append(_ESCAPES.get(code, code))
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
+    """Undo FHIRPath string escapes (``\\'``, ``\\n``, ``\\u00e9``...)."""
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", lambda m: chr(int(m[1][1:], 16))
+                  if len(m[1]) == 5 else _ESCAPES.get(m[1], m[1]), body)
 
 
 class _Parser:
@@ -148,8 +130,7 @@ class _Parser:
         while text[pos:].strip():
             match = _TOKEN.match(text, pos)
             if match is None or match.lastgroup is None:
-                raise bad_request(f"Invalid FHIRPath {text!r}: unexpected text at "
-                                  f"position {pos + len(text[pos:]) - len(text[pos:].lstrip())}")
+                raise self.error(f"unexpected text at {text[pos:].strip()[:20]!r}")
             self.tokens.append((match.lastgroup, match.group(match.lastgroup)))
             pos = match.end()
         self.pos = 0
@@ -180,18 +161,14 @@ class _Parser:
             raise self.error("a patch path must be a location, not a comparison or literal")
         return expr
 
-    def expression(self) -> Expr:
-        left = self.conjunction()
-        while self.at("or"):
+    def expression(self, levels: tuple[str, ...] = ("or", "and")) -> Expr:
+        """``or`` of ``and`` of comparisons: ``and`` binds tighter."""
+        if not levels:
+            return self.comparison()
+        left = self.expression(levels[1:])
+        while self.at(levels[0]):
             self.take()
-            left = Binary("or", left, self.conjunction())
-        return left
-
-    def conjunction(self) -> Expr:
-        left = self.comparison()
-        while self.at("and"):
-            self.take()
-            left = Binary("and", left, self.comparison())
+            left = Binary(levels[0], left, self.expression(levels[1:]))
         return left
 
     def comparison(self) -> Expr:
@@ -209,18 +186,11 @@ class _Parser:
             inner = self.expression()
             self.take(")")
             return inner
-        if kind == "str":
+        if kind in ("str", "date", "num") or (kind == "ident" and text in ("true", "false")):
             self.take()
-            return Literal(_unescape(text[1:-1]))
-        if kind == "date":
-            self.take()
-            return Literal(text[1:])
-        if kind == "num":
-            self.take()
-            return Literal(float(text) if "." in text else int(text))
-        if kind == "ident" and text in ("true", "false"):
-            self.take()
-            return Literal(text == "true")
+            return Literal(_unescape(text[1:-1]) if kind == "str" else text[1:]
+                           if kind == "date" else text == "true" if kind == "ident"
+                           else float(text) if "." in text else int(text))
         if kind == "ident":
             return self.path()
         raise self.error(f"unexpected {text!r}" if text else "unexpected end")
@@ -315,29 +285,17 @@ def child_struct(definitions: Definitions | None, struct: str | None, key: str,
     return info.types[0] if len(info.types) == 1 else None
 
 
-def shadow_node(node: Node, create: bool) -> Node | None:
-    """The ``_name`` sibling holding a primitive's id and extensions (made if ``create``)."""
-    parent, prop = node.parent, node.prop
-    if parent is None or prop is None or prop.startswith("_"):
+def find_shadow(node: Node) -> Node | None:
+    """The ``_name`` JSON sibling holding a primitive's id and extensions, if present."""
+    if node.parent is None or node.prop is None or node.prop.startswith("_"):
         return None
-    key = "_" + prop
-    if node.index is None:
-        if not isinstance(parent.get(key), dict):
-            if not create:
-                return None
-            parent[key] = {}
-        return Node(parent[key], parent, key, None, node.owner, "Element")
-    shadows = parent.get(key)
-    if not isinstance(shadows, list):
-        if not create:
-            return None
-        shadows = parent[key] = []
-    if node.index >= len(shadows) or not isinstance(shadows[node.index], dict):
-        if not create:
-            return None
-        shadows.extend([None] * (node.index + 1 - len(shadows)))
-        shadows[node.index] = {}
-    return Node(shadows[node.index], parent, key, node.index, node.owner, "Element")
+    key = "_" + node.prop
+    found = node.parent.get(key)
+    if node.index is not None:
+        found = found[node.index] if isinstance(found, list) and node.index < len(found) \
+            else None
+    return Node(found, node.parent, key, node.index, node.owner, "Element") \
+        if isinstance(found, dict) else None
 
 
 def _equal(left: Any, right: Any, equivalent: bool) -> bool:
@@ -392,7 +350,7 @@ class Evaluator:
     def children(self, node: Node, name: str) -> list[Node]:
         """``node.name``, trying the choice variants and a primitive's ``_`` sibling."""
         if not isinstance(node.value, dict):
-            shadow = shadow_node(node, create=False) if name in ("id", "extension") else None
+            shadow = find_shadow(node) if name in ("id", "extension") else None
             return self.children(shadow, name) if shadow is not None else []
         if name in node.value:
             return self.expand(node, name)
@@ -465,67 +423,7 @@ class Evaluator:
         rights = self.evaluate(expr.right, focus)
         if not lefts or not rights:
             return []
+        equivalent = expr.op.endswith("~")
         same = len(lefts) == len(rights) and all(
-            _equal(a.value, b.value, expr.op.endswith("~")) for a, b in zip(lefts, rights, strict=True))
+            _equal(a.value, b.value, equivalent) for a, b in zip(lefts, rights, strict=True))
         return [Node(same != expr.op.startswith("!"))]
-
-    def _rooted(self, resource: dict[str, Any], path: str) -> tuple[Node, PathExpr]:
-        expr = parse_path(path)
-        root = Node(resource, struct=resource.get("resourceType"))
-        first = expr.steps[0] if expr.steps else None
-        if isinstance(first, Member) and first.name == resource.get("resourceType"):
-            return root, PathExpr(expr.steps[1:])
-        if isinstance(first, Member) and first.name[:1].isupper():
-            raise unprocessable(f"Path {path!r} does not apply to a "
-                                f"{resource.get('resourceType')} resource", path)
-        return root, expr
-
-    def resolve(self, resource: dict[str, Any], path: str) -> list[Node]:
-        """Every element that ``path`` selects in ``resource``."""
-        root, expr = self._rooted(resource, path)
-        return self.steps(expr.steps, [root])
-
-    def resolve_list(self, resource: dict[str, Any], path: str) -> tuple[Node, str]:
-        """For insert / move: the single element owning the list ``path`` names, and its key."""
-        root, expr = self._rooted(resource, path)
-        last = expr.steps[-1] if expr.steps else None
-        if not isinstance(last, Member):
-            raise bad_request(f"Path {path!r} must end with the name of a repeating element",
-                              path)
-        owners = self.steps(expr.steps[:-1], [root])
-        if len(owners) != 1 or not isinstance(owners[0].value, dict):
-            found = "no element" if not owners else f"{len(owners)} elements"
-            raise unprocessable(f"The list at {path!r} must belong to exactly one element; "
-                                f"found {found}", path)
-        return owners[0], last.name
-
-
-def _prune_list(parent: dict[str, Any], key: str | None) -> None:
-    items = parent.get(key) if key else None
-    if key and isinstance(items, list) and (
-            not items or (key.startswith("_") and all(i is None for i in items))):
-        del parent[key]
-
-
-def remove_node(node: Node) -> None:
-    """Remove ``node`` (with its ``_`` sibling); drop containers that become empty."""
-    parent, prop = node.parent, node.prop
-    if parent is None or prop is None:
-        raise unprocessable("A patch cannot remove the whole resource")
-    shadow_key = None if prop.startswith("_") else "_" + prop
-    if node.index is None:
-        parent.pop(prop, None)
-        if shadow_key:
-            parent.pop(shadow_key, None)
-    elif prop.startswith("_"):
-        parent[prop][node.index] = None  # keeps the array parallel to the primitives
-    else:
-        del parent[prop][node.index]
-        shadows = parent.get(shadow_key or "")
-        if isinstance(shadows, list) and node.index < len(shadows):
-            del shadows[node.index]
-    _prune_list(parent, prop)
-    _prune_list(parent, shadow_key)
-    # FHIR JSON has no empty objects: an element left empty goes too.
-    if not parent and node.owner is not None and node.owner.parent is not None:
-        remove_node(node.owner)
