@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -31,9 +32,13 @@ from fhir_server.api import (
     search,
     type,
 )
+from fhir_server.cache.ratelimit import RateLimiter
+from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
 from fhir_server.http.responses import error_response
 from fhir_server.logs import configure_logging
+from fhir_server.observability.metrics import metrics_route, sample_forever
+from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
 from fhir_server.paths import data_dir
 from fhir_server.runtime import build_context
 from fhir_server.service.reindex import JobRunner
@@ -85,7 +90,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Do not wait for connections: the process must come up (and answer liveness)
         # while the database is away; readiness reports it.
         await pool.open(wait=False)
-        app.state.ctx = build_context(settings, pool)
+        app.state.pool = pool
+        redis = open_redis(settings)
+        app.state.ctx = build_context(settings, pool, redis)
+        app.state.rate_limiter = RateLimiter(redis)
+        sampler = asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")
         app.state.jobs = PgJobs(pool)
         runner = JobRunner(app.state.ctx, app.state.jobs)
         jobs_task = asyncio.create_task(runner.loop(), name="background-jobs")
@@ -100,9 +109,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            jobs_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs_task
+            for task in (jobs_task, sampler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if redis is not None:
+                await redis.close()
             await pool.close()
 
     async def fhir_error(request: Request, exc: Exception) -> Response:
@@ -124,16 +136,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return error_response(request, BadRequest(f"malformed request: {exc}"))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, FhirError("internal server error"))
+        # The access-log middleware already logged the traceback with the route template.
+        response = error_response(request, FhirError("internal server error"))
+        if rid := request_id_from_scope(request.scope):
+            response.headers["X-Request-ID"] = rid
+        return response
 
-    routes: list[BaseRoute] = []
+    app: Starlette  # the lambdas below run after it is built
+    routes: list[BaseRoute] = [metrics_route(lambda: app.state.pool)]
     # Order matters: fixed paths (metadata, _history, _search) before {resource_type}.
     for router in (operator.router, metadata.router, operations.router, bundle.router,
                    history.router, search.router, type.router, instance.router):
         routes += plain_routes(router)
     routes += plain_routes(docs.docs_router(lambda: app.state.openapi()))
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+    middleware = [Middleware(ObservabilityMiddleware,
+                             resource_types=lambda: app.state.ctx.resource_types)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers={
         FhirError: fhir_error,
         StarletteHTTPException: http_error,
         RequestValidationError: invalid_request,

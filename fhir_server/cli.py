@@ -1,4 +1,4 @@
-"""The ``fhir-server`` command: serve, migrate."""
+"""The ``fhir-server`` command: serve, migrate, import."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending migrations")
     migrate.add_argument("--info", action="store_true",
                          help="list applied and pending migrations instead")
+    from fhir_server.importer.cli import add_parser as add_import_parser
+
+    add_import_parser(sub)
     return parser
 
 
@@ -82,9 +85,16 @@ def _serve(settings: Settings) -> int:
         log.error("refusing to start: the database's migrations are %s compared with this "
                   "release's files; run 'fhir-server migrate --info'", state)
         return 1
+    if state == admin.AHEAD_COMPATIBLE:
+        log.warning("the database has migrations newer than this release's files; they "
+                    "declare this release compatible (schema_compatibility), so serving")
     if state == "pending":
         log.warning("migrations are pending: /api/v1/ready answers 503 until "
                     "'fhir-server migrate' has run")
+    # Before anything imports prometheus_client: workers share metric files there.
+    from fhir_server.observability.multiproc import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(None)
     # Worker processes build their own Settings from the environment.
     os.environ["DATABASE_URL"] = settings.database_url
     log.info("serving on http://%s:%s with %s worker(s)", settings.host, settings.port,
@@ -118,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return _migrate(settings, args.info)
+        if args.command == "import":
+            from fhir_server.importer.cli import run_command
+
+            return run_command(settings, args)
         return _serve(settings)
     finally:
         del handle

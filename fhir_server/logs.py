@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from fhir_server.observability import RequestIdFilter
 from fhir_server.settings import Settings
 
 
@@ -35,7 +36,12 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            defaults={"request_id": "-"}))
+    # Every record logged while a request runs carries its id (on the handler, so that
+    # records of every logger get it).
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
+from fhir_server.cache.redis_client import RedisClient
+from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
 from fhir_server.paths import data_dir
 from fhir_server.search.base import SearchContext
@@ -18,6 +20,7 @@ from fhir_server.search.registry import Registry
 from fhir_server.search.valuesets import ValueSets
 from fhir_server.service.compartment import load_compartments
 from fhir_server.service.context import SearchServices, ServiceContext
+from fhir_server.service.repository import Repository
 from fhir_server.settings import Settings
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
@@ -38,14 +41,22 @@ def build_search(settings: Settings, definitions: Definitions,
 
 
 
-def build_context(settings: Settings, pool: AsyncConnectionPool) -> ServiceContext:
-    """Definitions, validator, search machinery and repository over ``pool``."""
+def build_context(settings: Settings, pool: AsyncConnectionPool,
+                  redis: RedisClient | None = None) -> ServiceContext:
+    """Definitions, validator, search machinery and repository over ``pool``.
+
+    With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions.
+    """
     profiles = data_dir("profiles")
+    repository: Repository = PgRepository(pool, data_dir("migrations"),
+                                          settings.search_timeout_ms)
+    if redis is not None:
+        repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
     validator = Validator.load(profiles, definitions=definitions)
     return ServiceContext(
         settings=settings,
-        repository=PgRepository(pool, data_dir("migrations"), settings.search_timeout_ms),
+        repository=repository,
         validator=validator,
         resource_types=definitions.resource_types,
         definitions=definitions,

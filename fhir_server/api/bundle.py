@@ -11,6 +11,7 @@ from fhir_server.http.body import parse_json_exact, read_limited
 from fhir_server.http.headers import prefer_return
 from fhir_server.http.negotiation import check_body_media_type
 from fhir_server.http.responses import Negotiated, fhir_response
+from fhir_server.observability import note_bundle_type
 from fhir_server.service import bundle as bundle_service
 
 router = APIRouter()
@@ -30,6 +31,7 @@ async def process_bundle(request: Request) -> Response:
         raise BadRequest("POST to the base takes a batch or transaction Bundle")
     prefer = prefer_return(request.headers.get("prefer"))
     kind = bundle.get("type")
+    note_bundle_type(kind)
     if kind == "transaction":
         result = await bundle_service.transaction(ctx, bundle, base_url(request), prefer)
     elif kind == "batch":

@@ -32,7 +32,7 @@ async def health() -> Response:
 async def ready(request: Request) -> Response:
     """Readiness: a database round trip and migrations up to date, else 503."""
     state = await context(request).repository.readiness()
-    ok = state.database and state.migrations == "up to date"
+    ok = state.database and state.migrations in ("up to date", "ahead, compatible")
     return _json({
         "status": "ready" if ok else "not ready",
         "database": "connected" if state.database else "disconnected",

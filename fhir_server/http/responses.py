@@ -85,6 +85,6 @@ def error_response(request: Request, exc: FhirError) -> Response:
     except FhirError:
         neg = Negotiated(FHIR_JSON, False)
     if exc.status >= 500:
-        log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.status,
-                    exc.diagnostics)
+        # No path: it may hold ids; the access line has the route template and request id.
+        log.warning("%s -> %s: %s", request.method, exc.status, exc.diagnostics)
     return fhir_response(exc.operation_outcome(), neg, exc.status, exc.headers)

@@ -10,10 +10,10 @@ may never change ``resourceType`` or ``id``.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import jsonpatch
-import jsonpointer
 
 from fhir_server.definitions import Definitions
 from fhir_server.errors import UnsupportedMediaType
@@ -27,6 +27,7 @@ OPERATION_TYPES = ("add", "insert", "delete", "replace", "move")
 _REQUIRED = {"add": ("name", "value"), "insert": ("value", "index"), "delete": (),
              "replace": ("value",), "move": ("source", "destination")}
 _PART_NAMES = frozenset({"type", "path", "name", "value", "index", "source", "destination"})
+_ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\[x\])?")
 _INTEGER_KEYS = ("valueInteger", "valueUnsignedInt", "valuePositiveInt")
 _JSON_PATCH_MEMBERS = {"add": "value", "remove": None, "replace": "value", "move": "from",
                        "copy": "from", "test": "value"}
@@ -43,14 +44,15 @@ def apply_patch(resource: dict[str, Any], media_type: str, body: Any, *,
     Returns a new resource dict.
     """
     base = media_type.split(";", 1)[0].strip().lower()
-    if base == JSON_PATCH:
-        patched = _json_patch(resource, body)
-    elif base in FHIR_JSON_TYPES:
-        patched = _fhirpath_patch(resource, body, definitions)
-    else:
+    if base != JSON_PATCH and base not in FHIR_JSON_TYPES:
         raise UnsupportedMediaType(
             f"PATCH does not support the media type {base or '(none)'!r}: send a JSON Patch "
             f"as {JSON_PATCH} or a FHIRPath Patch Parameters resource as application/fhir+json")
+    try:
+        patched = _json_patch(resource, body) if base == JSON_PATCH \
+            else _fhirpath_patch(resource, body, definitions)
+    except RecursionError as exc:  # a hostile, deeply nested value or path
+        raise bad_request("The patch is nested too deeply") from exc
     return _check_identity(resource, patched)
 
 
@@ -61,7 +63,8 @@ def _check_identity(original: dict[str, Any], patched: Any) -> dict[str, Any]:
     for key in ("resourceType", "id"):
         if patched.get(key) != original.get(key):
             raise unprocessable(f"A patch may not change the resource's {key} "
-                                f"({original.get(key)!r} to {patched.get(key)!r})", key)
+                                f"({original.get(key)!r} to {patched.get(key)!r})",
+                                f"{original.get('resourceType')}.{key}")
     return patched
 
 
@@ -73,7 +76,7 @@ def _check_json_operation(number: int, operation: Any) -> None:
     if not isinstance(operation, dict):
         raise bad_request(f"{where} must be an object")
     op = operation.get("op")
-    if op not in _JSON_PATCH_MEMBERS:
+    if not isinstance(op, str) or op not in _JSON_PATCH_MEMBERS:
         raise bad_request(f"{where} has an unknown op {op!r}; expected one of "
                           f"{', '.join(_JSON_PATCH_MEMBERS)}")
     member = _JSON_PATCH_MEMBERS[op]
@@ -86,6 +89,15 @@ def _check_json_operation(number: int, operation: Any) -> None:
         raise bad_request(f"{where} ({op}) needs a 'value'")
 
 
+def _expression(resource_type: str, pointer: str) -> str:
+    """A JSON Pointer as a FHIRPath, as issue.expression wants (``Patient.name[0]``)."""
+    out = resource_type
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        out += f"[{token}]" if token.isdigit() else f".{token}"
+    return out
+
+
 def _json_patch(resource: dict[str, Any], body: Any) -> Any:
     """Apply an RFC 6902 document operation by operation, to name the one that fails."""
     if not isinstance(body, list):
@@ -94,21 +106,21 @@ def _json_patch(resource: dict[str, Any], body: Any) -> Any:
         _check_json_operation(number, operation)
     try:
         patches = [jsonpatch.JsonPatch([operation]) for operation in body]
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         raise bad_request(f"Invalid JSON Patch document: {exc}") from exc
     document: Any = copy.deepcopy(resource)
     for number, (operation, patch) in enumerate(zip(body, patches, strict=True), 1):
         where = f"JSON Patch operation #{number} ({operation['op']} {operation['path']!r})"
+        expression = _expression(str(resource.get("resourceType")), operation["path"])
         try:
             document = patch.apply(document, in_place=True)
         except jsonpatch.InvalidJsonPatch as exc:
-            raise bad_request(f"{where} is invalid: {exc}", operation["path"]) from exc
+            raise bad_request(f"{where} is invalid: {exc}", expression) from exc
         except jsonpatch.JsonPatchTestFailed as exc:
-            raise unprocessable(f"{where} failed: {exc}", operation["path"]) from exc
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException,
+            raise unprocessable(f"{where} failed: {exc}", expression) from exc
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
                 TypeError) as exc:
-            raise unprocessable(f"{where} cannot be applied: {exc}",
-                                operation["path"]) from exc
+            raise unprocessable(f"{where} cannot be applied: {exc}", expression) from exc
     return document
 
 
@@ -127,9 +139,12 @@ def _read_operation(number: int, parameter: Any) -> Operation:
     if not isinstance(parameter, dict) or parameter.get("name") != "operation":
         raise bad_request(f"{where}: every parameter must be named 'operation'")
     parts: dict[str, dict[str, Any]] = {}
-    for part in parameter.get("part") or []:
+    given = parameter.get("part") or []
+    if not isinstance(given, list):
+        raise bad_request(f"{where}: 'part' must be an array")
+    for part in given:
         name = part.get("name") if isinstance(part, dict) else None
-        if name not in _PART_NAMES:
+        if not isinstance(name, str) or name not in _PART_NAMES:
             raise bad_request(f"{where}: unknown part {name!r}")
         if name in parts:
             raise bad_request(f"{where}: part {name!r} is repeated")
@@ -150,6 +165,8 @@ def _read_operation(number: int, parameter: Any) -> Operation:
             if not isinstance(text, str) or not text.strip():
                 raise bad_request(f"{where}: {name!r} must be a non-empty string")
             texts[name] = text.strip()
+    if "name" in texts and not _ELEMENT_NAME.fullmatch(texts["name"]):
+        raise bad_request(f"{where}: {texts['name']!r} is not an element name")
     numbers: dict[str, int] = {}
     for name in ("index", "source", "destination"):
         if name in parts:
@@ -175,8 +192,9 @@ def _check_value_part(part: dict[str, Any], what: str) -> None:
     if not isinstance(nested, list) or ("part" in part and not nested):
         raise bad_request(f"{what}: 'part' must be a non-empty array")
     for sub in nested:
-        if not isinstance(sub, dict) or not isinstance(sub.get("name"), str):
-            raise bad_request(f"{what}: every part needs a name")
+        if not isinstance(sub, dict) or not isinstance(sub.get("name"), str) \
+                or not _ELEMENT_NAME.fullmatch(sub["name"]):
+            raise bad_request(f"{what}: every part needs an element name")
         _check_value_part(sub, f"{what} part {sub['name']!r}")
 
 

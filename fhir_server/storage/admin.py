@@ -21,6 +21,10 @@ def migration_info(url: str, migrations_dir: Path) -> list[migrate.MigrationInfo
         return migrate.info(conn, migrations_dir)
 
 
+#: The database has newer migrations that declare this release compatible.
+AHEAD_COMPATIBLE = "ahead, compatible"
+
+
 def start_check(url: str, migrations_dir: Path) -> str:
     """The migration state at start: ``up to date``, ``pending``, ``ahead``, ...
 
@@ -28,6 +32,10 @@ def start_check(url: str, migrations_dir: Path) -> str:
     """
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         states = {row.state for row in migrate.info(conn, migrations_dir)}
+        oldest = migrate.read_compatibility(conn)
+    if states & {"Future", "Missing"} and not states & {"Failed", "Checksum mismatch"} \
+            and migrate.compatible(oldest, migrate.discover(migrations_dir)):
+        return AHEAD_COMPATIBLE
     for state, summary in (("Failed", "failed"), ("Checksum mismatch", "checksum mismatch"),
                            ("Future", "ahead"), ("Missing", "ahead"),
                            ("Pending", "pending"), ("Ignored", "pending")):

@@ -101,9 +101,9 @@ async def copy_index(conn: psycopg.AsyncConnection[Any],
     """
     by_table: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for rid, index in rows:
-        for table, table_rows in index.items():
-            if table_rows:
-                by_table.setdefault(table, []).extend((rid, r) for r in table_rows)
+        for name, found in index.items():
+            if found:
+                by_table.setdefault(name, []).extend((rid, r) for r in found)
     if not by_table:
         return 0
     columns = await index_columns(conn)
@@ -117,7 +117,7 @@ async def copy_index(conn: psycopg.AsyncConnection[Any],
                 sql.Identifier(f"idx_{table}"),
                 sql.SQL(", ").join(sql.Identifier(c) for c in ("rid", *cols)))
             async with cur.copy(statement) as copy:
-                for rid, row in table_rows:
-                    await copy.write_row((rid, *[row.get(c) for c in cols]))
+                for row_rid, row in table_rows:
+                    await copy.write_row((row_rid, *map(row.get, cols)))
             copied += len(table_rows)
     return copied

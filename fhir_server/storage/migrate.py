@@ -461,3 +461,34 @@ def format_info(rows: Sequence[MigrationInfo]) -> str:
         out.append("| " + "No migrations found".ljust(len(rule) - 4) + " |")
     out.append(rule)
     return "\n".join(out)
+
+
+_COMPAT = sql.SQL("SELECT oldest_compatible_code FROM schema_compatibility")
+_COMPAT_EXISTS = "SELECT to_regclass('schema_compatibility') IS NOT NULL"
+
+
+def compatible(oldest_code: str | None, files: Sequence[MigrationFile]) -> bool:
+    """Whether code whose newest migration file is ``files[-1]`` may run on the schema."""
+    if oldest_code is None or not files:
+        return False
+    return version_key(files[-1].version) >= version_key(oldest_code)
+
+
+def read_compatibility(conn: psycopg.Connection) -> str | None:
+    """``schema_compatibility.oldest_compatible_code``, or None without the table."""
+    row = conn.execute(_COMPAT_EXISTS).fetchone()
+    if not row or not row[0]:
+        return None
+    found = conn.execute(_COMPAT).fetchone()
+    return None if found is None else str(found[0])
+
+
+async def read_compatibility_async(aconn: psycopg.AsyncConnection) -> str | None:
+    """Like :func:`read_compatibility`, on an async connection (readiness probe)."""
+    cur = await aconn.execute(_COMPAT_EXISTS)
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return None
+    cur = await aconn.execute(_COMPAT)
+    found = await cur.fetchone()
+    return None if found is None else str(found[0])

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from time import monotonic
+from typing import Any
+
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg import pq
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from fhir_server.settings import Settings
+
+#: Seconds a failing reconnection keeps retrying (at about 0, 1, 3 and 5 s) before the
+#: pool gives up until the next checkout starts a new attempt. psycopg_pool's default
+#: (5 minutes of exponential backoff) left the server answering 503 for up to as long as
+#: the outage had lasted after PostgreSQL came back (tests/integration/ops/test_faults.py).
+RECONNECT_TIMEOUT = 5.0
 
 
 def conninfo(settings: Settings) -> str:
@@ -13,11 +23,50 @@ def conninfo(settings: Settings) -> str:
     return settings.database_url
 
 
+def _closed_by_server(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """True when the server has ended this idle connection (a restart, a terminate).
+
+    No round trip: non-blocking reads of what is pending on the socket, where an idle
+    connection has nothing. A closing server sends its FATAL message, which the first
+    read takes (libpq treats it as a notice), then closes the socket, which the second
+    read finds; libpq then marks the connection bad.
+    """
+    if conn.closed:
+        return True
+    try:
+        for _ in range(2):
+            conn.pgconn.consume_input()
+    except psycopg.OperationalError:
+        return True
+    return conn.pgconn.status != pq.ConnStatus.OK
+
+
+class FhirPool(AsyncConnectionPool):
+    """A pool that never hands out a connection the server has already closed."""
+
+    async def getconn(
+            self, timeout: float | None = None,  # noqa: ASYNC109 (psycopg_pool's API)
+    ) -> psycopg.AsyncConnection[Any]:
+        """A connection, skipping (and replacing) the ones a database restart closed."""
+        total = self.timeout if timeout is None else timeout
+        deadline = monotonic() + total
+        conn = await super().getconn(total)
+        while _closed_by_server(conn):
+            await self.putconn(conn)  # discarded; the pool opens a replacement
+            left = deadline - monotonic()
+            if left <= 0:
+                raise PoolTimeout(f"couldn't get a connection after {total:.2f} sec")
+            conn = await super().getconn(left)
+        return conn
+
+
 def make_pool(settings: Settings) -> AsyncConnectionPool:
     """A pool (not yet opened) whose connections are autocommit with a statement timeout.
 
-    No per-checkout health check: it would cost a round trip per request. A connection
-    broken by a database restart fails its request with a 503 and is then discarded.
+    No per-checkout round trip (it would cost one per request): a checkout only skips
+    connections whose socket shows the server closed them, so requests arriving after
+    a database restart get fresh connections. A connection that breaks during a request
+    fails that request with a 503 and is then discarded.
 
     Autocommit is on because every write is a single ``fhir_write`` statement or an
     explicit ``conn.transaction()`` block; implicit BEGINs would cost a round trip.
@@ -31,7 +80,7 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
                 (f"{settings.db_statement_timeout_ms}ms",),
             )
 
-    return AsyncConnectionPool(
+    return FhirPool(
         conninfo(settings),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
@@ -39,4 +88,5 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
         configure=configure,
         open=False,
         name="fhir",
+        reconnect_timeout=RECONNECT_TIMEOUT,
     )

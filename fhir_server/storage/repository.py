@@ -33,6 +33,7 @@ from fhir_server.service.repository import (
     WriteResult,
 )
 from fhir_server.storage import migrate
+from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import translated
 from fhir_server.storage.history import history_statement
 
@@ -261,6 +262,10 @@ class PgRepository(PgSession):
         try:
             async with self._pool.connection(timeout=2.0) as conn:
                 applied = await migrate.read_applied(conn)
+                summary = migrate.status_summary(applied, self._migration_files)
+                if summary == "ahead" and migrate.compatible(
+                        await migrate.read_compatibility_async(conn), self._migration_files):
+                    summary = AHEAD_COMPATIBLE
         except Exception:  # any failure here means "not ready", never a 500
             return Readiness(database=False, migrations="unknown")
-        return Readiness(True, migrate.status_summary(applied, self._migration_files))
+        return Readiness(True, summary)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import ROOT, _free_port, _with_database
+from tests.conftest import ROOT, _free_port, _with_database, start_server
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -56,10 +56,31 @@ def test_serve_refuses_a_database_ahead_of_its_files(scratch_url: str) -> None:
             " script, checksum, installed_by, execution_time, success)"
             " VALUES (999, '999', 'from the future', 'SQL', 'V999__from_the_future.sql', 1,"
             " 'test', 1, true)")
+        # The newer migration says older code cannot run on it (a "contract" step).
+        conn.execute("UPDATE schema_compatibility SET oldest_compatible_code = '999'")
     refused = _cli("serve", "--port", str(_free_port()), DATABASE_URL=scratch_url,
                    LOG_FORMAT="text")
     assert refused.returncode == 1
     assert "ahead" in refused.stderr
+
+
+def test_serve_runs_on_a_newer_but_compatible_schema(scratch_url: str) -> None:
+    """A backward-compatible newer migration (helm rollback) leaves the server serving."""
+    assert _cli("migrate", DATABASE_URL=scratch_url).returncode == 0
+    with psycopg.connect(scratch_url) as conn:
+        conn.execute(
+            "INSERT INTO flyway_schema_history (installed_rank, version, description, type,"
+            " script, checksum, installed_by, execution_time, success)"
+            " VALUES (999, '999', 'expand only', 'SQL', 'V999__expand_only.sql', 1,"
+            " 'test', 1, true)")
+    proc, base = start_server(scratch_url, MIGRATE_ON_START="false")
+    try:
+        ready = httpx.get(f"{base}/api/v1/ready").json()
+        assert ready["status"] == "ready"
+        assert ready["migrations"] == "ahead, compatible"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_serve_without_database_starts_embedded_postgres(tmp_path: Path) -> None:

@@ -99,7 +99,17 @@ def test_json_patch_that_cannot_be_applied_is_unprocessable(op: dict[str, Any]) 
     with pytest.raises(Unprocessable) as info:
         _json_patch({"op": "test", "path": "/id", "value": "p1"}, op)
     assert "operation #2" in info.value.diagnostics
-    assert info.value.issues[0].expression == (op["path"],)
+    assert info.value.issues[0].expression[0].startswith("Patient")
+
+
+def test_json_patch_failure_points_at_the_element() -> None:
+    with pytest.raises(Unprocessable) as info:
+        _json_patch({"op": "test", "path": "/name/0/given/1", "value": "Jim"})
+    assert info.value.issues[0].expression == ("Patient.name[0].given[1]",)
+    assert info.value.status == 422 and info.value.code == "processing"
+    with pytest.raises(Unprocessable) as info:
+        _json_patch({"op": "remove", "path": "/id"})
+    assert info.value.issues[0].expression == ("Patient.id",)
 
 
 @pytest.mark.parametrize("body", [
@@ -109,6 +119,7 @@ def test_json_patch_that_cannot_be_applied_is_unprocessable(op: dict[str, Any]) 
     ["remove"],
     [{"path": "/active"}],
     [{"op": "delete", "path": "/active"}],
+    [{"op": ["remove"], "path": "/active"}],
     [{"op": "remove"}],
     [{"op": "remove", "path": "active"}],
     [{"op": "remove", "path": 3}],

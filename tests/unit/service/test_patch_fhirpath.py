@@ -165,7 +165,7 @@ def test_spec_case_consecutive_operations_on_a_missing_contact() -> None:
     # expected output also changes an extension no operation touches); by the rule that a
     # path must select exactly one element, that operation is refused.
     before = pat(id="example", contact=[{"name": {"given": ["Bénédicte"]}}])
-    with pytest.raises(Unprocessable, match="No content found at Patient.contact"):
+    with pytest.raises(Unprocessable, match=r"No content found at Patient\.contact\[1\]"):
         patch(before, op("add", "Patient.contact[0]", "gender", {"valueCode": "male"}),
               op("add", "Patient.contact[1]", "gender", {"valueCode": "male"}))
 

