@@ -36,6 +36,7 @@ from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
 from fhir_server.http.responses import error_response
+from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
 from fhir_server.observability.metrics import metrics_route, sample_forever
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
@@ -150,7 +151,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes += plain_routes(router)
     routes += plain_routes(docs.docs_router(lambda: app.state.openapi()))
     middleware = [Middleware(ObservabilityMiddleware,
-                             resource_types=lambda: app.state.ctx.resource_types)]
+                             resource_types=lambda: app.state.ctx.resource_types),
+                  Middleware(Throttle, per_minute=settings.rate_limit_per_minute,
+                             limiter=lambda: app.state.rate_limiter)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={
         FhirError: fhir_error,

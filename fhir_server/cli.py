@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -73,14 +74,21 @@ def _migrate(settings: Settings, show_info: bool) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    import psycopg
     import uvicorn
 
     from fhir_server.storage import admin
 
     folder = data_dir("migrations")
-    if settings.should_migrate_on_start and _migrate(settings, show_info=False):
-        return 1
-    state = admin.start_check(settings.database_url, folder)
+    try:
+        if settings.should_migrate_on_start and _migrate(settings, show_info=False):
+            return 1
+        state = admin.start_check(settings.database_url, folder)
+    except psycopg.OperationalError as exc:
+        # Come up anyway: liveness answers, readiness says 503 until the database is back.
+        log.error("the database is unreachable (%s); serving, with /api/v1/ready at 503 "
+                  "until it is back (migrations not checked)", str(exc).strip())
+        state = "unknown"
     if state in ("ahead", "checksum mismatch", "failed"):
         log.error("refusing to start: the database's migrations are %s compared with this "
                   "release's files; run 'fhir-server migrate --info'", state)
@@ -97,6 +105,10 @@ def _serve(settings: Settings) -> int:
     prepare_multiprocess_dir(None)
     # Worker processes build their own Settings from the environment.
     os.environ["DATABASE_URL"] = settings.database_url
+    # With one worker uvicorn re-raises SIGTERM after its graceful shutdown, which would end
+    # the process as killed (143); it installs its own handler while serving and puts
+    # this no-op back afterwards, so a drained shutdown exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     log.info("serving on http://%s:%s with %s worker(s)", settings.host, settings.port,
              settings.workers)
     uvicorn.run(

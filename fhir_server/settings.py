@@ -57,6 +57,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     redis_url: str = ""
+    #: requests per minute one client may make to /fhir (0: no limit).
+    rate_limit_per_minute: int = 0
 
     @property
     def embedded(self) -> bool:

@@ -25,7 +25,10 @@ def page(query: Query, limit: int, cursor: Sequence[Any] | None,
         condition, cursor_params = keyset(query.sort, cursor, backwards)
         where = sql.SQL("{} AND {}").format(where, condition)
         params += cursor_params
-    keys = sql.SQL("").join(sql.SQL(", {}").format(k.expression) for k in query.sort)
+    # Sort values travel as text: psycopg cannot load timestamptz 'infinity' (open
+    # periods) into datetime; the keyset cursor casts them back in SQL.
+    keys = sql.SQL("").join(sql.SQL(", ({})::text").format(k.expression)
+                            for k in query.sort)
     statement = sql.SQL("SELECT {row}{keys} FROM resource r {joins} WHERE {where}"
                         " ORDER BY {order} LIMIT %s").format(
         row=ROW, keys=keys, joins=sql.SQL(" ").join(j[0] for j in joins), where=where,

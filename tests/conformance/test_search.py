@@ -319,3 +319,22 @@ def test_conditional_interactions(client: httpx.Client, tag: str) -> None:
     unknown = client.post("/Patient", content=orjson.dumps(body),
                           headers={**HEADERS, "If-None-Exist": "nonsense=1"})
     assert unknown.status_code == 400
+
+
+def test_sort_over_open_periods(client: httpx.Client, tag: str) -> None:
+    """Open-ended periods index as +/-infinity; sorting and paging over them works."""
+    for n, period in enumerate([{"start": "2020-01-01"}, {"end": "2019-06-01"},
+                                {"start": "2021-01-01", "end": "2021-02-01"}]):
+        put(client, {"resourceType": "Encounter", "id": f"{tag}-open{n}",
+                     "meta": {"tag": [{"system": "urn:open", "code": tag}]},
+                     "status": "finished", "class": {"code": "AMB"}, "period": period})
+    for sort in ("date", "-date"):
+        seen: list[str] = []
+        bundle = find(client, "/Encounter", _tag=f"urn:open|{tag}", _sort=sort, _count="1")
+        seen += ids(bundle)
+        while nxt := [link["url"] for link in bundle["link"] if link["relation"] == "next"]:
+            bundle = client.get(nxt[0]).json()
+            seen += ids(bundle)
+        assert sorted(seen) == [f"{tag}-open0", f"{tag}-open1", f"{tag}-open2"], sort
+    assert ids(find(client, "/Encounter", _tag=f"urn:open|{tag}", _sort="date")) == [
+        f"{tag}-open1", f"{tag}-open0", f"{tag}-open2"]
