@@ -283,7 +283,9 @@ def start_server(name: str, args: Sequence[str], env: dict[str, str], port: int,
 def ensure_alive(server: Server) -> None:
     """Fail with the server's last output when its process has exited."""
     if server.proc.poll() is not None:
-        raise BenchError(f"{server.name} exited with {server.proc.returncode}:\n"
+        hint = (" (status 0 without a stop from us: something else on the machine stopped it)"
+                if server.proc.returncode == 0 else "")
+        raise BenchError(f"{server.name} exited with {server.proc.returncode}{hint}:\n"
                          f"{server.log_tail()}")
 
 
@@ -335,23 +337,28 @@ def wait_until(server: Server, path: str, expect: int, timeout: float) -> None:
                      f" (last: {last}):\n{server.log_tail()}")
 
 
-def server_env(db_url: str, pool_min: int, pool_max: int) -> dict[str, str]:
-    """Environment shared by our server and the baseline: same database, same pool."""
+def server_env(db_url: str, pool_min: int, pool_max: int,
+               log_level: str = "warning") -> dict[str, str]:
+    """Environment shared by our server and the baseline: same database, same pool.
+
+    ``warning`` keeps our server's per-request access log (info) out of the measurement;
+    pass ``info`` to measure with it.
+    """
     return {
         "DATABASE_URL": db_url,
         "DB_POOL_MIN": str(pool_min),
         "DB_POOL_MAX": str(pool_max),
-        # No request is logged at info (access logs are off); process lifecycle is.
-        "LOG_LEVEL": "info",
+        "LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
     }
 
 
 def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min: int,
-               pool_max: int, log_dir: Path, timeout: float = 90.0) -> Server:
+               pool_max: int, log_dir: Path, timeout: float = 90.0,
+               log_level: str = "warning") -> Server:
     """Start ``fhir-server serve`` (migrating the database) and wait until it is ready."""
     port = free_port()
-    env = server_env(db_url, pool_min, pool_max) | {"MIGRATE_ON_START": "true"}
+    env = server_env(db_url, pool_min, pool_max, log_level) | {"MIGRATE_ON_START": "true"}
     server = start_server(
         "ours",
         # = python -m fhir_server.cli serve ... (see bench/serve_ours.py for why)
@@ -365,14 +372,15 @@ def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min:
 
 
 def start_baseline(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min: int,
-                   pool_max: int, log_dir: Path, timeout: float = 60.0) -> Server:
+                   pool_max: int, log_dir: Path, timeout: float = 60.0,
+                   log_level: str = "warning") -> Server:
     """Start ``bench/baseline.py`` and wait until it answers (404 for a missing id)."""
     port = free_port()
     server = start_server(
         "baseline",
         [PYTHON, "-m", "bench.baseline", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers)],
-        server_env(db_url, pool_min, pool_max), port, log_dir)
+        server_env(db_url, pool_min, pool_max, log_level), port, log_dir)
     stack.callback(_stop_logged, server)
     log(f"baseline: pid {server.proc.pid} on {server.url}, waiting for it to answer")
     wait_until(server, "/fhir/Patient/bench-no-such-id", 404, timeout)

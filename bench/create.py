@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, default=500, help="wanted creates/s (500)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when below --target or when the row check fails")
+    p.add_argument("--log-level", default="warning",
+                   help="LOG_LEVEL of the servers (warning; info turns our access log on)")
     p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
                    help="before each measured run, wait up to SECONDS for other processes "
                         "to leave the CPUs alone (0: off)")
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with common.bounded_run(args.max_seconds):
             result["machine"] = common.machine_info(db_url) | {"wrk": wrk}
             ours = common.start_ours(stack, db_url, args.workers, args.pool_min,
-                                     args.pool_max, tmp)
+                                     args.pool_max, tmp, log_level=args.log_level)
             log(f"warm-up: {args.warmup:g} s")
             common.run_wrk_on(ours, 0, SCRIPT, body_arg, args.connections, args.threads,
                               args.warmup)

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, default=0.6, help="wanted ratio ours/baseline")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when the ratio is below --target")
+    p.add_argument("--log-level", default="warning",
+                   help="LOG_LEVEL of the servers (warning; info turns our access log on)")
     p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
                    help="before each measured run, wait up to SECONDS for other processes "
                         "to leave the CPUs alone (0: off)")
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with common.bounded_run(args.max_seconds):
             result["machine"] = common.machine_info(db_url) | {"wrk": wrk}
             ours = common.start_ours(stack, db_url, args.workers, args.pool_min, args.pool_max,
-                                     tmp)
+                                     tmp, log_level=args.log_level)
 
             log(f"loading {args.patients:,} Patients through our API (32 connections)")
             try:
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             common.execute(db_url, "VACUUM ANALYZE resource")
 
             baseline = common.start_baseline(stack, db_url, args.workers, args.pool_min,
-                                             args.pool_max, tmp)
+                                             args.pool_max, tmp, log_level=args.log_level)
             check_same_answer(ours, baseline, loaded.ids)
             runs = measure([ours, baseline], str(ids_file), args)
             result["runs"] = [r.as_json() for r in runs]

@@ -68,7 +68,12 @@ class Compiler:
             (sql.SQL("NOT r.deleted"), []),
         ]
         conditions += list(extra)
+        ranges = _date_ranges(request.clauses)
         for clause in request.clauses:
+            if isinstance(clause, Clause) and clause.name in ranges:
+                if clause is ranges[clause.name][0]:
+                    conditions.append(self._date_range(ranges[clause.name], state, ctx))
+                continue
             conditions.append(self._any(clause, state, ctx))
         sort = [self._sort_key(request, code, desc, state, i)
                 for i, (code, desc) in enumerate(request.sort)]
@@ -132,6 +137,27 @@ class Compiler:
         if modifier in ("not", "not-in"):
             return sql.SQL("NOT {}").format(exists), params
         return exists, params
+
+    def _date_range(self, clauses: Sequence[Clause], state: _State,
+                    ctx: SearchContext) -> Fragment:
+        """Repeated bounds on one date parameter (``date=ge..&date=lt..``) as one EXISTS.
+
+        All bounds apply to the same stored value, as HAPI reads a range; separate EXISTS
+        clauses made PostgreSQL visit every row past the lower bound.
+        """
+        param = clauses[0].param
+        kind = self._kinds["date"]
+        alias = state.alias()
+        parts: list[Fragment] = []
+        for clause in clauses:
+            try:
+                parts.append(kind.predicate(param.p, None, clause.values, alias, ctx))
+            except BadRequest as exc:
+                raise BadRequest(f"search parameter {param.code!r}: {exc.diagnostics}"
+                                 ) from None
+        predicate, params = _join(parts, " AND ")
+        return sql.SQL("EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.rid = r.rid AND {p})").format(
+            t=sql.Identifier(kind.table), a=alias, p=predicate), params
 
     def _column_id(self, modifier: str | None, values: Sequence[str],
                    res: sql.Composable) -> Fragment:
@@ -236,6 +262,18 @@ class _State:
     def alias(self) -> sql.Identifier:
         self._n += 1
         return sql.Identifier(f"a{self._n}")
+
+
+def _date_ranges(clauses: Sequence[Clause | HasClause | MultiType]
+                 ) -> dict[str, list[Clause]]:
+    """Plain single-value clauses on the same date parameter, when there are several."""
+    groups: dict[str, list[Clause]] = {}
+    for clause in clauses:
+        if (isinstance(clause, Clause) and clause.param.type == "date" and not clause.chain
+                and clause.modifier is None and len(clause.values) == 1
+                and clause.param.code != "_lastUpdated"):
+            groups.setdefault(clause.name, []).append(clause)
+    return {name: group for name, group in groups.items() if len(group) > 1}
 
 
 def _with_targets(ctx: SearchContext, targets: Sequence[str]) -> SearchContext:
