@@ -97,6 +97,7 @@ class _Run:
     retries: list[FileItem] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Condition = field(default_factory=threading.Condition)
+    estimates: dict[Path, int] = field(default_factory=dict)
     #: items sent (retries included) and results received, for the end of a phase
     sent_count: int = 0
     finished: int = 0
@@ -113,14 +114,14 @@ class _Run:
                                   tasks, results)) for i in range(workers)]
         for proc in procs:
             proc.start()
-        # Estimated while the workers load their definitions.
-        total = sum(files_mod.estimate(f) for f in self.inputs)
-        self.summary.files = len(self.inputs)
-        progress = Progress(self.options.progress, self.err)
-        progress.start(total)
         feeder = threading.Thread(target=self._feed, args=(tasks, workers * concurrency),
                                   name="import-feeder", daemon=True)
         feeder.start()
+        # Estimated while the workers load their definitions and take the first items.
+        total = sum(self._estimate(f) for f in self.inputs)
+        self.summary.files = len(self.inputs)
+        progress = Progress(self.options.progress, self.err)
+        progress.start(total)
         try:
             self._collect(results, procs, progress)
         except KeyboardInterrupt:
@@ -142,6 +143,13 @@ class _Run:
         return self.summary
 
     # -- parent threads -------------------------------------------------------------
+
+    def _estimate(self, input_file: InputFile) -> int:
+        """A file's estimated resources, read once (by whichever thread comes first)."""
+        found = self.estimates.get(input_file.path)
+        if found is None:
+            found = self.estimates[input_file.path] = files_mod.estimate(input_file)
+        return found
 
     def _put(self, tasks: Any, item: WorkItem | None) -> bool:
         """Queue an item unless the run is stopping (checked while the queue is full)."""
@@ -178,7 +186,7 @@ class _Run:
                         break
                     if input_file.kind == "json":
                         item: WorkItem = FileItem(next_id, str(input_file.path),
-                                                  files_mod.estimate(input_file))
+                                                  self._estimate(input_file))
                         next_id += 1
                         self._send(tasks, item)
                         continue

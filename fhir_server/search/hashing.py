@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from hashlib import blake2b
 
 
+# Codes, systems and parameters repeat across resources (LOINC codes, statuses): a
+# bounded cache saves most of the hashing on the write path.
+@lru_cache(maxsize=1 << 16)
 def h64(*parts: str | int) -> int:
     """A signed 64-bit hash of the parts (PostgreSQL ``bigint``), stable across processes.
 

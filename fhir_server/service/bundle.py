@@ -86,7 +86,9 @@ async def transaction(ctx: ServiceContext, bundle: dict[str, Any], base_url: str
     async with ctx.repository.transaction() as session:
         mapping = await _identities(ctx, session, planned, base_url, results)
         _check_overlap(planned)
+        known: dict[str, str] = {}
         for entry in planned:
+            entry.extras["known_references"] = known
             if isinstance(entry.resource, dict):
                 entry.extras["conditional"] = rewrite_references(entry.resource, mapping)
         for entry in sorted(planned, key=lambda e: (ORDER[e.method], e.index)):
@@ -204,17 +206,21 @@ def _check_overlap(planned: list[Entry]) -> None:
 
 
 async def _resolve_conditional_references(ctx: ServiceContext, session: Session,
-                                          entry: Entry) -> None:
+                                          entry: Entry, known: dict[str, str]) -> None:
+    """Replace ``Type?query`` references by the single match, searched once per Bundle."""
     refs: list[str] = entry.extras.get("conditional", [])
     resolved: dict[str, str] = {}
     for ref in refs:
+        if ref in known:
+            resolved[ref] = known[ref]
+            continue
         rtype, _, criteria = ref.partition("?")
         found = await write_service.matches(ctx, session, rtype, criteria)
         if len(found) != 1:
             raise PreconditionFailed(
                 f"the conditional reference {ref!r} matches {len(found) or 'no'} "
                 f"{rtype} resources; it must match exactly one")
-        resolved[ref] = f"{rtype}/{found[0].version.id}"
+        resolved[ref] = known[ref] = f"{rtype}/{found[0].version.id}"
     if resolved:
         replace_references(entry.resource, resolved)
 
@@ -225,7 +231,8 @@ async def _run(ctx: ServiceContext, session: Session, entry: Entry,
     if_match = None if entry.if_match is None else parse_etag(entry.if_match)
     rtype = entry.resource_type
     if entry.method in ("POST", "PUT"):
-        await _resolve_conditional_references(ctx, session, entry)
+        known = entry.extras.setdefault("known_references", {})
+        await _resolve_conditional_references(ctx, session, entry, known)
     if entry.method == "POST":
         text = write_service.dumps(entry.resource)
         result = await write_service.create(ctx, rtype, entry.resource, text, session=session,

@@ -59,6 +59,7 @@ def test_discovery_phases_estimates_and_chunks(tmp_path: Path) -> None:
     (tmp_path / "notes.csv").write_text("x")
     found, problems = discover([tmp_path, tmp_path / "patient.json", tmp_path / "x.txt"])
     assert problems == [(str(tmp_path / "x.txt"), "no such file or directory")]
+    assert len(found) == 5  # patient.json, named twice, once
     phases = {f.path.name: f.phase for f in found}
     assert phases == {"hospitalInformation1.json": 0, "practitionerInformation1.json": 1,
                       "patient.json": LAST_PHASE, "lines.ndjson": LAST_PHASE,
