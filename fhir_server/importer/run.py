@@ -65,7 +65,8 @@ def run_import(settings: Settings, options: ImportOptions, out: TextIO | None = 
     from fhir_server.storage import admin
 
     state = admin.start_check(settings.database_url, data_dir("migrations"))
-    if state != "up to date":
+    # As for serve: a newer schema that declares this release compatible is fine.
+    if state not in ("up to date", admin.AHEAD_COMPATIBLE):
         print(f"fhir-server import: refusing to import: the database's migrations are "
               f"{state}; run 'fhir-server migrate' first", file=err)
         return 1

@@ -77,8 +77,8 @@ def run_import(url: str, *args: str | Path, tmp_path: Path) -> ImportRun:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(DATABASE_URL=url, LOG_LEVEL="warning", LOG_FORMAT="text")
     proc = subprocess.run(
-        [sys.executable, "-m", "fhir_server.cli", "import", *map(str, args), "--workers", "2",
-         "--no-progress", "--summary-json", str(summary)],
+        [sys.executable, "-m", "fhir_server.cli", "import", "--workers", "2", "--no-progress",
+         "--summary-json", str(summary), *map(str, args)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     data = json.loads(summary.read_text()) if summary.exists() else {}
     return ImportRun(proc.returncode, data, proc.stdout, proc.stderr)

@@ -171,6 +171,29 @@ def test_a_failing_transaction_skips_its_file_and_a_batch_keeps_its_good_entries
                                         "Patient": {"unchanged": 2}}
 
 
+def test_a_transaction_whose_conditional_reference_is_not_there_yet_is_retried(
+        make_db: Callable[..., str], tmp_path: Path) -> None:
+    url = make_db()
+    patient = {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(
+        {"resourceType": "Patient", "id": "late",
+         "managingOrganization": {"reference": "Organization?identifier=urn:s|z"}},
+        "PUT", "Patient/late")]}
+    organization = {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(
+        {"resourceType": "Organization", "identifier": [{"system": "urn:s", "value": "z"}]},
+        ifNoneExist="identifier=urn:s|z")]}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a-patient.json").write_text(json.dumps(patient))  # runs first, fails: 412
+    (data / "z-organization.json").write_text(json.dumps(organization))
+    run = run_import(url, data, "--workers", "1", "--concurrency", "1", tmp_path=tmp_path)
+    assert run.status == 0, run.stderr
+    assert run.summary["problems"] == []
+    assert run.summary["outcomes"] == {"created": 2}
+    organization_id = scalar(url, "SELECT id FROM resource WHERE resource_type = 'Organization'")
+    assert scalar(url, "SELECT content->'managingOrganization'->>'reference' FROM resource"
+                  " WHERE id = 'late'") == f"Organization/{organization_id}"
+
+
 def test_refuses_a_database_with_pending_migrations(make_db: Callable[..., str],
                                                      tmp_path: Path) -> None:
     url = make_db(False)
