@@ -31,6 +31,13 @@ class Summary:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     stopped_early: bool = False
+    #: why the run stopped before the end (``--strict``, a worker failure, Ctrl-C)
+    stop_reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        """Record that the run stops early (the first reason wins)."""
+        if not self.stopped_early:
+            self.stopped_early, self.stop_reason = True, reason
 
     def add(self, result: ItemResult) -> None:
         """Merge one finished item."""
@@ -70,7 +77,7 @@ class Summary:
             "outcomes": dict(self.by_outcome()), "by_type": by_type,
             "problems": [{"location": p.location, "message": p.message, "kind": p.kind}
                          for p in self.problems],
-            "stopped_early": self.stopped_early,
+            "stopped_early": self.stopped_early, "stop_reason": self.stop_reason,
         }
 
 
@@ -141,7 +148,7 @@ def render(summary: Summary, stream: TextIO, show_problems: int = 20) -> None:
     headline = (f"{summary.resources:,} resources from {summary.files:,} files in "
                 f"{summary.elapsed:,.1f} s ({summary.rate:,.0f} resources/s); "
                 f"{len(summary.problems):,} problems"
-                + (" (stopped at the first problem: --strict)" if summary.stopped_early
+                + (f" (stopped early: {summary.stop_reason})" if summary.stopped_early
                    else ""))
     try:
         from rich.console import Console

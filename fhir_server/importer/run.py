@@ -51,8 +51,8 @@ def run_import(settings: Settings, options: ImportOptions, out: TextIO | None = 
     """Import ``options.paths`` into ``settings.database_url``; returns the exit status.
 
     0 on success (problems reported and skipped); 1 when ``--strict`` and any problem,
-    when nothing could be imported, when no input was found or the database's
-    migrations are not up to date.
+    when nothing could be imported, when a worker failed or the run was interrupted,
+    when no input was found or the database's migrations are not up to date.
     """
     out, err = out or sys.stdout, err or sys.stderr
     found, problems = files_mod.discover(options.paths)
@@ -83,6 +83,9 @@ def run_import(settings: Settings, options: ImportOptions, out: TextIO | None = 
     succeeded = sum(summary.counts.values())
     if summary.problems and (options.strict or not succeeded):
         return 1
+    # Not a bad input but a broken run: what was in flight is unknown.
+    if any(p.kind in ("worker failure", "interrupted") for p in summary.problems):
+        return 1
     return 0
 
 
@@ -108,6 +111,8 @@ class _Run:
         concurrency = max(1, self.options.concurrency)
         mp = multiprocessing.get_context("spawn")
         tasks: Any = mp.Queue(maxsize=workers * concurrency * 2)
+        # Items left unread after a failure must not keep this process from exiting.
+        tasks.cancel_join_thread()
         results: Any = mp.Queue()
         base_url = self.settings.fhir_base_url.rstrip("/")
         procs = [mp.Process(target=worker_main, name=f"fhir-import-{i}", daemon=True,
@@ -127,7 +132,7 @@ class _Run:
             self._collect(results, procs, progress)
         except KeyboardInterrupt:
             self.stop.set()
-            self.summary.stopped_early = True
+            self.summary.stop("interrupted")
             self.summary.problems.append(Problem("import", "interrupted", "interrupted"))
             for proc in procs:
                 proc.terminate()
@@ -216,20 +221,24 @@ class _Run:
             self.summary.problems.append(problem)
             if self.options.strict:
                 self.stop.set()
-                self.summary.stopped_early = True
+                self.summary.stop("--strict, at the first problem")
 
     def _collect(self, results: Any, procs: list[Any], progress: Progress) -> None:
         """Receive results until every worker has exited."""
         exited: set[int] = set()
+        suspects: set[int] = set()
         while len(exited) < len(procs):
             try:
                 message = results.get(timeout=0.5)
             except queue.Empty:
-                for index, proc in enumerate(procs):
-                    if index not in exited and not proc.is_alive():
-                        exited.add(index)
-                        self._fatal(f"worker {index} ended unexpectedly "
-                                    f"(exit code {proc.exitcode})")
+                # A worker found dead twice in a row, with the queue drained in between,
+                # did not send its "exit" (its last messages arrive after it has ended).
+                for index in suspects - exited:
+                    exited.add(index)
+                    self._fatal(f"worker {index} ended unexpectedly "
+                                f"(exit code {procs[index].exitcode})")
+                suspects = {i for i, p in enumerate(procs)
+                            if i not in exited and not p.is_alive()}
                 continue
             kind = message[0]
             if kind == "result":
@@ -242,7 +251,7 @@ class _Run:
     def _fatal(self, text: str) -> None:
         with self.done:
             self.summary.problems.append(Problem("import", text, "worker failure"))
-            self.summary.stopped_early = True
+            self.summary.stop("a worker failed")
             self.stop.set()
             self.done.notify_all()
 
@@ -257,7 +266,7 @@ class _Run:
                                 self.summary.rate)
                 if result.problems and self.options.strict:
                     self.stop.set()
-                    self.summary.stopped_early = True
+                    self.summary.stop("--strict, at the first problem")
             self.finished += 1
             self.done.notify_all()
 

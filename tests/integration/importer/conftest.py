@@ -1,7 +1,8 @@
 """Scratch databases and a command runner for the ``fhir-server import`` tests.
 
 Each test gets its own migrated database ``imp_test_<pid>_<n>`` on the PostgreSQL of
-``DATABASE_URL`` (default: the local one), dropped afterwards.
+the session's ``database_url`` fixture (``DATABASE_URL``, else libpq's ``PG*``, else the
+embedded server), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from psycopg import sql
 
 from fhir_server.paths import data_dir
 from fhir_server.storage.admin import apply_migrations
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, SHARED, _with_database
 
-ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 US_CORE = SHARED / "data" / "us-core-bundles"
 _numbers = itertools.count()
 
@@ -44,31 +44,31 @@ class ImportRun:
         return [p["location"] for p in self.summary.get("problems", [])]
 
 
-def _drop(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+def _drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
 
 
 @pytest.fixture
-def make_db() -> Iterator[Callable[[bool], str]]:
+def make_db(database_url: str) -> Iterator[Callable[[bool], str]]:
     """Create scratch databases (migrated unless told otherwise); all dropped after."""
     names: list[str] = []
 
     def make(migrated: bool = True) -> str:
         name = f"imp_test_{os.getpid()}_{next(_numbers)}"
-        _drop(name)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        _drop(database_url, name)
+        with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         names.append(name)
-        url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+        url = _with_database(database_url, name)
         if migrated:
             apply_migrations(url, data_dir("migrations"))
         return url
 
     yield make
     for name in names:
-        _drop(name)
+        _drop(database_url, name)
 
 
 def run_import(url: str, *args: str | Path, tmp_path: Path) -> ImportRun:

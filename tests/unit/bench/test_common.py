@@ -191,4 +191,5 @@ def test_read_report_ratios() -> None:
     summary = report([ours, base], argparse.Namespace(target=0.6))
     assert summary["ratio"] == 0.5
     assert summary["cpu_ratio"] == 0.5
+    assert summary["median_round_ratio"] == 0.5
     assert not summary["pass"]
