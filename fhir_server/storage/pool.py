@@ -74,10 +74,6 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
 
     async def configure(conn: psycopg.AsyncConnection) -> None:
         await conn.set_autocommit(True)
-        # psycopg prepares a statement after a few runs; PostgreSQL's generic plan for a
-        # search ignores its values (selectivity of one hash, a date bound) and was up to
-        # 30x slower in bench/search.py. Plans cost well under a millisecond here.
-        await conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', false)")
         if settings.db_statement_timeout_ms:
             await conn.execute(
                 "SELECT set_config('statement_timeout', %s, false)",
