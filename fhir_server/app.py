@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -63,6 +64,24 @@ def _plain(endpoint: Callable[..., Any]) -> Callable[[Request], Awaitable[Respon
         assert isinstance(result, Response)
         return result
     return handle
+
+
+class _TypeConvertor(Convertor[str]):
+    regex = "[A-Z][A-Za-z]{1,63}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _IdConvertor(_TypeConvertor):
+    regex = "[A-Za-z0-9\\-.]{1,64}"
+
+
+register_url_convertor("fhirtype", _TypeConvertor())
+register_url_convertor("fhirid", _IdConvertor())
 
 
 def plain_routes(router: APIRouter) -> list[Route]:
@@ -144,16 +163,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return response
 
     app: Starlette  # the lambdas below run after it is built
-    routes: list[BaseRoute] = [metrics_route(lambda: app.state.pool)]
+    # The read route first, restricted to well-formed types and ids so that it cannot
+    # shadow _history, _search, $operations or metadata: Starlette tries routes in
+    # order, and a read is the most frequent request. Everything else falls through.
+    fast_read = Route("/fhir/{resource_type:fhirtype}/{id:fhirid}", _plain(instance.read),
+                      methods=["GET", "HEAD"], name="read-fast")
+    # Metrics and logs label requests by template; keep the read's usual one (matching
+    # uses the regex compiled above, not this attribute).
+    fast_read.path = "/fhir/{resource_type}/{id}"
+    routes: list[BaseRoute] = [fast_read, metrics_route(lambda: app.state.pool)]
     # Order matters: fixed paths (metadata, _history, _search) before {resource_type}.
     for router in (operator.router, metadata.router, operations.router, bundle.router,
                    history.router, search.router, type.router, instance.router):
         routes += plain_routes(router)
     routes += plain_routes(docs.docs_router(lambda: app.state.openapi()))
     middleware = [Middleware(ObservabilityMiddleware,
-                             resource_types=lambda: app.state.ctx.resource_types),
-                  Middleware(Throttle, per_minute=settings.rate_limit_per_minute,
-                             limiter=lambda: app.state.rate_limiter)]
+                             resource_types=lambda: app.state.ctx.resource_types)]
+    if settings.rate_limit_per_minute > 0:
+        middleware.append(Middleware(Throttle, per_minute=settings.rate_limit_per_minute,
+                                     limiter=lambda: app.state.rate_limiter))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={
         FhirError: fhir_error,
