@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -28,6 +29,7 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@lru_cache(maxsize=4096)
 def http_date(moment: datetime) -> str:
     """An RFC 9110 IMF-fixdate, for Last-Modified (on every read, so kept cheap)."""
     m = moment.astimezone(UTC)
