@@ -14,6 +14,8 @@ from fhir_server.service import subsetting
 def subset_response(request: Request, content: str, neg: Negotiated,
                     headers: dict[str, str]) -> Response | None:
     """The subsetted resource when ``_summary``/``_elements`` ask for one, else None."""
+    if not request.scope.get("query_string"):
+        return None  # most reads: no need to parse a query string
     query = request.query_params
     summary = query.get("_summary")
     elements = query.get("_elements")
