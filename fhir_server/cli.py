@@ -57,12 +57,12 @@ def resolve_database(settings: Settings) -> tuple[Settings, Any]:
 
 
 def _migrate(settings: Settings, show_info: bool) -> int:
-    from fhir_server.storage import admin, migrate
+    from fhir_server.storage import admin, migrate, migration_files
 
     folder = data_dir("migrations")
     try:
         if show_info:
-            print(migrate.format_info(admin.migration_info(settings.database_url, folder)))
+            print(migration_files.format_info(admin.migration_info(settings.database_url, folder)))
         else:
             applied = admin.apply_migrations(settings.database_url, folder)
             names = ", ".join(m.script for m in applied) or "nothing to apply"

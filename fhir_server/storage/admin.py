@@ -7,15 +7,16 @@ from pathlib import Path
 import psycopg
 
 from fhir_server.storage import migrate
+from fhir_server.storage.migration_files import MigrationInfo, compatible, discover
 
 
-def apply_migrations(url: str, migrations_dir: Path) -> list[migrate.MigrationInfo]:
+def apply_migrations(url: str, migrations_dir: Path) -> list[MigrationInfo]:
     """Apply pending migrations; MigrationError on checksum mismatch, failure or ahead."""
     with psycopg.connect(url, autocommit=True) as conn:
         return migrate.migrate(conn, migrations_dir)
 
 
-def migration_info(url: str, migrations_dir: Path) -> list[migrate.MigrationInfo]:
+def migration_info(url: str, migrations_dir: Path) -> list[MigrationInfo]:
     """Applied and pending migrations, as ``flyway info`` lists them."""
     with psycopg.connect(url, autocommit=True) as conn:
         return migrate.info(conn, migrations_dir)
@@ -34,7 +35,7 @@ def start_check(url: str, migrations_dir: Path) -> str:
         states = {row.state for row in migrate.info(conn, migrations_dir)}
         oldest = migrate.read_compatibility(conn)
     if states & {"Future", "Missing"} and not states & {"Failed", "Checksum mismatch"} \
-            and migrate.compatible(oldest, migrate.discover(migrations_dir)):
+            and compatible(oldest, discover(migrations_dir)):
         return AHEAD_COMPATIBLE
     for state, summary in (("Failed", "failed"), ("Checksum mismatch", "checksum mismatch"),
                            ("Future", "ahead"), ("Missing", "ahead"),

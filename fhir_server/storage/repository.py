@@ -32,7 +32,7 @@ from fhir_server.service.repository import (
     WriteMethod,
     WriteResult,
 )
-from fhir_server.storage import migrate
+from fhir_server.storage import migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import translated
 from fhir_server.storage.history import history_statement
@@ -197,7 +197,7 @@ class PgRepository(PgSession):
                  search_timeout_ms: int = 0) -> None:
         self._pool = pool
         self._search_timeout_ms = search_timeout_ms
-        self._migration_files = migrate.discover(migrations_dir)
+        self._migration_files = migration_files.discover(migrations_dir)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgSession]:
@@ -276,8 +276,8 @@ class PgRepository(PgSession):
         try:
             async with self._pool.connection(timeout=2.0) as conn:
                 applied = await migrate.read_applied(conn)
-                summary = migrate.status_summary(applied, self._migration_files)
-                if summary == "ahead" and migrate.compatible(
+                summary = migration_files.status_summary(applied, self._migration_files)
+                if summary == "ahead" and migration_files.compatible(
                         await migrate.read_compatibility_async(conn), self._migration_files):
                     summary = AHEAD_COMPATIBLE
         except Exception:  # any failure here means "not ready", never a 500

@@ -18,15 +18,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fhir_server.storage.migrate import (
-    MigrationError,
+from fhir_server.storage.migrate import MigrationError, info, migrate, read_applied
+from fhir_server.storage.migration_files import (
     MigrationInfo,
     discover,
     flyway_checksum,
-    info,
     lock_key,
-    migrate,
-    read_applied,
     status_summary,
 )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server.storage.migrate import (
+from fhir_server.storage.migration_files import (
     MigrationFile,
     MigrationInfo,
     discover,
