@@ -33,27 +33,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from fhir_server.cache.entries import BEGIN, END, FILL, Settle, decode, encode
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.errors import FhirError, Timeout
+from fhir_server.service.delegating import DelegatingSession
 from fhir_server.service.repository import (
-    HistoryPage,
-    HistoryQuery,
     Readiness,
     Repository,
-    SearchRow,
     Session,
     StoredVersion,
     WriteMethod,
     WriteResult,
 )
-
-if TYPE_CHECKING:
-    from fhir_server.search.compile import Query
 
 log = logging.getLogger("fhir_server.cache")
 
@@ -67,8 +62,11 @@ def _certainly_unchanged(exc: BaseException) -> bool:
     return isinstance(exc, FhirError) and (exc.status < 500 or isinstance(exc, Timeout))
 
 
-class CachedRepository:
-    """The Repository protocol over ``inner``, with ``read``/``vread`` cached in Redis."""
+class CachedRepository(DelegatingSession[Repository]):
+    """The Repository protocol over ``inner``, with ``read``/``vread`` cached in Redis.
+
+    History, searches, includes and locks are delegated: they are not cached.
+    """
 
     def __init__(self, inner: Repository, client: RedisClient, *, ttl_s: float = 300.0,
                  max_fill_age_s: float = 10.0, pending_s: float = 60.0,
@@ -81,7 +79,7 @@ class CachedRepository:
         """
         if not max_fill_age_s < min(ttl_s, pending_s):
             raise ValueError("max_fill_age_s must be below ttl_s and pending_s")
-        self._inner = inner
+        super().__init__(inner)
         self._client = client
         self._ttl_ms = int(ttl_s * 1000)
         self._ttl_s = ttl_s
@@ -312,60 +310,22 @@ class CachedRepository:
             log.info("flushed %d cache entries", removed)
         return removed is not None
 
-    # -- delegated ---------------------------------------------------------------------
-
-    async def history(self, query: HistoryQuery) -> HistoryPage:
-        """Delegated: history pages are not cached."""
-        return await self._inner.history(query)
-
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Delegated: searches are not cached."""
-        return await self._inner.search_page(query, limit, cursor, backwards)
-
-    async def search_total(self, query: Query) -> int:
-        """Delegated."""
-        return await self._inner.search_total(query)
-
-    async def search_estimate(self, query: Query) -> int:
-        """Delegated."""
-        return await self._inner.search_estimate(query)
-
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """Delegated."""
-        return await self._inner.include(rids, p_values, target_type, limit)
-
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
-                         limit: int) -> list[SearchRow]:
-        """Delegated."""
-        return await self._inner.revinclude(targets, p_values, limit)
-
-    async def lock(self, *key: str) -> None:
-        """Delegated."""
-        await self._inner.lock(*key)
-
     async def readiness(self) -> Readiness:
         """Delegated: Redis is optional, so it never makes the server unready."""
         return await self._inner.readiness()
 
 
-class _TrackingSession:
-    """A transaction's Session: reads go to the database, writes are counted for END."""
+class _TrackingSession(DelegatingSession[Session]):
+    """A transaction's Session: writes are counted for END, everything else is delegated.
+
+    Reads go to the transaction, never the cache: they must see its own writes.
+    """
 
     def __init__(self, inner: Session, owner: CachedRepository) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._owner = owner
         #: key -> [highest version written, writers counted by BEGIN]
         self.writes: dict[str, list[int]] = {}
-
-    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        """From the transaction (never the cache: it must see its own writes)."""
-        return await self._inner.read(resource_type, id)
-
-    async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
-        """From the transaction."""
-        return await self._inner.vread(resource_type, id, version_id)
 
     async def write(self, resource_type: str, id: str, content: str | None,
                     method: WriteMethod, if_match: int | None = None,
@@ -379,34 +339,3 @@ class _TrackingSession:
         if result.version is not None:
             entry[0] = max(entry[0], result.version.version_id)
         return result
-
-    async def history(self, query: HistoryQuery) -> HistoryPage:
-        """Delegated."""
-        return await self._inner.history(query)
-
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Delegated."""
-        return await self._inner.search_page(query, limit, cursor, backwards)
-
-    async def search_total(self, query: Query) -> int:
-        """Delegated."""
-        return await self._inner.search_total(query)
-
-    async def search_estimate(self, query: Query) -> int:
-        """Delegated."""
-        return await self._inner.search_estimate(query)
-
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """Delegated."""
-        return await self._inner.include(rids, p_values, target_type, limit)
-
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
-                         limit: int) -> list[SearchRow]:
-        """Delegated."""
-        return await self._inner.revinclude(targets, p_values, limit)
-
-    async def lock(self, *key: str) -> None:
-        """Delegated."""
-        await self._inner.lock(*key)

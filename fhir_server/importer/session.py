@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.search.compile import Query
+from fhir_server.service.delegating import DelegatingSession
 from fhir_server.service.repository import (
-    HistoryPage,
-    HistoryQuery,
     Readiness,
     Repository,
-    SearchRow,
     StoredVersion,
     WriteMethod,
     WriteOutcome,
@@ -73,11 +70,14 @@ class _Pending:
     logged: LoggedWrite
 
 
-class BufferedSession:
-    """The Session protocol over one connection in a transaction, writes deferred."""
+class BufferedSession(DelegatingSession[PgSession]):
+    """The Session protocol over one connection in a transaction, writes deferred.
+
+    Every other call (read, search, history, include, lock) sends the queue first.
+    """
 
     def __init__(self, inner: PgSession, conn: Any, log: WriteLog) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._conn = conn
         self._log = log
         self._pending: list[_Pending] = []
@@ -119,67 +119,23 @@ class BufferedSession:
             await bulk.copy_index(self._conn, rows.items())
         self.broken = False
 
-    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        """The current version (after sending queued writes)."""
+    async def _before_observing(self) -> None:
+        """Send the queued writes, so that what is observed includes them."""
         await self.flush()
-        return await self._inner.read(resource_type, id)
-
-    async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
-        """One version from history (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.vread(resource_type, id, version_id)
-
-    async def history(self, query: HistoryQuery) -> HistoryPage:
-        """A page of history (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.history(query)
-
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Search matches (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.search_page(query, limit, cursor, backwards)
-
-    async def search_total(self, query: Query) -> int:
-        """The number of matches (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.search_total(query)
-
-    async def search_estimate(self, query: Query) -> int:
-        """The planner's estimate (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.search_estimate(query)
-
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """``_include`` targets (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.include(rids, p_values, target_type, limit)
-
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
-                         limit: int) -> list[SearchRow]:
-        """``_revinclude`` sources (after sending queued writes)."""
-        await self.flush()
-        return await self._inner.revinclude(targets, p_values, limit)
-
-    async def lock(self, *key: str) -> None:
-        """The advisory lock of a conditional interaction (after sending queued writes)."""
-        await self.flush()
-        await self._inner.lock(*key)
 
 
-class BufferedRepository:
+class BufferedRepository(DelegatingSession[Repository]):
     """The Repository protocol whose transactions are :class:`BufferedSession` s.
 
-    Calls outside a transaction go to the API's repository unchanged. ``log`` collects
-    the writes of every transaction; the importer gives each unit of work its own
-    repository object (they are cheap) so that logs do not mix.
+    Calls outside a transaction go to the API's repository unchanged (delegated).
+    ``log`` collects the writes of every transaction; the importer gives each unit of
+    work its own repository object (they are cheap) so that logs do not mix.
     """
 
     def __init__(self, pool: AsyncConnectionPool, inner: Repository,
                  search_timeout_ms: int, log: WriteLog | None = None) -> None:
+        super().__init__(inner)
         self._pool = pool
-        self._inner = inner
         self._search_timeout_ms = search_timeout_ms
         self.log = log if log is not None else WriteLog()
 
@@ -206,14 +162,6 @@ class BufferedRepository:
         """The API repository's readiness."""
         return await self._inner.readiness()
 
-    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        """The current version of a resource."""
-        return await self._inner.read(resource_type, id)
-
-    async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
-        """One version of a resource."""
-        return await self._inner.vread(resource_type, id, version_id)
-
     async def write(self, resource_type: str, id: str, content: str | None,
                     method: WriteMethod, if_match: int | None = None,
                     index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
@@ -223,37 +171,6 @@ class BufferedRepository:
         outcome = self.log.writes[-1].outcome
         version = await self._inner.read(resource_type, id)
         return WriteResult(outcome or "absent", version)  # type: ignore[arg-type]
-
-    async def history(self, query: HistoryQuery) -> HistoryPage:
-        """A page of history."""
-        return await self._inner.history(query)
-
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Search matches."""
-        return await self._inner.search_page(query, limit, cursor, backwards)
-
-    async def search_total(self, query: Query) -> int:
-        """The number of matches."""
-        return await self._inner.search_total(query)
-
-    async def search_estimate(self, query: Query) -> int:
-        """The planner's estimate."""
-        return await self._inner.search_estimate(query)
-
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """``_include`` targets."""
-        return await self._inner.include(rids, p_values, target_type, limit)
-
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
-                         limit: int) -> list[SearchRow]:
-        """``_revinclude`` sources."""
-        return await self._inner.revinclude(targets, p_values, limit)
-
-    async def lock(self, *key: str) -> None:
-        """An advisory lock outside a transaction (released at once, as in the API)."""
-        await self._inner.lock(*key)
 
 
 if TYPE_CHECKING:
