@@ -19,17 +19,15 @@ from fhir_server.definitions import Definitions, ElementInfo
 from fhir_server.service.patch_fhirpath import (
     PRIMITIVE_TYPES,
     Evaluator,
-    Member,
     Node,
-    PathExpr,
     bad_request,
     child_struct,
     element_info,
     find_shadow,
-    parse_path,
     type_name,
     unprocessable,
 )
+from fhir_server.service.patch_fhirpath_syntax import Member, PathExpr, parse_path
 
 # Elements that repeat wherever they occur, so known to be arrays even without definitions.
 _ALWAYS_REPEATING = frozenset({"extension", "modifierExtension", "contained"})

@@ -1,7 +1,8 @@
 """PATCH: JSON Patch (RFC 6902), media types and the identity guard.
 
-FHIRPath Patch is tested in ``test_patch_fhirpath.py`` (spec cases, paths) and
-``test_patch_operations.py`` (operation semantics, values, malformed Parameters).
+FHIRPath Patch is tested in ``test_patch_fhirpath.py`` (spec cases, paths),
+``test_patch_fhirpath_syntax.py`` (parsing paths) and ``test_patch_operations.py``
+(operation semantics, values, malformed Parameters).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""FHIRPath Patch: the published R4 test cases, the path subset, and failure modes.
+"""FHIRPath Patch: the published R4 test cases, evaluating the path subset, failure modes.
 
 The spec cases are ``r4/patch/fhir-path-tests.xml`` of the FHIR test-cases repository
 (the table behind fhirpatch.html), rewritten as JSON.
@@ -283,10 +283,8 @@ def test_replace_of_nothing_is_unprocessable_but_delete_is_a_no_op(path: str) ->
 
 
 @pytest.mark.parametrize("path", [
-    "Patient.name[", "Patient..name", "Patient.name.resolve()", "Patient.name.where(",
-    "Patient.name.where(use = 'x)", "Patient.name[a]", "Patient.name[1.5]", "Patient.name#",
-    "Patient.name.first(1)", "Patient.name.where()", "Patient.name = 'x'", "'Patient'",
-    "Patient.extension(url)", "Patient.name.ofType('x')", "Patient.name.descendants()",
+    "Patient.name[", "Patient.name.resolve()",  # syntax: see test_patch_fhirpath_syntax.py
+    "Patient.extension(url)", "Patient.name.ofType('x')",  # arguments the evaluator refuses
 ])
 def test_bad_paths_are_bad_requests(path: str) -> None:
     with pytest.raises(BadRequest):
