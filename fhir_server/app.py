@@ -28,6 +28,7 @@ from fhir_server.api import (
     history,
     instance,
     metadata,
+    openapi,
     operations,
     operator,
     search,
@@ -88,7 +89,7 @@ def plain_routes(router: APIRouter) -> list[Route]:
     """A router's endpoints as plain Starlette routes.
 
     Our handlers take the Request and parse it themselves, and the OpenAPI document is
-    our own (``api/docs.py``), so FastAPI's per-request parameter solving and its extra
+    our own (``api/openapi.py``), so FastAPI's per-request parameter solving and its extra
     middleware layers would be pure overhead on the hot paths (about a third of a read's
     CPU time, measured with bench/read.py).
     """
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.capability_dir = data_dir("capability")
         app.state.capability = None
         ctx = app.state.ctx
-        app.state.openapi = docs.openapi_provider(
+        app.state.openapi = openapi.openapi_provider(
             sorted(ctx.resource_types), version=__version__,
             search_params={t: [(c, p.type, p.description[:200])
                                for c, p in sorted(ctx.search.registry.params(t).items())]
