@@ -75,6 +75,21 @@ async def matches(ctx: ServiceContext, session: Session, resource_type: str,
     return result.matches
 
 
+async def _single_match(ctx: ServiceContext, session: Session, resource_type: str,
+                        criteria: str, named: str | None = None) -> SearchRow | None:
+    """Under the criteria's advisory lock, the one match of a conditional interaction.
+
+    None when nothing matches; several matches are a 412 (``named`` names the criteria in
+    its message).
+    """
+    await session.lock(resource_type, criteria)
+    found = await matches(ctx, session, resource_type, criteria)
+    if len(found) > 1:
+        raise PreconditionFailed(
+            f"{named or repr(criteria)} matches more than one {resource_type}")
+    return found[0] if found else None
+
+
 async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
                  if_none_exist: str | None = None, session: Session | None = None,
                  id: str | None = None) -> WriteResult:
@@ -91,13 +106,10 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
         return await (session or ctx.repository).write(resource_type, new_id, text, "POST",
                                                        index=index)
     async with _transaction(ctx, session) as s:
-        await s.lock(resource_type, if_none_exist)
-        found = await matches(ctx, s, resource_type, if_none_exist)
-        if len(found) > 1:
-            raise PreconditionFailed(
-                f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
-        if found:
-            return WriteResult("found", found[0].version)
+        found = await _single_match(ctx, s, resource_type, if_none_exist,
+                                    f"If-None-Exist {if_none_exist!r}")
+        if found is not None:
+            return WriteResult("found", found.version)
         return await s.write(resource_type, new_id, text, "POST", index=index)
 
 
@@ -121,12 +133,9 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
 async def conditional_target(ctx: ServiceContext, session: Session, resource_type: str,
                              criteria: str, body_id: str | None) -> tuple[str, bool]:
     """The id a conditional update writes to, and whether it already exists."""
-    await session.lock(resource_type, criteria)
-    found = await matches(ctx, session, resource_type, criteria)
-    if len(found) > 1:
-        raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
-    if found:
-        target = found[0].version.id
+    found = await _single_match(ctx, session, resource_type, criteria)
+    if found is not None:
+        target = found.version.id
         if body_id is not None and body_id != target:
             raise BadRequest(f"the resource id {body_id!r} does not match the matching "
                              f"{resource_type}/{target}")
@@ -180,13 +189,10 @@ async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: s
     """``PATCH /Type?criteria``: patch the single match (none: 404; several: 412)."""
     ctx.check_type(resource_type)
     async with _transaction(ctx, session) as s:
-        await s.lock(resource_type, criteria)
-        found = await matches(ctx, s, resource_type, criteria)
-        if len(found) > 1:
-            raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
-        if not found:
+        found = await _single_match(ctx, s, resource_type, criteria)
+        if found is None:
             raise NotFound(f"no {resource_type} matches {criteria!r}")
-        return await patch(ctx, resource_type, found[0].version.id, media_type, patch_body,
+        return await patch(ctx, resource_type, found.version.id, media_type, patch_body,
                            if_match, session=s)
 
 
@@ -205,13 +211,10 @@ async def conditional_delete(ctx: ServiceContext, resource_type: str, criteria: 
     """``DELETE /Type?criteria``: delete the single match (none: a no-op; several: 412)."""
     ctx.check_type(resource_type)
     async with _transaction(ctx, session) as s:
-        await s.lock(resource_type, criteria)
-        found = await matches(ctx, s, resource_type, criteria)
-        if len(found) > 1:
-            raise PreconditionFailed(f"{criteria!r} matches more than one {resource_type}")
-        if not found:
+        found = await _single_match(ctx, s, resource_type, criteria)
+        if found is None:
             return WriteResult("absent", None)
-        return await s.write(resource_type, found[0].version.id, None, "DELETE")
+        return await s.write(resource_type, found.version.id, None, "DELETE")
 
 
 def dumps(resource: Any) -> str:
