@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import sql
+
+from fhir_server.errors import BadRequest
 
 #: An SQL fragment with its ``%s`` parameters, in order.
 Fragment = tuple[sql.Composable, list[Any]]
@@ -118,3 +120,26 @@ def normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
+
+
+def any_value(p: int, alias: sql.Identifier, conditions: Iterable[Fragment],
+              kind: str) -> Fragment:
+    """``alias`` is a row of parameter ``p`` matching any of ``conditions`` (OR).
+
+    ``kind`` names the parameter type in the error for an empty value list.
+    """
+    parts: list[sql.Composable] = []
+    params: list[Any] = [p]
+    for cond, cond_params in conditions:
+        parts.append(cond)
+        params.extend(cond_params)
+    if not parts:
+        raise BadRequest(f"a {kind} parameter needs a value")
+    return sql.SQL("({}.p = %s AND ({}))").format(alias, sql.SQL(" OR ").join(parts)), params
+
+
+def range_sort_key(alias: sql.Identifier, descending: bool) -> sql.Composable:
+    """Sort by ranges: the smallest ``low`` ascending, the largest ``high`` descending."""
+    if descending:
+        return sql.SQL("max({}.high)").format(alias)
+    return sql.SQL("min({}.low)").format(alias)

@@ -33,7 +33,7 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext
+from fhir_server.search.base import Fragment, Node, SearchContext, any_value, range_sort_key
 
 #: The comparison prefixes of ordered parameter types (number, date, quantity).
 PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"})
@@ -256,27 +256,20 @@ class DateIndex:
         if modifier is not None:
             raise BadRequest(f"modifier :{modifier} is not supported on date parameters")
         low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
-        parts: list[sql.Composable] = []
-        params: list[Any] = [p]
-        for raw in values:
-            prefix, text = parse_prefix(raw)
-            try:
-                search = date_range(text)
-            except ValueError as exc:
-                raise BadRequest(f"invalid date search value {raw!r}: {exc}") from None
-            cond, cond_params = date_condition(prefix, search, low, high, ctx.now)
-            parts.append(cond)
-            params.extend(cond_params)
-        if not parts:
-            raise BadRequest("a date parameter needs a value")
-        return sql.SQL("({}.p = %s AND ({}))").format(
-            alias, sql.SQL(" OR ").join(parts)), params
+        return any_value(p, alias, (date_condition(*_search_value(raw), low, high, ctx.now)
+                                    for raw in values), "date")
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Earliest start ascending, latest end descending."""
-        if descending:
-            return sql.SQL("max({}.high)").format(alias)
-        return sql.SQL("min({}.low)").format(alias)
+        return range_sort_key(alias, descending)
+
+
+def _search_value(raw: str) -> tuple[str, tuple[Bound, Bound]]:
+    prefix, text = parse_prefix(raw)
+    try:
+        return prefix, date_range(text)
+    except ValueError as exc:
+        raise BadRequest(f"invalid date search value {raw!r}: {exc}") from None
 
 
 #: The date index type.

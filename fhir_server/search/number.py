@@ -33,7 +33,7 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext
+from fhir_server.search.base import Fragment, Node, SearchContext, any_value, range_sort_key
 from fhir_server.search.date import parse_prefix
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -179,23 +179,12 @@ class NumberIndex:
         if modifier is not None:
             raise BadRequest(f"modifier :{modifier} is not supported on number parameters")
         low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
-        parts: list[sql.Composable] = []
-        params: list[Any] = [p]
-        for raw in values:
-            prefix, number = parse_search_number(raw)
-            cond, cond_params = number_condition(prefix, number, low, high)
-            parts.append(cond)
-            params.extend(cond_params)
-        if not parts:
-            raise BadRequest("a number parameter needs a value")
-        return sql.SQL("({}.p = %s AND ({}))").format(
-            alias, sql.SQL(" OR ").join(parts)), params
+        return any_value(p, alias, (number_condition(*parse_search_number(raw), low, high)
+                                    for raw in values), "number")
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Smallest low ascending, largest high descending."""
-        if descending:
-            return sql.SQL("max({}.high)").format(alias)
-        return sql.SQL("min({}.low)").format(alias)
+        return range_sort_key(alias, descending)
 
 
 #: The number index type.

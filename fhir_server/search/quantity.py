@@ -22,7 +22,15 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext, split_escaped, unescape
+from fhir_server.search.base import (
+    Fragment,
+    Node,
+    SearchContext,
+    any_value,
+    range_sort_key,
+    split_escaped,
+    unescape,
+)
 from fhir_server.search.number import (
     NEG_INF,
     POS_INF,
@@ -155,22 +163,12 @@ class QuantityIndex:
             raise BadRequest(f"modifier :{modifier} is not supported on quantity parameters")
         cols = {c: sql.SQL("{}.{}").format(alias, sql.Identifier(c))
                 for c in ("low", "high", "system", "code", "unit")}
-        parts: list[sql.Composable] = []
-        params: list[Any] = [p]
-        for raw in values:
-            cond, cond_params = quantity_condition(raw, **cols)
-            parts.append(cond)
-            params.extend(cond_params)
-        if not parts:
-            raise BadRequest("a quantity parameter needs a value")
-        return sql.SQL("({}.p = %s AND ({}))").format(
-            alias, sql.SQL(" OR ").join(parts)), params
+        return any_value(p, alias, (quantity_condition(raw, **cols) for raw in values),
+                         "quantity")
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Smallest low ascending, largest high descending (units are not compared)."""
-        if descending:
-            return sql.SQL("max({}.high)").format(alias)
-        return sql.SQL("min({}.low)").format(alias)
+        return range_sort_key(alias, descending)
 
 
 #: The quantity index type.
