@@ -7,6 +7,7 @@ on Ctrl-C, on SIGTERM or when the run's time limit expires.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -232,27 +233,24 @@ def cpu_snapshot(server: Server) -> dict[str, dict[int, int]]:
     backends connected to its database, by pid."""
     snap: dict[str, dict[int, int]] = {"server": {}, "db": {}}
     db_marker = f" {server.db_name} " if server.db_name else None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
+    for pid, head, fields in _proc_stats():
         ticks = int(fields[11]) + int(fields[12])
-        pid = int(entry.name)
         if int(fields[2]) == server.proc.pid:
             snap["server"][pid] = ticks
-        elif (db_marker and "(postgres)" in stat[:stat.rfind(")") + 1]
-              and db_marker in _cmdline(pid)):
+        elif db_marker and "(postgres)" in head and db_marker in _cmdline(pid):
             snap["db"][pid] = ticks
     return snap
 
 
 def children(pid: int) -> list[int]:
     """Direct children of a process, from /proc."""
-    result = []
+    return sorted(child for child, _, fields in _proc_stats()
+                  if len(fields) > 1 and int(fields[1]) == pid)
+
+
+def _proc_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Each process's pid, ``/proc/PID/stat`` up to its command name (``pid (comm)``), and
+    the fields after it; processes that vanish while being read are skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -261,10 +259,8 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         # The command name is in parentheses and may hold spaces: split after it.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            result.append(int(entry.name))
-    return sorted(result)
+        end = stat.rfind(")") + 1
+        yield int(entry.name), stat[:end], stat[end + 1:].split()
 
 
 def start_server(name: str, args: Sequence[str], env: dict[str, str], port: int,
@@ -422,6 +418,112 @@ def work_dir(keep: bool) -> Iterator[Path]:
             log(f"server logs and id file kept in {path}")
         else:
             shutil.rmtree(path, ignore_errors=True)
+
+
+# --- one benchmark run: options, set-up, results ----------------------------------------
+
+
+def add_load_args(p: argparse.ArgumentParser, duration_help: str, each: str = "") -> None:
+    """The wrk load and server size options (``each``: " of each" where two servers run)."""
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    p.add_argument("--workers", type=int, default=2, help=f"worker processes{each} (2)")
+    p.add_argument("--pool-min", type=int, default=2, help=f"DB_POOL_MIN{each} (2)")
+    p.add_argument("--pool-max", type=int, default=10, help=f"DB_POOL_MAX{each} (10)")
+    p.add_argument("--duration", type=float, default=20, help=duration_help)
+    p.add_argument("--warmup", type=float, default=5, help=f"warm-up seconds{each} (5)")
+
+
+def add_run_args(p: argparse.ArgumentParser, bench: str, max_seconds: float,
+                 keep_help: str) -> None:
+    """The options every wrk benchmark of our server takes after its own (logging, quiet
+    wait, profiling, the database, results file and time limit), in this order."""
+    p.add_argument("--log-level", default="warning",
+                   help="LOG_LEVEL of the servers (warning; info turns our access log on)")
+    p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
+                   help="before each measured run, wait up to SECONDS for other processes "
+                        "to leave the CPUs alone (0: off)")
+    p.add_argument("--profile", type=float, default=0, metavar="SECONDS",
+                   help="afterwards, py-spy our workers during a run of SECONDS (0: off)")
+    p.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
+                                                         DEFAULT_ADMIN_URL),
+                   help="PostgreSQL URL used to create and drop the database "
+                        "(BENCH_ADMIN_URL, default %(default)s)")
+    p.add_argument("--db-name", default=f"bench_{bench}_{os.getpid()}",
+                   help="database to create (must start with bench_)")
+    p.add_argument("--keep", action="store_true", help=keep_help)
+    p.add_argument("--name", default=bench, help="results file bench/results/NAME.json")
+    p.add_argument("--max-seconds", type=float, default=max_seconds,
+                   help=f"abort (and clean up) after this long ({max_seconds:g})")
+
+
+def run_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a run as recorded in its results (paths as text; the admin URL is
+    left out, it may hold a password)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+            if k != "admin_url"}
+
+
+@dataclass
+class RunSetup:
+    """What a benchmark run measures against, from ``ours_on_fresh_database``."""
+
+    stack: contextlib.ExitStack
+    tmp: Path
+    db_url: str
+    ours: Server
+    machine: dict[str, Any]
+
+
+@contextlib.contextmanager
+def ours_on_fresh_database(args: argparse.Namespace) -> Iterator[RunSetup]:
+    """A fresh database and our server migrating it, within ``--max-seconds``.
+
+    Whatever the body starts on ``setup.stack`` is stopped, and the database dropped
+    (unless ``--keep``), however the run ends.
+    """
+    wrk = wrk_version()  # fail before creating anything
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(work_dir(args.keep))
+        db_url = stack.enter_context(bench_database(args.admin_url, args.db_name, args.keep))
+        # Inside: the time limit; outside it, the stack stops and drops everything.
+        with bounded_run(args.max_seconds):
+            machine = machine_info(db_url) | {"wrk": wrk}
+            ours = start_ours(stack, db_url, args.workers, args.pool_min, args.pool_max,
+                              tmp, log_level=args.log_level)
+            yield RunSetup(stack, tmp, db_url, ours, machine)
+
+
+def wrk_command_line(script: Path, script_arg: str, args: argparse.Namespace) -> str:
+    """The measured runs' wrk command, for the results (the port and file placeholders)."""
+    return " ".join(wrk_command("http://127.0.0.1:PORT", script.relative_to(ROOT),
+                                script_arg, args.connections, args.threads, args.duration))
+
+
+def finish(name: str, result: dict[str, Any], profiles: dict[str, Any]) -> dict[str, Any]:
+    """After the table: each profile under its label, then ``write_results`` and where
+    it wrote them; the results."""
+    for label, profile in profiles.items():
+        print(f"\n{label}: " + format_profile(profile))
+    path = write_results(name, result)
+    print(f"results: {path.relative_to(ROOT)}")
+    return result
+
+
+def run_main(prog: str, parser: argparse.ArgumentParser,
+             run: Callable[[argparse.Namespace], dict[str, Any]],
+             argv: Sequence[str] | None) -> int:
+    """A benchmark's command line: 2 when it could not run, 1 when ``--check`` is given
+    and the result did not pass, else 0."""
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        result = run(args)
+    except BenchError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    log(f"done in {time.monotonic() - started:.0f} s")
+    return 1 if args.check and not result["pass"] else 0
 
 
 # --- loading data -----------------------------------------------------------------------

@@ -18,8 +18,6 @@ Results: a table on stdout, JSON in ``bench/results/<name>.json``. Exit status 1
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
-from bench.common import BenchError, WrkRun, log
+from bench.common import WrkRun, log
 
 SCRIPT = common.LUA / "create.lua"
 #: Cores used by other processes above which the run's numbers are flagged as disturbed.
@@ -40,35 +38,13 @@ _COUNT_HISTORY = "SELECT count(*) FROM resource_history WHERE resource_type = 'P
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.create",
                                 description=__doc__.split("\n", 1)[0])
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
-    p.add_argument("--pool-min", type=int, default=2, help="DB_POOL_MIN (2)")
-    p.add_argument("--pool-max", type=int, default=10, help="DB_POOL_MAX (10)")
-    p.add_argument("--duration", type=float, default=20, help="measured seconds (20)")
-    p.add_argument("--warmup", type=float, default=5, help="warm-up seconds (5)")
+    common.add_load_args(p, duration_help="measured seconds (20)")
     p.add_argument("--body", type=Path, default=common.PATIENT_EXAMPLE,
                    help="resource to post (the official Patient example)")
     p.add_argument("--target", type=float, default=500, help="wanted creates/s (500)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when below --target or when the row check fails")
-    p.add_argument("--log-level", default="warning",
-                   help="LOG_LEVEL of the servers (warning; info turns our access log on)")
-    p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
-                   help="before each measured run, wait up to SECONDS for other processes "
-                        "to leave the CPUs alone (0: off)")
-    p.add_argument("--profile", type=float, default=0, metavar="SECONDS",
-                   help="afterwards, py-spy our workers during a run of SECONDS (0: off)")
-    p.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
-                                                         common.DEFAULT_ADMIN_URL),
-                   help="PostgreSQL URL used to create and drop the database "
-                        "(BENCH_ADMIN_URL, default %(default)s)")
-    p.add_argument("--db-name", default=f"bench_create_{os.getpid()}",
-                   help="database to create (must start with bench_)")
-    p.add_argument("--keep", action="store_true", help="keep the database and logs")
-    p.add_argument("--name", default="create", help="results file bench/results/NAME.json")
-    p.add_argument("--max-seconds", type=float, default=600,
-                   help="abort (and clean up) after this long (600)")
+    common.add_run_args(p, "create", max_seconds=600, keep_help="keep the database and logs")
     return p
 
 
@@ -147,63 +123,41 @@ def print_table(run: WrkRun, summary: dict[str, Any], rows: dict[str, Any],
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; the results written to JSON."""
-    wrk = common.wrk_version()  # fail before creating anything
     body_arg = str(args.body.resolve())
-    result: dict[str, Any] = {"params": {k: (str(v) if isinstance(v, Path) else v)
-                                         for k, v in vars(args).items()
-                                         if k != "admin_url"}}
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(common.work_dir(args.keep))
-        db_url = stack.enter_context(common.bench_database(args.admin_url, args.db_name,
-                                                           args.keep))
-        # Inside: the time limit; outside it, the stack stops and drops everything.
-        with common.bounded_run(args.max_seconds):
-            result["machine"] = common.machine_info(db_url) | {"wrk": wrk}
-            ours = common.start_ours(stack, db_url, args.workers, args.pool_min,
-                                     args.pool_max, tmp, log_level=args.log_level)
-            log(f"warm-up: {args.warmup:g} s")
-            common.run_wrk_on(ours, 0, SCRIPT, body_arg, args.connections, args.threads,
-                              args.warmup)
-            if args.quiet_wait > 0:
-                common.wait_for_quiet(args.quiet_wait)
-            rows_before = settled_count(db_url, _COUNT_ROWS)
-            history_before = int(common.scalar(db_url, _COUNT_HISTORY))
-            log(f"measuring: {args.duration:g} s ({rows_before:,} rows so far)")
-            measured = common.run_wrk_on(ours, 1, SCRIPT, body_arg, args.connections,
-                                         args.threads, args.duration)
-            rows_gained = settled_count(db_url, _COUNT_ROWS) - rows_before
-            history_gained = int(common.scalar(db_url, _COUNT_HISTORY)) - history_before
-            rows = check_rows(measured, rows_gained, history_gained, args.connections)
-            result["run"] = measured.as_json()
-            result["rows"] = rows
-            result |= summarize(measured, rows, args.target)
-            if args.profile > 0:
-                log(f"profiling our workers with py-spy for {args.profile:g} s")
-                result["profile"] = common.profile_run(
-                    ours, SCRIPT, body_arg, args.connections,
-                    args.threads, args.profile, args.name)
-            result["wrk_command"] = " ".join(common.wrk_command(
-                "http://127.0.0.1:PORT", SCRIPT.relative_to(common.ROOT), body_arg,
-                args.connections, args.threads, args.duration))
+    result: dict[str, Any] = {"params": common.run_params(args)}
+    with common.ours_on_fresh_database(args) as setup:
+        db_url, ours = setup.db_url, setup.ours
+        result["machine"] = setup.machine
+        log(f"warm-up: {args.warmup:g} s")
+        common.run_wrk_on(ours, 0, SCRIPT, body_arg, args.connections, args.threads,
+                          args.warmup)
+        if args.quiet_wait > 0:
+            common.wait_for_quiet(args.quiet_wait)
+        rows_before = settled_count(db_url, _COUNT_ROWS)
+        history_before = int(common.scalar(db_url, _COUNT_HISTORY))
+        log(f"measuring: {args.duration:g} s ({rows_before:,} rows so far)")
+        measured = common.run_wrk_on(ours, 1, SCRIPT, body_arg, args.connections,
+                                     args.threads, args.duration)
+        rows_gained = settled_count(db_url, _COUNT_ROWS) - rows_before
+        history_gained = int(common.scalar(db_url, _COUNT_HISTORY)) - history_before
+        rows = check_rows(measured, rows_gained, history_gained, args.connections)
+        result["run"] = measured.as_json()
+        result["rows"] = rows
+        result |= summarize(measured, rows, args.target)
+        if args.profile > 0:
+            log(f"profiling our workers with py-spy for {args.profile:g} s")
+            result["profile"] = common.profile_run(
+                ours, SCRIPT, body_arg, args.connections,
+                args.threads, args.profile, args.name)
+        result["wrk_command"] = common.wrk_command_line(SCRIPT, body_arg, args)
     print_table(measured, result, rows, args)
-    if "profile" in result:
-        print("\nours: " + common.format_profile(result["profile"]))
-    path = common.write_results(args.name, result)
-    print(f"results: {path.relative_to(common.ROOT)}")
-    return result
+    return common.finish(args.name, result,
+                         {"ours": result["profile"]} if "profile" in result else {})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; the exit status."""
-    args = _parser().parse_args(argv)
-    started = time.monotonic()
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench.create: {exc}", file=sys.stderr)
-        return 2
-    log(f"done in {time.monotonic() - started:.0f} s")
-    return 1 if args.check and not result["pass"] else 0
+    return common.run_main("bench.create", _parser(), run, argv)
 
 
 if __name__ == "__main__":

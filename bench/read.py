@@ -18,11 +18,8 @@ Results: a table on stdout, JSON in ``bench/results/<name>.json``. Exit status 1
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
 import sys
-import time
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -39,35 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.read",
                                 description=__doc__.split("\n", 1)[0])
     p.add_argument("--patients", type=int, default=10_000, help="Patients to load (10000)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes of each (2)")
-    p.add_argument("--pool-min", type=int, default=2, help="DB_POOL_MIN of each (2)")
-    p.add_argument("--pool-max", type=int, default=10, help="DB_POOL_MAX of each (10)")
-    p.add_argument("--duration", type=float, default=20, help="seconds per round (20)")
-    p.add_argument("--warmup", type=float, default=5, help="warm-up seconds of each (5)")
+    common.add_load_args(p, duration_help="seconds per round (20)", each=" of each")
     p.add_argument("--rounds", type=int, default=2, help="measured rounds of each (2)")
     p.add_argument("--target", type=float, default=0.6, help="wanted ratio ours/baseline")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when the ratio is below --target")
-    p.add_argument("--log-level", default="warning",
-                   help="LOG_LEVEL of the servers (warning; info turns our access log on)")
-    p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
-                   help="before each measured run, wait up to SECONDS for other processes "
-                        "to leave the CPUs alone (0: off)")
-    p.add_argument("--profile", type=float, default=0, metavar="SECONDS",
-                   help="afterwards, py-spy our workers during a run of SECONDS (0: off)")
-    p.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
-                                                         common.DEFAULT_ADMIN_URL),
-                   help="PostgreSQL URL used to create and drop the database "
-                        "(BENCH_ADMIN_URL, default %(default)s)")
-    p.add_argument("--db-name", default=f"bench_read_{os.getpid()}",
-                   help="database to create (must start with bench_)")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the database, logs and id file afterwards")
-    p.add_argument("--name", default="read", help="results file bench/results/NAME.json")
-    p.add_argument("--max-seconds", type=float, default=900,
-                   help="abort (and clean up) after this long (900)")
+    common.add_run_args(p, "read", max_seconds=900,
+                        keep_help="keep the database, logs and id file afterwards")
     return p
 
 
@@ -172,75 +147,52 @@ def print_table(runs: Sequence[WrkRun], summary: dict[str, Any],
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; the results written to JSON."""
-    wrk = common.wrk_version()  # fail before creating anything
     body = common.PATIENT_EXAMPLE.read_bytes()
-    result: dict[str, Any] = {"params": {k: v for k, v in vars(args).items()
-                                          if k not in ("admin_url",)}}
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(common.work_dir(args.keep))
-        db_url = stack.enter_context(common.bench_database(args.admin_url, args.db_name,
-                                                           args.keep))
-        # Inside: the time limit; outside it, the stack stops and drops everything.
-        with common.bounded_run(args.max_seconds):
-            result["machine"] = common.machine_info(db_url) | {"wrk": wrk}
-            ours = common.start_ours(stack, db_url, args.workers, args.pool_min, args.pool_max,
-                                     tmp, log_level=args.log_level)
+    result: dict[str, Any] = {"params": common.run_params(args)}
+    with common.ours_on_fresh_database(args) as setup:
+        stack, tmp, db_url, ours = setup.stack, setup.tmp, setup.db_url, setup.ours
+        result["machine"] = setup.machine
+        log(f"loading {args.patients:,} Patients through our API (32 connections)")
+        try:
+            loaded = common.load_patients(ours.url, body, args.patients, concurrency=32)
+        except BenchError as exc:
+            raise BenchError(f"{exc}\nours' log:\n{ours.log_tail()}") from exc
+        rows = common.scalar(db_url, "SELECT count(*) FROM resource"
+                                     " WHERE resource_type = 'Patient' AND NOT deleted")
+        log(f"loaded {len(loaded.ids):,} in {loaded.seconds:.1f} s ({loaded.rate:,.0f}/s, "
+            f"{loaded.failures} failures); {rows:,} rows")
+        if len(loaded.ids) != args.patients or rows != args.patients:
+            raise BenchError(f"wanted {args.patients} Patients, got {len(loaded.ids)} ids "
+                             f"and {rows} rows")
+        result["load"] = {"patients": len(loaded.ids), "seconds": round(loaded.seconds, 2),
+                          "creates_per_s": round(loaded.rate, 1), "failures": loaded.failures,
+                          "client": "python asyncio, 32 connections"}
+        ids_file = tmp / "ids.txt"
+        ids_file.write_text("\n".join(loaded.ids) + "\n")
+        common.execute(db_url, "VACUUM ANALYZE resource")
 
-            log(f"loading {args.patients:,} Patients through our API (32 connections)")
-            try:
-                loaded = common.load_patients(ours.url, body, args.patients, concurrency=32)
-            except BenchError as exc:
-                raise BenchError(f"{exc}\nours' log:\n{ours.log_tail()}") from exc
-            rows = common.scalar(db_url, "SELECT count(*) FROM resource"
-                                         " WHERE resource_type = 'Patient' AND NOT deleted")
-            log(f"loaded {len(loaded.ids):,} in {loaded.seconds:.1f} s ({loaded.rate:,.0f}/s, "
-                f"{loaded.failures} failures); {rows:,} rows")
-            if len(loaded.ids) != args.patients or rows != args.patients:
-                raise BenchError(f"wanted {args.patients} Patients, got {len(loaded.ids)} ids "
-                                 f"and {rows} rows")
-            result["load"] = {"patients": len(loaded.ids), "seconds": round(loaded.seconds, 2),
-                              "creates_per_s": round(loaded.rate, 1), "failures": loaded.failures,
-                              "client": "python asyncio, 32 connections"}
-            ids_file = tmp / "ids.txt"
-            ids_file.write_text("\n".join(loaded.ids) + "\n")
-            common.execute(db_url, "VACUUM ANALYZE resource")
-
-            baseline = common.start_baseline(stack, db_url, args.workers, args.pool_min,
-                                             args.pool_max, tmp, log_level=args.log_level)
-            check_same_answer(ours, baseline, loaded.ids)
-            runs = measure([ours, baseline], str(ids_file), args)
-            result["runs"] = [r.as_json() for r in runs]
-            result |= report(runs, args)
-            if args.profile > 0:
-                result["profile"] = {}
-                for server in (ours, baseline):
-                    log(f"profiling {server.name}'s workers with py-spy for "
-                        f"{args.profile:g} s")
-                    result["profile"][server.name] = common.profile_run(
-                        server, SCRIPT, str(ids_file), args.connections, args.threads,
-                        args.profile, f"{args.name}-{server.name}")
-            result["wrk_command"] = " ".join(common.wrk_command(
-                "http://127.0.0.1:PORT", SCRIPT.relative_to(common.ROOT), "IDS_FILE",
-                args.connections, args.threads, args.duration))
+        baseline = common.start_baseline(stack, db_url, args.workers, args.pool_min,
+                                         args.pool_max, tmp, log_level=args.log_level)
+        check_same_answer(ours, baseline, loaded.ids)
+        runs = measure([ours, baseline], str(ids_file), args)
+        result["runs"] = [r.as_json() for r in runs]
+        result |= report(runs, args)
+        if args.profile > 0:
+            result["profile"] = {}
+            for server in (ours, baseline):
+                log(f"profiling {server.name}'s workers with py-spy for "
+                    f"{args.profile:g} s")
+                result["profile"][server.name] = common.profile_run(
+                    server, SCRIPT, str(ids_file), args.connections, args.threads,
+                    args.profile, f"{args.name}-{server.name}")
+        result["wrk_command"] = common.wrk_command_line(SCRIPT, "IDS_FILE", args)
     print_table(runs, result, args)
-    for label, profile in result.get("profile", {}).items():
-        print(f"\n{label}: " + common.format_profile(profile))
-    path = common.write_results(args.name, result)
-    print(f"results: {path.relative_to(common.ROOT)}")
-    return result
+    return common.finish(args.name, result, result.get("profile", {}))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; the exit status."""
-    args = _parser().parse_args(argv)
-    started = time.monotonic()
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench.read: {exc}", file=sys.stderr)
-        return 2
-    log(f"done in {time.monotonic() - started:.0f} s")
-    return 1 if args.check and not result["pass"] else 0
+    return common.run_main("bench.read", _parser(), run, argv)
 
 
 if __name__ == "__main__":

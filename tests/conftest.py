@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,10 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
     raise RuntimeError("fhir-server did not become ready within 60 s")
 
 
-@pytest.fixture(scope="session")
-def server(database_url: str) -> Iterator[str]:
-    """The base URL of a real server process on this worker's database."""
-    proc, base = start_server(database_url)
+@contextmanager
+def running_server(database_url: str, **env: str) -> Iterator[str]:
+    """``start_server``'s base URL; the server is stopped (killed if it hangs) on exit."""
+    proc, base = start_server(database_url, **env)
     try:
         yield base
     finally:
@@ -114,6 +115,13 @@ def server(database_url: str) -> Iterator[str]:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[str]:
+    """The base URL of a real server process on this worker's database."""
+    with running_server(database_url) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import running_server
 
 
 @pytest.fixture(scope="module")
 def limited(database_url: str) -> Iterator[str]:
-    proc, base = start_server(database_url, RATE_LIMIT_PER_MINUTE="5", REDIS_URL="")
-    try:
+    with running_server(database_url, RATE_LIMIT_PER_MINUTE="5", REDIS_URL="") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_rate_limit_answers_429_with_retry_after(limited: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from fhir_server.errors import PreconditionFailed
+from fhir_server.service.repository import StoredVersion
 
 from .harness import Replica, patient, replica
 from .support import namespace, redis_url_or_skip
@@ -38,6 +39,28 @@ def run(pg_url: str, body: Callable[[Replica, str], Awaitable[Any]], **options: 
             return await body(rep, ns)
 
     return asyncio.run(main())
+
+
+def run_pair(pg_url: str, body: Callable[[Replica, Replica, str], Awaitable[Any]]) -> Any:
+    """``run`` with two replicas (two "servers") sharing one Redis namespace."""
+    ns = namespace()
+
+    async def main() -> Any:
+        async with replica(pg_url, REDIS_URL, ns) as first, \
+                replica(pg_url, REDIS_URL, ns) as second:
+            return await body(first, second, ns)
+
+    return asyncio.run(main())
+
+
+async def held_read_of_v1(reader: Replica, writer: Replica,
+                          rid: str) -> asyncio.Task[StoredVersion | None]:
+    """The writer stores v1; the reader's read of it, held once it has loaded v1."""
+    await writer.cached.write("Patient", rid, patient(rid, active=True), "PUT")
+    reader.spy.gate_reads = True
+    slow = asyncio.create_task(reader.cached.read("Patient", rid))
+    await reader.spy.loaded.wait()  # v1 is in the reader's hands
+    return slow
 
 
 def test_read_through_then_hit(pg_url: str) -> None:
@@ -131,74 +154,61 @@ def test_transaction_commit_invalidates_rollback_does_not(pg_url: str) -> None:
 
 def test_two_replicas_share_invalidation(pg_url: str) -> None:
     rid = new_id()
-    ns = namespace()
 
-    async def main() -> None:
-        async with replica(pg_url, REDIS_URL, ns) as a, replica(pg_url, REDIS_URL, ns) as b:
-            await a.cached.write("Patient", rid, patient(rid, active=True), "PUT")
-            assert (await b.cached.read("Patient", rid)).version_id == 1  # type: ignore[union-attr]
-            assert (await a.cached.read("Patient", rid)).version_id == 1  # type: ignore[union-attr]
-            assert a.spy.reads == 0  # B's fill serves A
-            await a.cached.write("Patient", rid, patient(rid, active=False), "PUT")
-            seen = await b.cached.read("Patient", rid)
-            assert seen is not None and seen.version_id == 2
-            async with b.cached.transaction() as tx:
-                await tx.write("Patient", rid, None, "DELETE")
-            seen = await a.cached.read("Patient", rid)
-            assert seen is not None and seen.deleted and seen.version_id == 3
+    async def body(a: Replica, b: Replica, ns: str) -> None:
+        await a.cached.write("Patient", rid, patient(rid, active=True), "PUT")
+        assert (await b.cached.read("Patient", rid)).version_id == 1  # type: ignore[union-attr]
+        assert (await a.cached.read("Patient", rid)).version_id == 1  # type: ignore[union-attr]
+        assert a.spy.reads == 0  # B's fill serves A
+        await a.cached.write("Patient", rid, patient(rid, active=False), "PUT")
+        seen = await b.cached.read("Patient", rid)
+        assert seen is not None and seen.version_id == 2
+        async with b.cached.transaction() as tx:
+            await tx.write("Patient", rid, None, "DELETE")
+        seen = await a.cached.read("Patient", rid)
+        assert seen is not None and seen.deleted and seen.version_id == 3
 
-    asyncio.run(main())
+    run_pair(pg_url, body)
 
 
 def test_stale_fill_after_invalidation_is_refused(pg_url: str) -> None:
     """Reader loads v1, writer commits v2 and invalidates, reader then fills v1."""
     rid = new_id()
-    ns = namespace()
 
-    async def main() -> None:
-        async with replica(pg_url, REDIS_URL, ns) as reader, \
-                replica(pg_url, REDIS_URL, ns) as writer:
-            await writer.cached.write("Patient", rid, patient(rid, active=True), "PUT")
-            reader.spy.gate_reads = True
-            slow = asyncio.create_task(reader.cached.read("Patient", rid))
-            await reader.spy.loaded.wait()  # v1 is in the reader's hands
-            await writer.cached.write("Patient", rid, patient(rid, active=False), "PUT")
-            reader.spy.release_read.set()
-            old = await slow
-            assert old is not None and old.version_id == 1  # it read before the write
-            entry = raw_entry(ns, rid)
-            assert b"d" not in entry and entry[b"v"] == b"2"  # ... but could not store it
-            for rep in (reader, writer):
-                now = await rep.cached.read("Patient", rid)
-                assert now is not None and now.version_id == 2
+    async def body(reader: Replica, writer: Replica, ns: str) -> None:
+        slow = await held_read_of_v1(reader, writer, rid)
+        await writer.cached.write("Patient", rid, patient(rid, active=False), "PUT")
+        reader.spy.release_read.set()
+        old = await slow
+        assert old is not None and old.version_id == 1  # it read before the write
+        entry = raw_entry(ns, rid)
+        assert b"d" not in entry and entry[b"v"] == b"2"  # ... but could not store it
+        for rep in (reader, writer):
+            now = await rep.cached.read("Patient", rid)
+            assert now is not None and now.version_id == 2
 
-    asyncio.run(main())
+    run_pair(pg_url, body)
 
 
 def test_fill_during_a_write_is_refused(pg_url: str) -> None:
     """Reader loads v1; a writer has begun (not committed); the fill must not land."""
     rid = new_id()
-    ns = namespace()
 
-    async def main() -> None:
-        async with replica(pg_url, REDIS_URL, ns) as reader, \
-                replica(pg_url, REDIS_URL, ns) as writer:
-            await writer.cached.write("Patient", rid, patient(rid, active=True), "PUT")
-            reader.spy.gate_reads = writer.spy.gate_writes = True
-            slow_read = asyncio.create_task(reader.cached.read("Patient", rid))
-            await reader.spy.loaded.wait()
-            slow_write = asyncio.create_task(
-                writer.cached.write("Patient", rid, patient(rid, active=False), "PUT"))
-            await writer.spy.entered.wait()  # BEGIN done, database not yet written
-            reader.spy.release_read.set()
-            assert (await slow_read).version_id == 1  # type: ignore[union-attr]
-            assert b"d" not in raw_entry(ns, rid)
-            writer.spy.release_write.set()
-            await slow_write
-            now = await reader.cached.read("Patient", rid)
-            assert now is not None and now.version_id == 2
+    async def body(reader: Replica, writer: Replica, ns: str) -> None:
+        slow_read = await held_read_of_v1(reader, writer, rid)
+        writer.spy.gate_writes = True
+        slow_write = asyncio.create_task(
+            writer.cached.write("Patient", rid, patient(rid, active=False), "PUT"))
+        await writer.spy.entered.wait()  # BEGIN done, database not yet written
+        reader.spy.release_read.set()
+        assert (await slow_read).version_id == 1  # type: ignore[union-attr]
+        assert b"d" not in raw_entry(ns, rid)
+        writer.spy.release_write.set()
+        await slow_write
+        now = await reader.cached.read("Patient", rid)
+        assert now is not None and now.version_id == 2
 
-    asyncio.run(main())
+    run_pair(pg_url, body)
 
 
 def test_ambiguous_write_keeps_fills_out_for_pending_s(pg_url: str) -> None:

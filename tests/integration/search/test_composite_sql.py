@@ -5,22 +5,16 @@ Expectations are written by hand from the search specification (composite, prefi
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.composite import COMPOSITE, ComponentSpec, composite_rows
 from fhir_server.search.hashing import param_key
+from tests.integration.search.scratch import matching_rids, named_rows, scratch_fixture, write_index
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 SCT = "http://snomed.info/sct"
@@ -94,60 +88,27 @@ OBSERVATIONS: dict[int, dict[str, Any]] = {
 }
 
 
-def admin_url(request: pytest.FixtureRequest) -> str:
-    """DATABASE_URL, else the local server if it answers, else the embedded PostgreSQL."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        with psycopg.connect(DEFAULT_URL, connect_timeout=3):
-            return DEFAULT_URL
-    except psycopg.OperationalError:
-        return str(request.getfixturevalue("database_url"))
-
-
-@pytest.fixture(scope="module")
-def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the search index tables, dropped afterwards."""
-    admin = admin_url(request)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"tok_test_composite_{worker}_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(drop)
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name),
-                             autocommit=True) as c:
-            for script in ("V1__init.sql", "V2__search_index.sql"):  # V2 builds on V1
-                c.execute((ROOT / "migrations" / script).read_text())
-            yield c
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(drop)
+conn = scratch_fixture()
 
 
 @pytest.fixture(scope="module")
 def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """The scratch database with every composite row written."""
-    names = ("p", *(c for c, _ in COMPOSITE.columns))
+    index: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for rid, resource in OBSERVATIONS.items():
         rows: list[tuple[Any, ...]] = []
         for param, (_, context, components) in PARAMS.items():
             p = param_key("Observation", param)
             rows += composite_rows(p, context(resource), components, SearchContext())
-        payload = {"composite": [dict(zip(names, r, strict=True)) for r in rows]}
-        conn.execute("SELECT fhir_write_index(%s, %s, true)", [rid, Jsonb(payload)])
+        index[rid] = {"composite": named_rows(COMPOSITE, rows)}
+    write_index(conn, index)
     return conn
 
 
 def found(db: psycopg.Connection[Any], param: str, values: list[str]) -> set[int]:
     """The rids the predicate selects."""
     ctx = SearchContext(targets=PARAMS[param][0])
-    pred, params = COMPOSITE.predicate(param_key("Observation", param), None, values,
-                                       sql.Identifier("a"), ctx)
-    query = sql.SQL("SELECT DISTINCT a.rid FROM idx_composite a WHERE {}").format(pred)
-    return {r[0] for r in db.execute(query, params)}
+    return matching_rids(db, COMPOSITE, param_key("Observation", param), ctx, values)
 
 
 K = f"{LOINC}|2823-3"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import random
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,14 +19,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import IndexType, Node, SearchContext
+from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.date import DATE
-from tests.integration.search.scratch import load_rows, matching_rids, scratch_database
+from tests.integration.search.scratch import PREFIXES, Param, scratch_fixture
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 CTX = SearchContext(now=NOW)
 P = 424242
-PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 US = timedelta(microseconds=1)
 MIN = datetime.min.replace(tzinfo=UTC)
 MAX = datetime.max.replace(tzinfo=UTC)
@@ -35,22 +33,9 @@ MAX = datetime.max.replace(tzinfo=UTC)
 
 # -- scratch database ------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the index tables (see scratch.py)."""
-    yield from scratch_database()
-
-
-def load(conn: psycopg.Connection[Any], kind: IndexType,
-         nodes_by_rid: dict[int, list[Node]]) -> None:
-    """Write each resource's rows with this module's parameter key and context."""
-    load_rows(conn, kind, P, CTX, nodes_by_rid)
-
-
-def matching(conn: psycopg.Connection[Any], kind: IndexType, values: Sequence[str],
-             modifier: str | None = None) -> set[int]:
-    """rids with a row matching the predicate."""
-    return matching_rids(conn, kind, P, CTX, values, modifier)
+db = scratch_fixture()
+PARAM = Param(P, CTX)
+load, matching = PARAM.load, PARAM.matching
 
 
 # -- independent model: a value is its first and last instant ----------------------------
@@ -166,11 +151,7 @@ def dataset() -> tuple[dict[int, list[Node]], dict[int, list[Span]]]:
     return nodes, truth
 
 
-@pytest.fixture(scope="module")
-def loaded(db: psycopg.Connection[Any]) -> tuple[psycopg.Connection[Any], dict[int, list[Span]]]:
-    nodes, truth = dataset()
-    load(db, DATE, nodes)
-    return db, truth
+loaded = PARAM.loaded_fixture(DATE, dataset)
 
 
 def _expected_rids(truth: dict[int, list[Span]], prefix: str, search: Span) -> set[int]:

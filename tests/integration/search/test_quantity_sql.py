@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -12,34 +11,20 @@ import psycopg
 import pytest
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import IndexType, Node, SearchContext
+from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.quantity import QUANTITY
-from tests.integration.search.scratch import load_rows, matching_rids, scratch_database
+from tests.integration.search.scratch import PREFIXES, Param, scratch_fixture
 
 CTX = SearchContext()
 P = 616161
 UCUM = "http://unitsofmeasure.org"
 ISO = "urn:iso:std:iso:4217"
-PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 INF = float("inf")
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the index tables (see scratch.py)."""
-    yield from scratch_database()
-
-
-def load(conn: psycopg.Connection[Any], kind: IndexType,
-         nodes_by_rid: dict[int, list[Node]]) -> None:
-    """Write each resource's rows with this module's parameter key and context."""
-    load_rows(conn, kind, P, CTX, nodes_by_rid)
-
-
-def matching(conn: psycopg.Connection[Any], kind: IndexType, values: Sequence[str],
-             modifier: str | None = None) -> set[int]:
-    """rids with a row matching the predicate."""
-    return matching_rids(conn, kind, P, CTX, values, modifier)
+db = scratch_fixture()
+PARAM = Param(P, CTX)
+load, matching = PARAM.load, PARAM.matching
 
 
 # -- independent model -----------------------------------------------------------------
@@ -116,11 +101,7 @@ def dataset() -> tuple[dict[int, list[Node]], dict[int, list[dict[str, Any]]]]:
     return nodes, truth
 
 
-@pytest.fixture(scope="module")
-def loaded(db: psycopg.Connection[Any]) -> tuple[psycopg.Connection[Any], dict[int, Any]]:
-    nodes, truth = dataset()
-    load(db, QUANTITY, nodes)
-    return db, truth
+loaded = PARAM.loaded_fixture(QUANTITY, dataset)
 
 
 NUMBERS = ["5.4", "5.40", "5.4e1", "0.054", "100", "1.2", "12", "0.5", "5"]

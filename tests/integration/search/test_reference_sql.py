@@ -5,9 +5,6 @@ Expectations are written by hand from the search specification's reference secti
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,9 +24,8 @@ from fhir_server.search.reference import (
     revinclude_query,
 )
 from fhir_server.search.token import TOKEN
+from tests.integration.search.scratch import matching_rids, named_rows, scratch_fixture, write_index
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASE = "https://h.example/fhir"
 P = param_key("Observation", "subject")
 P_ID = identifier_param_key("Observation", "subject")
@@ -61,54 +57,21 @@ TARGETS = {101: ("Patient", "1", False), 102: ("Patient", "2", False),
 ALL_TYPES = ("Patient", "Group", "Practitioner")
 
 
-def admin_url(request: pytest.FixtureRequest) -> str:
-    """DATABASE_URL, else the local server if it answers, else the embedded PostgreSQL."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        with psycopg.connect(DEFAULT_URL, connect_timeout=3):
-            return DEFAULT_URL
-    except psycopg.OperationalError:
-        return str(request.getfixturevalue("database_url"))
-
-
-@pytest.fixture(scope="module")
-def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the resource and index tables, dropped afterwards."""
-    admin = admin_url(request)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"tok_test_reference_{worker}_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(drop)
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name),
-                             autocommit=True) as c:
-            for script in ("V1__init.sql", "V2__search_index.sql"):  # V2 builds on V1
-                c.execute((ROOT / "migrations" / script).read_text())
-            yield c
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(drop)
+conn = scratch_fixture()
 
 
 @pytest.fixture(scope="module")
 def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """The scratch database with reference, identifier and resource rows."""
     ctx = SearchContext(base_url=BASE)
-    ref_names = ("p", *(c for c, _ in REFERENCE.columns))
-    tok_names = ("p", *(c for c, _ in TOKEN.columns))
     insert = ("INSERT INTO resource (rid, resource_type, id, version_id, last_updated,"
               " deleted, content) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, 1, now(), %s, %s)")
-    for rid, node in SUBJECTS.items():
+    for rid in SUBJECTS:
         conn.execute(insert, [rid, "Observation", f"o{rid}", False, Jsonb({})])
-        index = {"reference": [dict(zip(ref_names, r, strict=True))
-                               for r in REFERENCE.rows(P, [node], ctx)],
-                 "token": [dict(zip(tok_names, r, strict=True))
-                           for r in TOKEN.rows(P_ID, identifier_nodes([node]), ctx)]}
-        conn.execute("SELECT fhir_write_index(%s, %s, true)", [rid, Jsonb(index)])
+    write_index(conn, {
+        rid: {"reference": named_rows(REFERENCE, REFERENCE.rows(P, [node], ctx)),
+              "token": named_rows(TOKEN, TOKEN.rows(P_ID, identifier_nodes([node]), ctx))}
+        for rid, node in SUBJECTS.items()})
     for rid, (rtype, rid_id, deleted) in TARGETS.items():
         conn.execute(insert, [rid, rtype, rid_id, deleted, None if deleted else Jsonb({})])
     return conn
@@ -118,9 +81,7 @@ def found(db: psycopg.Connection[Any], values: list[str], modifier: str | None =
           targets: tuple[str, ...] = ALL_TYPES) -> set[int]:
     """The rids the predicate selects."""
     ctx = SearchContext(base_url=BASE, targets=targets)
-    pred, params = REFERENCE.predicate(P, modifier, values, sql.Identifier("a"), ctx)
-    query = sql.SQL("SELECT DISTINCT a.rid FROM idx_reference a WHERE {}").format(pred)
-    return {r[0] for r in db.execute(query, params)}
+    return matching_rids(db, REFERENCE, P, ctx, values, modifier)
 
 
 CASES: list[tuple[list[str], str | None, tuple[str, ...], set[int]]] = [
@@ -167,10 +128,7 @@ def test_reference_search(db: psycopg.Connection[Any], values: list[str],
 
 def test_identifier_modifier_through_tokens(db: psycopg.Connection[Any]) -> None:
     def by_identifier(value: str) -> set[int]:
-        pred, params = TOKEN.predicate(P_ID, None, [value], sql.Identifier("a"),
-                                       SearchContext())
-        query = sql.SQL("SELECT DISTINCT a.rid FROM idx_token a WHERE {}").format(pred)
-        return {r[0] for r in db.execute(query, params)}
+        return matching_rids(db, TOKEN, P_ID, SearchContext(), [value])
 
     assert by_identifier("urn:mrn|v8") == {8}
     assert by_identifier("v14") == {14}

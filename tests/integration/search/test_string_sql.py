@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -12,30 +11,17 @@ import pytest
 from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import IndexType, Node, SearchContext
+from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.string import STRING
-from tests.integration.search.scratch import load_rows, matching_rids, scratch_database
+from tests.integration.search.scratch import Param, scratch_fixture
 
 CTX = SearchContext()
 P = 717171
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the index tables (see scratch.py)."""
-    yield from scratch_database()
-
-
-def load(conn: psycopg.Connection[Any], kind: IndexType,
-         nodes_by_rid: dict[int, list[Node]]) -> None:
-    """Write each resource's rows with this module's parameter key and context."""
-    load_rows(conn, kind, P, CTX, nodes_by_rid)
-
-
-def matching(conn: psycopg.Connection[Any], kind: IndexType, values: Sequence[str],
-             modifier: str | None = None) -> set[int]:
-    """rids with a row matching the predicate."""
-    return matching_rids(conn, kind, P, CTX, values, modifier)
+db = scratch_fixture()
+PARAM = Param(P, CTX)
+load, matching = PARAM.load, PARAM.matching
 
 
 NAMES: dict[int, Node] = {

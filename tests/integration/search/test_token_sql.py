@@ -6,24 +6,19 @@ each query's rids must equal what a direct reading of the search specification g
 
 from __future__ import annotations
 
-import os
 import random
 import unicodedata
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.hashing import param_key
 from fhir_server.search.token import TOKEN
+from tests.integration.search.scratch import matching_rids, named_rows, scratch_fixture, write_index
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 P_CODE = param_key("Observation", "code")
 P_LONG = param_key("Observation", "long")
 P_ID = param_key("Patient", "identifier")
@@ -34,40 +29,6 @@ TEXTS = ["Café Crème", "cafe noir", "Héadache", "headache severe", "Ĉu"]
 VALUESETS = {"http://vs/1": {("http://s1", "a"), ("http://s2", "b"), ("http://s1", "a|b")},
              "http://vs/2": {("http://s2", "A")}, "http://vs/empty": set()}
 N = 90
-
-
-def admin_url(request: pytest.FixtureRequest) -> str:
-    """DATABASE_URL, else the local server if it answers, else the embedded PostgreSQL."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        with psycopg.connect(DEFAULT_URL, connect_timeout=3):
-            return DEFAULT_URL
-    except psycopg.OperationalError:
-        return str(request.getfixturevalue("database_url"))
-
-
-@pytest.fixture(scope="module")
-def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the search index tables, dropped afterwards."""
-    admin = admin_url(request)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"tok_test_token_{worker}_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(drop)
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name),
-                             autocommit=True) as c:
-            for script in ("V1__init.sql", "V2__search_index.sql"):  # V2 builds on V1
-                c.execute((ROOT / "migrations" / script).read_text())
-            yield c
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(drop)
-
 
 def fold(text: str) -> str:
     """Independent case/accent folding for expectations."""
@@ -112,13 +73,14 @@ def make_resources(seed: int = 7) -> list[dict[str, Any]]:
 
 
 RESOURCES = make_resources()
+conn = scratch_fixture()
 
 
 @pytest.fixture(scope="module")
 def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """The scratch database with every resource's token rows written."""
     ctx = SearchContext()
-    names = ("p", *(c for c, _ in TOKEN.columns))
+    index: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for rid, res in enumerate(RESOURCES, start=1):
         rows = TOKEN.rows(P_CODE, [Node(c, "CodeableConcept") for c in res["concepts"]], ctx)
         rows += TOKEN.rows(P_LONG, [Node({"code": f"c{i}"}, "Coding") for i in res["long"]],
@@ -128,22 +90,21 @@ def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
         if res["phone"]:
             misc.append(Node({"system": "phone", "value": res["phone"]}, "ContactPoint"))
         rows += TOKEN.rows(P_MISC, misc, ctx)
-        payload = {"token": [dict(zip(names, r, strict=True)) for r in rows]}
-        conn.execute("SELECT fhir_write_index(%s, %s, true)", [rid, Jsonb(payload)])
+        index[rid] = {"token": named_rows(TOKEN, rows)}
+    write_index(conn, index)
     return conn
 
 
 def found(db: psycopg.Connection[Any], p: int, modifier: str | None, values: list[str],
           ctx: SearchContext | None = None) -> set[int]:
     """The rids the predicate selects (``:not``/``:not-in`` via NOT EXISTS)."""
-    alias = sql.Identifier("a")
-    pred, params = TOKEN.predicate(p, modifier, values, alias, ctx or SearchContext())
+    ctx = ctx or SearchContext()
     if modifier in ("not", "not-in"):  # as the compiler does: NOT EXISTS of the positive
+        pred, params = TOKEN.predicate(p, modifier, values, sql.Identifier("a"), ctx)
         query = sql.SQL("SELECT g FROM generate_series(1, %s) g WHERE NOT EXISTS"
                         " (SELECT 1 FROM idx_token a WHERE a.rid = g AND {})").format(pred)
         return {r[0] for r in db.execute(query, [N, *params])}
-    query = sql.SQL("SELECT DISTINCT a.rid FROM idx_token a WHERE {}").format(pred)
-    return {r[0] for r in db.execute(query, params)}
+    return matching_rids(db, TOKEN, p, ctx, values, modifier)
 
 
 def codings_of(res: dict[str, Any]) -> list[dict[str, Any]]:

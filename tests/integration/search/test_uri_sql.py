@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from fhir_server.search.base import Node, SearchContext
 from fhir_server.search.hashing import param_key
 from fhir_server.search.uri import URI
+from tests.integration.search.scratch import load_rows, matching_rids, scratch_fixture
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 P = param_key("ValueSet", "url")
 
 VALUES: dict[int, Node] = {
@@ -36,55 +30,19 @@ VALUES: dict[int, Node] = {
 }
 
 
-def admin_url(request: pytest.FixtureRequest) -> str:
-    """DATABASE_URL, else the local server if it answers, else the embedded PostgreSQL."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        with psycopg.connect(DEFAULT_URL, connect_timeout=3):
-            return DEFAULT_URL
-    except psycopg.OperationalError:
-        return str(request.getfixturevalue("database_url"))
-
-
-@pytest.fixture(scope="module")
-def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
-    """A scratch database with the search index tables, dropped afterwards."""
-    admin = admin_url(request)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"tok_test_uri_{worker}_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(drop)
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name),
-                             autocommit=True) as c:
-            for script in ("V1__init.sql", "V2__search_index.sql"):  # V2 builds on V1
-                c.execute((ROOT / "migrations" / script).read_text())
-            yield c
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(drop)
+conn = scratch_fixture()
 
 
 @pytest.fixture(scope="module")
 def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """The scratch database with the URI rows written."""
-    names = ("p", *(c for c, _ in URI.columns))
-    for rid, node in VALUES.items():
-        rows = URI.rows(P, [node], SearchContext())
-        payload = {"uri": [dict(zip(names, r, strict=True)) for r in rows]}
-        conn.execute("SELECT fhir_write_index(%s, %s, true)", [rid, Jsonb(payload)])
+    load_rows(conn, URI, P, SearchContext(), {rid: [node] for rid, node in VALUES.items()})
     return conn
 
 
 def found(db: psycopg.Connection[Any], modifier: str | None, values: list[str]) -> set[int]:
     """The rids the predicate selects."""
-    pred, params = URI.predicate(P, modifier, values, sql.Identifier("a"), SearchContext())
-    query = sql.SQL("SELECT DISTINCT a.rid FROM idx_uri a WHERE {}").format(pred)
-    return {r[0] for r in db.execute(query, params)}
+    return matching_rids(db, URI, P, SearchContext(), values, modifier)
 
 
 VS = "http://acme.org/fhir/ValueSet/123"
