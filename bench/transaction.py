@@ -29,7 +29,7 @@ from bench.common import (
     work_dir,
     write_results,
 )
-from bench.import_bench import generate, manifest_path, reshape
+from bench.synthea import generate, manifest_path, reshape
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HEADERS = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
