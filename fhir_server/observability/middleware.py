@@ -1,18 +1,21 @@
-"""Pure ASGI middleware: request id, access log and request metrics in one pass.
+"""Pure ASGI middleware: request id, access log, request metrics and Date in one pass.
 
-One middleware rather than three: each ASGI layer costs a coroutine frame and a ``send``
-wrapper per message, and the three need the same facts (status, route, duration).
+One middleware rather than several: each ASGI layer costs a coroutine frame and a
+``send`` wrapper per message, and they need the same facts (status, route, duration).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container
-from time import perf_counter
+from datetime import UTC, datetime
+from functools import lru_cache
+from time import perf_counter, time
 from typing import Final, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_server.http.headers import http_date
 from fhir_server.observability import access_log
 from fhir_server.observability.context import RequestInfo, enter_request, exit_request
 from fhir_server.observability.interactions import (
@@ -33,6 +36,20 @@ _CLIENT_CLOSED = 499
 log = logging.getLogger(__name__)
 
 ResourceTypes = Container[str] | Callable[[], Container[str]]
+
+
+@lru_cache(maxsize=2)
+def date_header(second: int) -> tuple[bytes, bytes]:
+    """The ``Date`` header for a Unix time in whole seconds.
+
+    Set here, when the response starts, instead of by uvicorn (``fhir-server serve``
+    turns uvicorn's off): uvicorn refreshes its Date once a second, so a resource
+    written just now could carry a ``Last-Modified`` later than the response's ``Date``,
+    which RFC 9110 (8.8.2.1) forbids.
+    """
+    moment = datetime.fromtimestamp(second, UTC)
+    return b"date", http_date(moment).encode("ascii")
+
 # method, route template (None: unmatched), status, resource type label,
 # If-None-Exist present, noted bundle type.
 _PlanKey = tuple[str, str | None, int, str, bool, str | None]
@@ -113,7 +130,8 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 # A new list: the application may reuse its own header list.
-                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+                message = {**message, "headers": [*message.get("headers", ()), id_header,
+                                                  date_header(int(time()))]}
             await send(message)
 
         token = enter_request(info)

@@ -175,3 +175,22 @@ def test_invalid_resource_names_each_problem(client: httpx.Client) -> None:
     assert response.status_code == 422
     expressions = {e for issue in response.json()["issue"] for e in issue.get("expression", [])}
     assert {"Patient.gender", "Patient.birthDate", "Patient.name[0].family"} <= expressions
+
+
+def test_one_date_header_never_before_last_modified(client: httpx.Client,
+                                                    root_client: httpx.Client) -> None:
+    import time
+    from email.utils import parsedate_to_datetime
+
+    # Spread over more than a second: a Date cached once a second (uvicorn's) lags
+    # behind a Last-Modified written after the next second began.
+    for _ in range(30):
+        time.sleep(0.04)
+        response = client.post("/Patient", content=PATIENT, headers=HEADERS)
+        assert response.status_code == 201
+        dates = response.headers.get_list("date")
+        assert len(dates) == 1
+        modified = parsedate_to_datetime(response.headers["last-modified"])
+        assert modified <= parsedate_to_datetime(dates[0])
+    for path in ("/api/v1/health", "/fhir/metadata", "/no/such/path"):
+        assert len(root_client.get(path).headers.get_list("date")) == 1, path

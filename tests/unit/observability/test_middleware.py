@@ -240,3 +240,17 @@ def test_lifespan_and_websocket_scopes_pass_through() -> None:
     wrapped = ObservabilityMiddleware(app, metrics=FhirMetrics())
     asyncio.run(wrapped({"type": "lifespan"}, None, None))  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+def test_date_header_is_the_response_time_to_the_second(client: TestClient) -> None:
+    import time
+    from email.utils import parsedate_to_datetime
+
+    from fhir_server.observability.middleware import date_header
+
+    before = int(time.time())
+    dates = client.get("/fhir/Patient/1").headers.get_list("date")
+    after = int(time.time())
+    assert len(dates) == 1
+    assert before <= parsedate_to_datetime(dates[0]).timestamp() <= after
+    assert date_header(1795000000) == (b"date", b"Wed, 18 Nov 2026 11:06:40 GMT")
