@@ -6,6 +6,7 @@ listens on a Unix socket only; as root it runs the server as a ``pgserver`` syst
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import warnings
 from pathlib import Path
@@ -22,7 +23,10 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
     """
     pg_dir = (data_dir / "pg").resolve()
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    # pgserver's first start (initdb) is not safe against a concurrent one in the same
+    # folder (test workers, two commands at once): one process at a time starts it.
+    with open(pg_dir.parent / "pg.lock", "w") as lock, warnings.catch_warnings():
+        fcntl.flock(lock, fcntl.LOCK_EX)
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
         warnings.simplefilter("ignore")
         from pgserver import get_server  # type: ignore[attr-defined]
