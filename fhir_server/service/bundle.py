@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -30,8 +31,6 @@ from fhir_server.service.bundle_plan import (
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import Session, StoredVersion, WriteResult
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
-
 
 @dataclass
 class EntryResponse:
@@ -44,8 +43,7 @@ class EntryResponse:
 
     def to_json(self, prefer: str) -> dict[str, Any]:
         """The response entry of a batch-response/transaction-response Bundle."""
-        reason = _REASONS.get(self.status, "")
-        response: dict[str, Any] = {"status": f"{self.status} {reason}".strip()}
+        response: dict[str, Any] = {"status": _status_line(self.status)}
         entry: dict[str, Any] = {}
         v = self.version
         if v is not None:
@@ -62,6 +60,14 @@ class EntryResponse:
             response["outcome"] = self.outcome
         entry["response"] = response
         return entry
+
+
+def _status_line(status: int) -> str:
+    """``404 Not Found``: the code and its standard phrase, as Bundle responses carry."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 def _status(result: WriteResult) -> int:
