@@ -142,20 +142,13 @@ async def _conditional_create(ctx: ServiceContext, session: Session,
                               entry: Entry) -> EntryResponse | None:
     """Resolve a POST's ifNoneExist: the response when it matched, else None."""
     assert entry.if_none_exist is not None
-    await session.lock(entry.resource_type, entry.if_none_exist)
-    try:
-        found = await write_service.matches(ctx, session, entry.resource_type,
-                                            entry.if_none_exist)
-    except FhirError as exc:
-        raise _fail(entry, exc) from None
-    if len(found) > 1:
-        raise _fail(entry, PreconditionFailed(
-            f"ifNoneExist {entry.if_none_exist!r} matches more than one "
-            f"{entry.resource_type}"))
-    if not found:
+    match = await write_service.single_match(ctx, session, entry.resource_type,
+                                             entry.if_none_exist,
+                                             f"ifNoneExist {entry.if_none_exist!r}")
+    if match is None:
         return None
-    entry.target_id = found[0].version.id
-    return EntryResponse(200, found[0].version)
+    entry.target_id = match.version.id
+    return EntryResponse(200, match.version)
 
 
 async def _identities(ctx: ServiceContext, session: Session, planned: list[Entry],
@@ -174,7 +167,10 @@ async def _identities(ctx: ServiceContext, session: Session, planned: list[Entry
                 entry.extras["found"] = True
                 entry.extras["same_as"] = first.index
             elif entry.if_none_exist:
-                found = await _conditional_create(ctx, session, entry)
+                try:
+                    found = await _conditional_create(ctx, session, entry)
+                except FhirError as exc:
+                    raise _fail(entry, exc) from None
                 if found is not None:
                     results[entry.index] = found
                     entry.extras["found"] = True

@@ -75,7 +75,7 @@ async def matches(ctx: ServiceContext, session: Session, resource_type: str,
     return result.matches
 
 
-async def _single_match(ctx: ServiceContext, session: Session, resource_type: str,
+async def single_match(ctx: ServiceContext, session: Session, resource_type: str,
                         criteria: str, named: str | None = None) -> SearchRow | None:
     """Under the criteria's advisory lock, the one match of a conditional interaction.
 
@@ -106,7 +106,7 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
         return await (session or ctx.repository).write(resource_type, new_id, text, "POST",
                                                        index=index)
     async with _transaction(ctx, session) as s:
-        found = await _single_match(ctx, s, resource_type, if_none_exist,
+        found = await single_match(ctx, s, resource_type, if_none_exist,
                                     f"If-None-Exist {if_none_exist!r}")
         if found is not None:
             return WriteResult("found", found.version)
@@ -133,7 +133,7 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
 async def conditional_target(ctx: ServiceContext, session: Session, resource_type: str,
                              criteria: str, body_id: str | None) -> tuple[str, bool]:
     """The id a conditional update writes to, and whether it already exists."""
-    found = await _single_match(ctx, session, resource_type, criteria)
+    found = await single_match(ctx, session, resource_type, criteria)
     if found is not None:
         target = found.version.id
         if body_id is not None and body_id != target:
@@ -189,7 +189,7 @@ async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: s
     """``PATCH /Type?criteria``: patch the single match (none: 404; several: 412)."""
     ctx.check_type(resource_type)
     async with _transaction(ctx, session) as s:
-        found = await _single_match(ctx, s, resource_type, criteria)
+        found = await single_match(ctx, s, resource_type, criteria)
         if found is None:
             raise NotFound(f"no {resource_type} matches {criteria!r}")
         return await patch(ctx, resource_type, found.version.id, media_type, patch_body,
@@ -211,7 +211,7 @@ async def conditional_delete(ctx: ServiceContext, resource_type: str, criteria: 
     """``DELETE /Type?criteria``: delete the single match (none: a no-op; several: 412)."""
     ctx.check_type(resource_type)
     async with _transaction(ctx, session) as s:
-        found = await _single_match(ctx, s, resource_type, criteria)
+        found = await single_match(ctx, s, resource_type, criteria)
         if found is None:
             return WriteResult("absent", None)
         return await s.write(resource_type, found.version.id, None, "DELETE")

@@ -243,3 +243,26 @@ def test_us_core_bundles_load_through_the_api(client: httpx.Client) -> None:
         got = Counter(e["response"]["location"].split("/")[0]
                       for e in response.json()["entry"])
         assert got == expected
+
+
+def test_if_none_exist_matching_several_is_412_naming_the_entry_once(
+        client: httpx.Client, tag: str) -> None:
+    for n in (1, 2):
+        created = client.post("/Organization", content=orjson.dumps({
+            "resourceType": "Organization", "meta": meta(tag), "name": f"Twin {n}",
+            "identifier": [{"system": "urn:twin", "value": tag}]}), headers=HEADERS)
+        assert created.status_code == 201
+    entry = {"request": {"method": "POST", "url": "Organization",
+                         "ifNoneExist": f"identifier=urn:twin|{tag}"},
+             "resource": {"resourceType": "Organization", "meta": meta(tag)}}
+    expected = (f"entry[0] (POST Organization): ifNoneExist 'identifier=urn:twin|{tag}' "
+                "matches more than one Organization")
+    batch = post_bundle(client, [entry], kind="batch")
+    assert batch.status_code == 200
+    response = batch.json()["entry"][0]["response"]
+    assert response["status"] == "412 Precondition Failed"
+    assert response["outcome"]["issue"][0]["diagnostics"] == expected
+    transaction = post_bundle(client, [entry])
+    assert transaction.status_code == 412
+    assert transaction.json()["issue"][0]["diagnostics"] == expected
+    assert tagged_count(client, "Organization", tag) == 2
