@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -34,28 +34,36 @@ from fhir_server.service.repository import Session, StoredVersion, WriteResult
 
 @dataclass
 class EntryResponse:
-    """What one entry's ``response`` (and ``resource``) say."""
+    """What one entry's ``response`` (and ``resource``) say.
+
+    ``kind`` says when the entry carries a resource: ``write`` as ``Prefer: return``
+    asks (the stored version), ``read`` always (a GET's answer: the version or the
+    ``resource`` given, a searchset), ``bare`` never (HEAD, 304).
+    """
 
     status: int
     version: StoredVersion | None = None
     resource: Any = None
     outcome: dict[str, Any] | None = None
+    kind: Literal["write", "read", "bare"] = "write"
 
-    def to_json(self, prefer: str) -> dict[str, Any]:
+    def to_json(self, prefer: str, base_url: str) -> dict[str, Any]:
         """The response entry of a batch-response/transaction-response Bundle."""
         response: dict[str, Any] = {"status": _status_line(self.status)}
         entry: dict[str, Any] = {}
         v = self.version
+        resource = self.resource
         if v is not None:
             if not v.deleted:
                 response["location"] = f"{v.resource_type}/{v.id}/_history/{v.version_id}"
             response["etag"] = etag(v.version_id)
             response["lastModified"] = instant(v.last_updated)
-            if v.content is not None and prefer == "representation" and self.resource is None:
-                entry["fullUrl"] = f"{v.resource_type}/{v.id}"
-                entry["resource"] = orjson.Fragment(v.content)
-        if self.resource is not None and prefer != "minimal":
-            entry["resource"] = self.resource
+            wanted = self.kind == "read" or (self.kind == "write" and prefer == "representation")
+            if resource is None and v.content is not None and wanted:
+                entry["fullUrl"] = f"{base_url}/{v.resource_type}/{v.id}"
+                resource = orjson.Fragment(v.content)
+        if resource is not None and self.kind != "bare":
+            entry["resource"] = resource
         if self.outcome is not None:
             response["outcome"] = self.outcome
         entry["response"] = response
@@ -109,7 +117,7 @@ async def transaction(ctx: ServiceContext, bundle: dict[str, Any], base_url: str
             except FhirError as exc:
                 raise _fail(entry, exc) from None
     return {"resourceType": "Bundle", "type": "transaction-response",
-            "entry": [results[e.index].to_json(prefer) for e in planned]}
+            "entry": [results[e.index].to_json(prefer, base_url) for e in planned]}
 
 
 async def batch(ctx: ServiceContext, bundle: dict[str, Any], base_url: str,
@@ -122,7 +130,7 @@ async def batch(ctx: ServiceContext, bundle: dict[str, Any], base_url: str,
                 if entry.method == "POST" and entry.if_none_exist:
                     found = await _conditional_create(ctx, session, entry)
                     if found is not None:
-                        out.append(found.to_json(prefer))
+                        out.append(found.to_json(prefer, base_url))
                         continue
                 if entry.method == "PUT" and entry.criteria is not None:
                     entry.target_id, _ = await write_service.conditional_target(
@@ -134,7 +142,7 @@ async def batch(ctx: ServiceContext, bundle: dict[str, Any], base_url: str,
         except FhirError as exc:
             failed = _fail(entry, exc)
             response = EntryResponse(exc.status, outcome=failed.operation_outcome())
-        out.append(response.to_json(prefer))
+        out.append(response.to_json(prefer, base_url))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
 
 
@@ -286,7 +294,7 @@ async def _get(ctx: ServiceContext, session: Session, entry: Entry,
                              "search": {"mode": "match"}} for r in result.matches]}
         if result.total is not None:
             bundle["total"] = result.total
-        return EntryResponse(200, resource=bundle)
+        return EntryResponse(200, resource=bundle, kind="read")
     if entry.version is not None:
         version = await read_service.vread(ctx, entry.resource_type, entry.id, entry.version,
                                            session=session)
@@ -294,14 +302,14 @@ async def _get(ctx: ServiceContext, session: Session, entry: Entry,
         version = await read_service.read(ctx, entry.resource_type, entry.id, session=session)
     if entry.if_none_match is not None and parse_etag(entry.if_none_match) == \
             version.version_id:
-        return EntryResponse(304, version, resource=None)
+        return EntryResponse(304, version, kind="bare")
     if entry.if_modified_since is not None:
         since = parse_http_date(entry.if_modified_since, "ifModifiedSince")
         if version.last_updated.replace(microsecond=0) <= since:
-            return EntryResponse(304, version)
+            return EntryResponse(304, version, kind="bare")
     if entry.method == "HEAD":
-        return EntryResponse(200, version, resource=None)
-    return EntryResponse(200, version)
+        return EntryResponse(200, version, kind="bare")
+    return EntryResponse(200, version, kind="read")
 
 
 def _patch_body(entry: Entry) -> tuple[str, Any]:

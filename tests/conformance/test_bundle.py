@@ -266,3 +266,33 @@ def test_if_none_exist_matching_several_is_412_naming_the_entry_once(
     assert transaction.status_code == 412
     assert transaction.json()["issue"][0]["diagnostics"] == expected
     assert tagged_count(client, "Organization", tag) == 2
+
+
+def test_get_entries_carry_their_answer_whatever_prefer_says(client: httpx.Client,
+                                                             tag: str) -> None:
+    base = str(client.base_url).rstrip("/")
+    put = {"request": {"method": "PUT", "url": f"Patient/{tag}-g"},
+           "resource": {"resourceType": "Patient", "id": f"{tag}-g", "meta": meta(tag)}}
+    assert post_bundle(client, [put]).status_code == 200
+    gets = [
+        {"request": {"method": "GET", "url": f"Patient/{tag}-g"}},
+        {"request": {"method": "GET", "url": f"Patient?_tag=urn:b|{tag}"}},
+        {"request": {"method": "HEAD", "url": f"Patient/{tag}-g"}},
+        {"request": {"method": "GET", "url": f"Patient/{tag}-g", "ifNoneMatch": 'W/"1"'}},
+    ]
+    for prefer in ("minimal", "OperationOutcome", "representation"):
+        response = post_bundle(client, [put, *gets], kind="batch", Prefer=f"return={prefer}")
+        assert response.status_code == 200
+        wrote, read, search, head, not_modified = response.json()["entry"]
+        assert [e["response"]["status"] for e in (read, search, head, not_modified)] == [
+            "200 OK", "200 OK", "200 OK", "304 Not Modified"]
+        assert read["fullUrl"] == f"{base}/Patient/{tag}-g"
+        assert read["resource"]["id"] == f"{tag}-g"
+        assert search["resource"]["type"] == "searchset"
+        assert [e["resource"]["id"] for e in search["resource"]["entry"]] == [f"{tag}-g"]
+        assert "resource" not in head and "resource" not in not_modified
+        if prefer == "representation":
+            assert wrote["fullUrl"] == f"{base}/Patient/{tag}-g"
+            assert wrote["resource"]["id"] == f"{tag}-g"
+        else:
+            assert "resource" not in wrote and "fullUrl" not in wrote
