@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -11,7 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.deps import base_url, context
 from fhir_server.http.headers import etag, instant
-from fhir_server.http.responses import Negotiated, fhir_response
+from fhir_server.http.responses import Negotiated, fhir_response, query_string
 from fhir_server.service import history as history_service
 from fhir_server.service.repository import HistoryPage, StoredVersion
 
@@ -44,12 +43,12 @@ def _bundle(request: Request, path: str, page: HistoryPage) -> dict[str, Any]:
     base = base_url(request)
     kept = [(k, v) for k, v in request.query_params.multi_items()
             if k in history_service.HISTORY_PARAMS or k in ("_format", "_pretty")]
-    self_url = f"{base}{path}" + (f"?{urlencode(kept)}" if kept else "")
+    self_url = f"{base}{path}" + (f"?{query_string(kept)}" if kept else "")
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor is not None:
         params = [(k, v) for k, v in kept if k != "_cursor"]
         params.append(("_cursor", history_service.encode_cursor(page.next_cursor)))
-        links.append({"relation": "next", "url": f"{base}{path}?{urlencode(params)}"})
+        links.append({"relation": "next", "url": f"{base}{path}?{query_string(params)}"})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if page.total is not None:
         bundle["total"] = page.total

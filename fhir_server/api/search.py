@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request
@@ -13,7 +13,7 @@ from fhir_server.api.deps import base_url, context
 from fhir_server.errors import UnsupportedMediaType
 from fhir_server.http.body import read_limited
 from fhir_server.http.headers import prefer_handling
-from fhir_server.http.responses import Negotiated, fhir_response, outcome
+from fhir_server.http.responses import Negotiated, fhir_response, outcome, query_string
 from fhir_server.service import search as search_service
 from fhir_server.service import subsetting
 from fhir_server.service.compartment import compartment_condition
@@ -47,12 +47,12 @@ def bundle(request: Request, path: str, result: SearchResult) -> dict[str, Any]:
     base = base_url(request)
     applied = list(result.request.applied)
     url = f"{base}{path}"
-    links = [{"relation": "self", "url": url + (f"?{urlencode(applied)}" if applied else "")}]
+    links = [{"relation": "self", "url": url + (f"?{query_string(applied)}" if applied else "")}]
     for relation, cursor in (("next", result.next_cursor),
                              ("previous", result.previous_cursor)):
         if cursor is not None:
             links.append({"relation": relation,
-                          "url": f"{url}?{urlencode([*applied, ('_cursor', cursor)])}"})
+                          "url": f"{url}?{query_string([*applied, ('_cursor', cursor)])}"})
     out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         out["total"] = result.total

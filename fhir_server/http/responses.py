@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
@@ -88,3 +90,11 @@ def error_response(request: Request, exc: FhirError) -> Response:
         # No path: it may hold ids; the access line has the route template and request id.
         log.warning("%s -> %s: %s", request.method, exc.status, exc.diagnostics)
     return fhir_response(exc.operation_outcome(), neg, exc.status, exc.headers)
+
+
+def query_string(pairs: Iterable[tuple[str, str]]) -> str:
+    """``name=value&...`` for Bundle links, percent-encoded as usual except for the
+    characters a FHIR query reads plainly and RFC 3986 allows in a query (``:`` of
+    modifiers, ``,`` of OR lists, ``/`` of references, ``$`` of composites); decoded,
+    the query is the same either way."""
+    return urlencode(list(pairs), safe=":,/$")
