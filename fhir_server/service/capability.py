@@ -13,8 +13,12 @@ from fhir_server import __version__
 from fhir_server.search.registry import Registry
 
 #: Instance and type interactions every resource type supports.
-TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance",
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
                      "history-type", "create", "search-type")
+#: System interactions beside history-system (which the shipped base lists).
+SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system")
+#: PATCH bodies: JSON Patch, and FHIRPath Patch (a Parameters resource).
+PATCH_FORMATS = ("application/json-patch+json", "application/fhir+json")
 #: Parameters every type supports, listed once at the rest level.
 COMMON = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
 SEARCH_DOC = (
@@ -23,7 +27,9 @@ SEARCH_DOC = (
     "keyset paging through next/previous links, _summary, _elements, and _total: the "
     "default is _total=none (no total); ask for _total=accurate or _total=estimate. "
     "Unknown parameters are ignored (and left out of the self link) unless the request "
-    "carries Prefer: handling=strict.")
+    "carries Prefer: handling=strict. Operations: $reindex (POST /fhir/$reindex or "
+    "/fhir/[type]/$reindex) runs as a background job whose progress GET /fhir/_jobs/[id] "
+    "reports.")
 
 
 def _params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
@@ -53,7 +59,10 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str],
         statement["implementation"]["url"] = base_url
     rest = statement["rest"][0]
     rest["documentation"] = f"{rest.get('documentation', '')} {SEARCH_DOC}".strip()
-    rest.setdefault("interaction", []).append({"code": "search-system"})
+    listed = rest.setdefault("interaction", [])
+    listed.extend({"code": code} for code in SYSTEM_INTERACTIONS
+                  if {"code": code} not in listed)
+    statement["patchFormat"] = list(PATCH_FORMATS)
     any_type = next(iter(sorted(resource_types)))
     rest["searchParam"] = [
         {"name": code, "type": p.type, "definition": p.url}
@@ -63,7 +72,7 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str],
     for name in sorted(resource_types):
         references = sorted(c for c, p in registry.params(name).items()
                             if p.type == "reference")
-        resources.append({
+        entry: dict[str, Any] = {
             "type": name,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
             "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
@@ -76,7 +85,10 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str],
             "conditionalDelete": "single",
             "searchInclude": ["*", *(f"{name}:{c}" for c in references)],
             "searchRevInclude": ["*"],
-            "searchParam": _params(registry, name),
-        })
+        }
+        params = _params(registry, name)
+        if params:  # FHIR JSON has no empty arrays
+            entry["searchParam"] = params
+        resources.append(entry)
     rest["resource"] = resources
     return statement

@@ -39,7 +39,7 @@ def test_metadata(client: httpx.Client) -> None:
     assert len(resources) == 146
     for name in ("Patient", "Encounter", "Appointment", "DocumentReference"):
         codes = {i["code"] for i in resources[name]["interaction"]}
-        assert codes == {"read", "vread", "update", "delete", "history-instance",
+        assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
                          "history-type", "create", "search-type"}
         assert resources[name]["conditionalCreate"] is True
         assert resources[name]["conditionalDelete"] == "single"
@@ -48,8 +48,11 @@ def test_metadata(client: httpx.Client) -> None:
     assert {p["name"] for p in resources["Patient"]["searchParam"]} >= {
         "name", "family", "given", "birthdate", "gender", "identifier", "organization"}
     rest = statement["rest"][0]
-    assert {"code": "history-system"} in rest["interaction"]
-    assert {"code": "search-system"} in rest["interaction"]
+    assert rest["interaction"] == [{"code": c} for c in (
+        "history-system", "transaction", "batch", "search-system")]
+    assert statement["patchFormat"] == ["application/json-patch+json",
+                                        "application/fhir+json"]
+    assert "$reindex" in rest["documentation"]
     assert {p["name"] for p in rest["searchParam"]} == {
         "_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"}
     assert "_total=none" in rest["documentation"]
@@ -63,3 +66,9 @@ def test_docs_and_openapi(root_client: httpx.Client) -> None:
     spec = root_client.get("/api/openapi.json").json()
     assert "/fhir/Patient/{id}" in spec["paths"]
     assert "/fhir/DocumentReference" in spec["paths"]
+
+
+def test_metadata_is_a_valid_capability_statement(client: httpx.Client) -> None:
+    from fhir_server.validation.validator import Validator
+
+    Validator.load(strict=True).validate(client.get("/metadata").json())
