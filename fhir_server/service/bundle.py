@@ -37,7 +37,8 @@ class EntryResponse:
     """What one entry's ``response`` (and ``resource``) say.
 
     ``kind`` says when the entry carries a resource: ``write`` as ``Prefer: return``
-    asks (the stored version), ``read`` always (a GET's answer: the version or the
+    asks (the stored version, or an informational ``outcome`` for
+    ``return=OperationOutcome``), ``read`` always (a GET's answer: the version or the
     ``resource`` given, a searchset), ``bare`` never (HEAD, 304).
     """
 
@@ -66,6 +67,12 @@ class EntryResponse:
             entry["resource"] = resource
         if self.outcome is not None:
             response["outcome"] = self.outcome
+        elif v is not None and self.kind == "write" and prefer == "OperationOutcome":
+            what = f"{v.resource_type}/{v.id}"
+            text = (f"{what} deleted" if v.deleted else f"{what}: version {v.version_id} "
+                    f"at {instant(v.last_updated)}")
+            response["outcome"] = {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "information", "code": "informational", "diagnostics": text}]}
         entry["response"] = response
         return entry
 

@@ -296,3 +296,9 @@ def test_get_entries_carry_their_answer_whatever_prefer_says(client: httpx.Clien
             assert wrote["resource"]["id"] == f"{tag}-g"
         else:
             assert "resource" not in wrote and "fullUrl" not in wrote
+        if prefer == "OperationOutcome":
+            issue = wrote["response"]["outcome"]["issue"][0]
+            assert (issue["severity"], issue["code"]) == ("information", "informational")
+            assert issue["diagnostics"].startswith(f"Patient/{tag}-g: version ")
+        else:
+            assert "outcome" not in wrote["response"]

@@ -40,6 +40,9 @@ def _answers(client: httpx.Client) -> dict[str, Any]:
         "transaction-response": client.post("", content=orjson.dumps(bundle),
                                             headers=HEADERS),
         "batch-response": client.post("", content=orjson.dumps(batch), headers=HEADERS),
+        "batch-response, Prefer OperationOutcome": client.post(
+            "", content=orjson.dumps(batch),
+            headers={**HEADERS, "Prefer": "return=OperationOutcome"}),
         "searchset with includes and an outcome": client.get("/Observation", params={
             "_tag": f"urn:valid|{tag}", "_include": "Observation:subject",
             "_revinclude": "Provenance:target", "nonsense": "1", "_total": "accurate"}),
