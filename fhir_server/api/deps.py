@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_server.errors import UnsupportedMediaType
 from fhir_server.http.body import parse_json, read_limited
 from fhir_server.http.headers import etag, http_date, instant, parse_etag, prefer_return
 from fhir_server.http.negotiation import check_body_media_type
@@ -47,7 +48,12 @@ async def patch_body(request: Request) -> tuple[str, Any]:
     content_type = request.headers.get("content-type") or ""
     media = content_type.split(";")[0].strip().lower()
     if media != JSON_PATCH:
-        check_body_media_type(content_type)
+        try:
+            check_body_media_type(content_type)
+        except UnsupportedMediaType as exc:
+            raise UnsupportedMediaType(
+                f"{exc.diagnostics}; a PATCH takes {JSON_PATCH} (JSON Patch) or "
+                "application/fhir+json (a FHIRPath Patch Parameters resource)") from None
     raw = await read_limited(request.stream(), request.headers.get("content-length"),
                              settings.max_body_bytes)
     return media, parse_json(raw, settings.max_json_depth)
