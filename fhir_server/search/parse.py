@@ -125,6 +125,8 @@ class Parser:
         """Parse ``pairs`` for a search over ``resource_types`` (several: system search)."""
         request = SearchRequest(tuple(resource_types))
         for name, value in pairs:
+            if value == "":
+                continue  # search.html: empty parameters are not an error, just ignored
             try:
                 self._one(request, name, value)
             except _Ignored as why:

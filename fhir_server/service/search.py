@@ -80,7 +80,11 @@ async def run(ctx: ServiceContext, request: SearchRequest, sctx: SearchContext,
     settings = ctx.settings
     query = compile_request(ctx, request, sctx, extra)
     count = settings.default_page_size if request.count is None else request.count
-    count = min(count, settings.max_page_size)
+    if count > settings.max_page_size:
+        count = settings.max_page_size
+        # The self link shows the page size that was applied.
+        request.applied[:] = [("_count", str(count)) if name == "_count" else (name, value)
+                              for name, value in request.applied]
     result = SearchResult(request, [])
     if request.summary == "count":
         result.total = await store.search_total(query)

@@ -68,6 +68,11 @@ async def matches(ctx: ServiceContext, session: Session, resource_type: str,
     if not pairs:
         raise BadRequest("a conditional interaction needs search criteria")
     request = search_service.parse(ctx, [resource_type], pairs, strict=True)
+    if not request.clauses:
+        # Only empty values or result parameters: a search that selects everything.
+        raise BadRequest(f"the criteria {criteria!r} select no particular {resource_type}; "
+                         "a conditional interaction needs at least one search parameter "
+                         "with a value")
     request.count, request.includes, request.sort = 2, [], []
     request.total, request.summary, request.cursor = "none", None, None
     sctx = search_service.search_context(ctx, ctx.settings.fhir_base_url)

@@ -319,6 +319,15 @@ def test_conditional_interactions(client: httpx.Client, tag: str) -> None:
     unknown = client.post("/Patient", content=orjson.dumps(body),
                           headers={**HEADERS, "If-None-Exist": "nonsense=1"})
     assert unknown.status_code == 400
+    # Empty values are ignored in searches; criteria left with nothing select nothing in
+    # particular and are refused rather than matching every resource.
+    for criteria in ("identifier=", "_count=1", "identifier=&_sort=_id"):
+        created = client.post("/Patient", content=orjson.dumps({"resourceType": "Patient"}),
+                              headers={**HEADERS, "If-None-Exist": criteria})
+        assert created.status_code == 400, criteria
+        assert client.delete(f"/Patient?{criteria}").status_code == 400, criteria
+        assert client.put(f"/Patient?{criteria}", content=orjson.dumps(
+            {"resourceType": "Patient"}), headers=HEADERS).status_code == 400, criteria
 
 
 def test_sort_over_open_periods(client: httpx.Client, tag: str) -> None:
@@ -338,3 +347,22 @@ def test_sort_over_open_periods(client: httpx.Client, tag: str) -> None:
         assert sorted(seen) == [f"{tag}-open0", f"{tag}-open1", f"{tag}-open2"], sort
     assert ids(find(client, "/Encounter", _tag=f"urn:open|{tag}", _sort="date")) == [
         f"{tag}-open1", f"{tag}-open0", f"{tag}-open2"]
+
+
+def test_empty_parameters_are_ignored_and_count_is_capped(client: httpx.Client,
+                                                          world: dict[str, str],
+                                                          tag: str) -> None:
+    plain = ids(find(client, "/Patient", **tagged(tag)))
+    for strict in (False, True):
+        headers = {"Prefer": "handling=strict"} if strict else {}
+        response = client.get("/Patient", params={**tagged(tag), "_id": "", "gender": "",
+                                                  "name:contains": "", "_sort": ""},
+                              headers=headers)
+        assert response.status_code == 200
+        bundle = response.json()
+        assert ids(bundle) == plain
+        self_link = bundle["link"][0]["url"]
+        assert "_id" not in self_link and "gender" not in self_link
+        assert "name:contains" not in self_link and "_sort" not in self_link
+    capped = find(client, "/Patient", **tagged(tag, _count="5000"))
+    assert "_count=1000" in capped["link"][0]["url"]
