@@ -15,6 +15,7 @@ from fhir_server.api.deps import (
     write_response,
 )
 from fhir_server.api.subsetting import subset_response
+from fhir_server.errors import BadRequest
 from fhir_server.http.headers import parse_etag, parse_http_date
 from fhir_server.http.responses import Negotiated, stored_response
 from fhir_server.service import read as read_service
@@ -33,8 +34,12 @@ def _not_modified(request: Request, version: StoredVersion) -> bool:
             parse_etag(t, "If-None-Match") == version.version_id for t in tags)
     since = request.headers.get("if-modified-since")
     if since is not None:
+        try:
+            moment = parse_http_date(since)
+        except BadRequest:
+            return False  # RFC 9110 13.1.3: an invalid date is ignored
         # HTTP dates have whole seconds.
-        return version.last_updated.replace(microsecond=0) <= parse_http_date(since)
+        return version.last_updated.replace(microsecond=0) <= moment
     return False
 
 

@@ -154,6 +154,8 @@ def test_conditional_read(client: httpx.Client) -> None:
     assert client.get(url, headers={"If-Modified-Since": modified}).status_code == 304
     assert client.get(url, headers={
         "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+    # RFC 9110: an If-Modified-Since that is not an HTTP date is ignored.
+    assert client.get(url, headers={"If-Modified-Since": "yesterday"}).status_code == 200
 
 
 def test_delete_then_read_is_410_and_history_keeps_it(client: httpx.Client) -> None:
