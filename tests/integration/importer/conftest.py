@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +90,11 @@ def scalar(url: str, query: str, *params: Any) -> Any:
     with psycopg.connect(url) as conn:
         row = conn.execute(query.encode(), params).fetchone()
     return None if row is None else row[0]
+
+
+def stored_types(url: str) -> Counter[str]:
+    """Current (not deleted) resources by type."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT resource_type, count(*) FROM resource"
+                            " WHERE NOT deleted GROUP BY 1").fetchall()
+    return Counter({t: n for t, n in rows})

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_server.importer.prepare import content_id
-from tests.integration.importer.conftest import US_CORE, run_import, scalar
+from tests.integration.importer.conftest import US_CORE, run_import, scalar, stored_types
 
 
 def _bundle_types(folder: Path) -> Counter[str]:
@@ -21,22 +21,13 @@ def _bundle_types(folder: Path) -> Counter[str]:
     return counts
 
 
-def _stored_types(url: str) -> Counter[str]:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT resource_type, count(*) FROM resource"
-                            " WHERE NOT deleted GROUP BY 1").fetchall()
-    return Counter({t: n for t, n in rows})
-
-
 def test_us_core_bundles_load_and_a_second_run_changes_nothing(
         make_db: Callable[..., str], tmp_path: Path) -> None:
     url = make_db()
     first = run_import(url, US_CORE, tmp_path=tmp_path)
     assert first.status == 0, first.stderr
     expected = _bundle_types(US_CORE)
-    assert _stored_types(url) == expected
+    assert stored_types(url) == expected
     assert first.summary["problems"] == []
     assert first.summary["outcomes"] == {"created": sum(expected.values())}
     assert first.summary["resources"] == sum(expected.values())
@@ -51,7 +42,7 @@ def test_us_core_bundles_load_and_a_second_run_changes_nothing(
     assert sum(second.summary["outcomes"].values()) == sum(expected.values())
     assert scalar(url, "SELECT count(*) FROM resource_history") == history
     assert scalar(url, "SELECT count(*) FROM idx_token") == index_rows
-    assert _stored_types(url) == expected
+    assert stored_types(url) == expected
     assert "unchanged" in second.stdout  # the summary table
 
 
