@@ -122,12 +122,15 @@ def normalize(text: str) -> str:
     return " ".join(stripped.casefold().split())
 
 
-def any_value(p: int, alias: sql.Identifier, conditions: Iterable[Fragment],
-              kind: str) -> Fragment:
+def any_value(p: int, alias: sql.Identifier, conditions: Iterable[Fragment], kind: str,
+              modifier: str | None = None) -> Fragment:
     """``alias`` is a row of parameter ``p`` matching any of ``conditions`` (OR).
 
-    ``kind`` names the parameter type in the error for an empty value list.
+    For the types that take no modifier: one is refused before ``conditions`` (a
+    generator) is read. ``kind`` names the parameter type in errors.
     """
+    if modifier is not None:
+        raise BadRequest(f"modifier :{modifier} is not supported on {kind} parameters")
     parts: list[sql.Composable] = []
     params: list[Any] = [p]
     for cond, cond_params in conditions:

@@ -253,11 +253,9 @@ class DateIndex:
     def predicate(self, p: int, modifier: str | None, values: Sequence[str],
                   alias: sql.Identifier, ctx: SearchContext) -> Fragment:
         """Rows of ``alias`` matching any of ``values`` (``[prefix]date``)."""
-        if modifier is not None:
-            raise BadRequest(f"modifier :{modifier} is not supported on date parameters")
         low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
         return any_value(p, alias, (date_condition(*_search_value(raw), low, high, ctx.now)
-                                    for raw in values), "date")
+                                    for raw in values), "date", modifier)
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Earliest start ascending, latest end descending."""

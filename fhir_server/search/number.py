@@ -176,11 +176,9 @@ class NumberIndex:
     def predicate(self, p: int, modifier: str | None, values: Sequence[str],
                   alias: sql.Identifier, ctx: SearchContext) -> Fragment:
         """Rows of ``alias`` matching any of ``values`` (``[prefix]number``)."""
-        if modifier is not None:
-            raise BadRequest(f"modifier :{modifier} is not supported on number parameters")
         low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
         return any_value(p, alias, (number_condition(*parse_search_number(raw), low, high)
-                                    for raw in values), "number")
+                                    for raw in values), "number", modifier)
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Smallest low ascending, largest high descending."""

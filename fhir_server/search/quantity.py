@@ -159,12 +159,10 @@ class QuantityIndex:
     def predicate(self, p: int, modifier: str | None, values: Sequence[str],
                   alias: sql.Identifier, ctx: SearchContext) -> Fragment:
         """Rows of ``alias`` matching any of ``values`` (``[prefix]number|system|code``)."""
-        if modifier is not None:
-            raise BadRequest(f"modifier :{modifier} is not supported on quantity parameters")
         cols = {c: sql.SQL("{}.{}").format(alias, sql.Identifier(c))
                 for c in ("low", "high", "system", "code", "unit")}
         return any_value(p, alias, (quantity_condition(raw, **cols) for raw in values),
-                         "quantity")
+                         "quantity", modifier)
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Smallest low ascending, largest high descending (units are not compared)."""
