@@ -366,3 +366,24 @@ def test_empty_parameters_are_ignored_and_count_is_capped(client: httpx.Client,
         assert "name:contains" not in self_link and "_sort" not in self_link
     capped = find(client, "/Patient", **tagged(tag, _count="5000"))
     assert "_count=1000" in capped["link"][0]["url"]
+
+
+def test_concurrent_conditional_creates_store_one_resource(client: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ident = f"urn:race|{uuid.uuid4().hex}"
+    system, value = ident.split("|")
+    body = orjson.dumps({"resourceType": "Patient",
+                         "identifier": [{"system": system, "value": value}]})
+
+    def create(_: int) -> int:
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+            response = own.post("/Patient", content=body, headers={
+                **HEADERS, "If-None-Exist": f"identifier={ident}"})
+            return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(create, range(16)))
+    assert statuses == [200] * 15 + [201]
+    found = find(client, "/Patient", identifier=ident, _total="accurate")
+    assert found["total"] == 1
