@@ -229,6 +229,9 @@ class Parser:
                 raise BadRequest(f"_count must be a whole number, not {value!r}") from None
             if request.count < 0:
                 raise BadRequest("_count must not be negative")
+            if request.count == 0:
+                # search.html#count: _count=0 is treated as _summary=count.
+                request.summary = "count"
         elif name == "_summary":
             if value not in ("true", "false", "text", "data", "count"):
                 raise BadRequest("_summary must be true, false, text, data or count")

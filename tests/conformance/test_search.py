@@ -387,3 +387,11 @@ def test_concurrent_conditional_creates_store_one_resource(client: httpx.Client)
     assert statuses == [200] * 15 + [201]
     found = find(client, "/Patient", identifier=ident, _total="accurate")
     assert found["total"] == 1
+
+
+def test_count_zero_is_summary_count(client: httpx.Client, world: dict[str, str],
+                                     tag: str) -> None:
+    bundle = find(client, "/Patient", **tagged(tag, _count="0"))
+    assert bundle["total"] == 3
+    assert "entry" not in bundle
+    assert [link["relation"] for link in bundle["link"]] == ["self"]
