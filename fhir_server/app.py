@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -51,6 +52,10 @@ from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.pool import make_pool
 
 log = logging.getLogger(__name__)
+
+#: Response headers browser scripts may read on cross-origin answers.
+CORS_EXPOSED = ("ETag", "Location", "Last-Modified", "Content-Location", "X-Request-ID",
+                "Retry-After")
 
 
 def _plain(endpoint: Callable[..., Any]) -> Callable[[Request], Awaitable[Response]]:
@@ -186,6 +191,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += plain_routes(docs.docs_router(lambda: app.state.openapi()))
     middleware = [Middleware(ObservabilityMiddleware,
                              resource_types=lambda: app.state.ctx.resource_types)]
+    if settings.cors_origin_list:
+        # Browser apps (SMART apps among them) on other origins; preflights are answered
+        # here, and the headers a FHIR client reads are exposed to scripts.
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"], expose_headers=list(CORS_EXPOSED), max_age=600))
     if settings.rate_limit_per_minute > 0:
         middleware.append(Middleware(Throttle, per_minute=settings.rate_limit_per_minute,
                                      limiter=lambda: app.state.rate_limiter))

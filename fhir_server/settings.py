@@ -59,6 +59,13 @@ class Settings:
     redis_url: str = ""
     #: requests per minute one client may make to /fhir (0: no limit).
     rate_limit_per_minute: int = 0
+    #: browser origins allowed to call the API (comma-separated, or ``*``; empty: none).
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``CORS_ORIGINS`` as a list (empty: CORS is off)."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def embedded(self) -> bool:

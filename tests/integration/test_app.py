@@ -19,3 +19,31 @@ def test_startup_objects_are_kept_out_of_the_cyclic_collector(migrated_url: str)
             assert client.get("/fhir/Patient/none-such").status_code == 404
     finally:
         gc.unfreeze()
+
+
+def test_cors_is_off_unless_origins_are_configured(migrated_url: str) -> None:
+    origin = "https://app.example.org"
+    closed = load_settings({"DATABASE_URL": migrated_url}, env_file=None)
+    with TestClient(create_app(closed)) as client:
+        response = client.get("/fhir/metadata", headers={"Origin": origin})
+        assert response.status_code == 200
+        assert "access-control-allow-origin" not in response.headers
+    opened = load_settings({"DATABASE_URL": migrated_url, "CORS_ORIGINS": f" {origin} ,"},
+                           env_file=None)
+    with TestClient(create_app(opened)) as client:
+        preflight = client.options("/fhir/Patient", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, authorization, prefer"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        read = client.get("/fhir/metadata", headers={"Origin": origin})
+        assert read.headers["access-control-allow-origin"] == origin
+        exposed = {h.strip().lower() for h in
+                   read.headers["access-control-expose-headers"].split(",")}
+        assert {"etag", "location", "last-modified", "x-request-id"} <= exposed
+        other = client.get("/fhir/metadata", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        refused = client.options("/fhir/Patient", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert refused.status_code == 400
