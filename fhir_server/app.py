@@ -19,6 +19,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -53,6 +54,8 @@ from fhir_server.storage.pool import make_pool
 
 log = logging.getLogger(__name__)
 
+#: Bodies from this size on are gzip-compressed for clients that accept it.
+GZIP_MINIMUM_BYTES = 4096
 #: Response headers browser scripts may read on cross-origin answers.
 CORS_EXPOSED = ("ETag", "Location", "Last-Modified", "Content-Location", "X-Request-ID",
                 "Retry-After")
@@ -201,6 +204,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.rate_limit_per_minute > 0:
         middleware.append(Middleware(Throttle, per_minute=settings.rate_limit_per_minute,
                                      limiter=lambda: app.state.rate_limiter))
+    # Searchsets and histories of many resources shrink about tenfold; small answers
+    # (a read of one Patient) stay as they are. Level 5: most of the gain of 9, at a
+    # fraction of its CPU; large bodies are compressed off the event loop.
+    middleware.append(Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
+                                 compresslevel=5))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={
         FhirError: fhir_error,

@@ -194,3 +194,24 @@ def test_one_date_header_never_before_last_modified(client: httpx.Client,
         assert modified <= parsedate_to_datetime(dates[0])
     for path in ("/api/v1/health", "/fhir/metadata", "/no/such/path"):
         assert len(root_client.get(path).headers.get_list("date")) == 1, path
+
+
+def test_large_answers_are_gzipped_when_the_client_accepts_it(client: httpx.Client) -> None:
+    tag = f"gz{uuid.uuid4().hex[:10]}"
+    for n in range(30):
+        body = {"resourceType": "Patient", "meta": {"tag": [{"system": "urn:gz", "code": tag}]},
+                "name": [{"family": f"Gzip{n}", "given": ["Compressible"] * 5}]}
+        assert client.post("/Patient", content=orjson.dumps(body),
+                           headers=HEADERS).status_code == 201
+    params = {"_tag": f"urn:gz|{tag}", "_count": "30"}
+    zipped = client.get("/Patient", params=params, headers={"Accept-Encoding": "gzip"})
+    assert zipped.status_code == 200
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in zipped.headers["vary"].lower()
+    assert len(zipped.json()["entry"]) == 30
+    plain = client.get("/Patient", params=params, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.json()["entry"] == zipped.json()["entry"]
+    one = zipped.json()["entry"][0]["resource"]["id"]
+    small = client.get(f"/Patient/{one}", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under 4 KiB: sent as it is
