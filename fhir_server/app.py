@@ -19,7 +19,6 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -40,6 +39,7 @@ from fhir_server.api import (
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
+from fhir_server.http.compression import Gzip
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
@@ -207,8 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Searchsets and histories of many resources shrink about tenfold; small answers
     # (a read of one Patient) stay as they are. Level 5: most of the gain of 9, at a
     # fraction of its CPU; large bodies are compressed off the event loop.
-    middleware.append(Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
-                                 compresslevel=5))
+    middleware.append(Middleware(Gzip, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=5))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={
         FhirError: fhir_error,

@@ -1,0 +1,30 @@
+"""gzip for clients that ask for it, at no cost for those that do not."""
+
+from __future__ import annotations
+
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class Gzip:
+    """Starlette's GZipMiddleware, entered only when ``Accept-Encoding`` names gzip.
+
+    Starlette's own middleware wraps every response, asked for or not, in a responder that
+    parses its headers; a request without gzip in ``Accept-Encoding`` skips all of it here.
+    """
+
+    def __init__(self, app: ASGIApp, minimum_size: int, compresslevel: int) -> None:
+        """Compress bodies of ``minimum_size`` bytes or more at ``compresslevel``."""
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=compresslevel)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request to gzip or straight to the app."""
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding":
+                    if b"gzip" in value.lower():
+                        await self.gzip(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
