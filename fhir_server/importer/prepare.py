@@ -18,6 +18,7 @@ import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.service import write as write_service
+from fhir_server.service.bundle_plan import is_conditional, reference_holders
 from fhir_server.service.context import ServiceContext, valid_id
 
 #: uuid5 namespace of ids derived from content (resources that come without an id).
@@ -91,23 +92,6 @@ def prepare_bundle(bundle: dict[str, Any]) -> int:
     return rewritten
 
 
-def _conditional_references(value: Any, found: list[tuple[dict[str, Any], str]]) -> None:
-    """Collect the objects holding a ``Type?criteria`` reference (as
-    ``rewrite_references`` recognizes them), to replace them without another walk."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, child in node.items():
-                if key == "reference" and isinstance(child, str):
-                    if "?" in child and "/" not in child.split("?", 1)[0]:
-                        found.append((node, child))
-                elif isinstance(child, dict | list):
-                    stack.append(child)
-        elif isinstance(node, list):
-            stack.extend(c for c in node if isinstance(c, dict | list))
-
-
 async def resolve_conditional_references(ctx: ServiceContext,
                                          bundle: dict[str, Any]) -> int:
     """Replace conditional references that match exactly one resource; returns how many
@@ -136,7 +120,7 @@ async def resolve_conditional_references(ctx: ServiceContext,
             resource = entry.get("resource")
             if isinstance(resource, dict):
                 written.add(str(resource.get("resourceType")))
-                _conditional_references(resource, holders)
+                holders.extend(h for h in reference_holders(resource) if is_conditional(h[1]))
     candidates = sorted({r for _, r in holders if r.split("?", 1)[0] not in written})
     if not candidates:
         return 0

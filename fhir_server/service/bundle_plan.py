@@ -6,6 +6,7 @@ resources are re-serialized after their references are rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,41 +105,41 @@ def entries(bundle: dict[str, Any], base_url: str) -> list[Entry]:
     return out
 
 
-def rewrite_references(value: Any, mapping: dict[str, str]) -> list[str]:
-    """Replace references to bundle fullUrls in place; return the conditional ones found.
-
-    Every ``reference`` string anywhere (extensions and contained resources included) is
-    checked; ``Type?query`` references are returned for the caller to resolve.
-    """
-    conditional: list[str] = []
+def reference_holders(value: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every object holding a ``reference`` string anywhere in ``value`` (extensions and
+    contained resources included), with that string; the caller may replace it."""
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             for key, child in node.items():
                 if key == "reference" and isinstance(child, str):
-                    target = mapping.get(child)
-                    if target is not None:
-                        node[key] = target
-                    elif "?" in child and "/" not in child.split("?", 1)[0]:
-                        conditional.append(child)
+                    yield node, child
                 elif isinstance(child, dict | list):
                     stack.append(child)
         elif isinstance(node, list):
             stack.extend(c for c in node if isinstance(c, dict | list))
+
+
+def is_conditional(reference: str) -> bool:
+    """``Type?query``: a conditional reference, resolved by search."""
+    return "?" in reference and "/" not in reference.split("?", 1)[0]
+
+
+def rewrite_references(value: Any, mapping: dict[str, str]) -> list[str]:
+    """Replace references to bundle fullUrls in place; return the conditional ones found."""
+    conditional: list[str] = []
+    for node, reference in reference_holders(value):
+        target = mapping.get(reference)
+        if target is not None:
+            node["reference"] = target
+        elif is_conditional(reference):
+            conditional.append(reference)
     return conditional
 
 
 def replace_references(value: Any, resolved: dict[str, str]) -> None:
     """Replace resolved conditional references (``Type?query`` -> ``Type/id``) in place."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, child in node.items():
-                if key == "reference" and isinstance(child, str) and child in resolved:
-                    node[key] = resolved[child]
-                elif isinstance(child, dict | list):
-                    stack.append(child)
-        elif isinstance(node, list):
-            stack.extend(c for c in node if isinstance(c, dict | list))
+    for node, reference in reference_holders(value):
+        if reference in resolved:
+            node["reference"] = resolved[reference]
