@@ -5,15 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,32 +19,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from fhir_server import __version__
-from fhir_server.api import (
-    bundle,
-    docs,
-    history,
-    instance,
-    metadata,
-    openapi,
-    operations,
-    operator,
-    search,
-    type,
-)
+from fhir_server.api import openapi
+from fhir_server.api.routes import ROUTER
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
-from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
+from fhir_server.errors import FhirError, MethodNotAllowed, NotFound
+from fhir_server.http import docs, operator
+from fhir_server.http.adapter import FhirApp
 from fhir_server.http.compression import Gzip
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
 from fhir_server.observability.metrics import metrics_route, sample_forever
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
-from fhir_server.paths import data_dir
 from fhir_server.runtime import build_context
 from fhir_server.service.reindex import JobRunner
 from fhir_server.settings import Settings, load_settings
-from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.pool import make_pool
 
 log = logging.getLogger(__name__)
@@ -61,23 +46,10 @@ CORS_EXPOSED = ("ETag", "Location", "Last-Modified", "Content-Location", "X-Requ
                 "Retry-After")
 
 
-def _plain(endpoint: Callable[..., Any]) -> Callable[[Request], Awaitable[Response]]:
-    wants_request = "request" in inspect.signature(endpoint).parameters
-    is_async = inspect.iscoroutinefunction(endpoint)
+class _FhirPathConvertor(Convertor[str]):
+    """The rest of a path under ``/fhir``: nothing, or ``/`` and anything."""
 
-    async def handle(request: Request) -> Response:
-        kwargs = dict(request.path_params)
-        if wants_request:
-            kwargs["request"] = request
-        # The synchronous endpoints (API docs) only format bytes already in memory.
-        result = await endpoint(**kwargs) if is_async else endpoint(**kwargs)
-        assert isinstance(result, Response)
-        return result
-    return handle
-
-
-class _TypeConvertor(Convertor[str]):
-    regex = "[A-Z][A-Za-z]{1,63}"
+    regex = "(?:/.*)?"
 
     def convert(self, value: str) -> str:
         return value
@@ -86,28 +58,7 @@ class _TypeConvertor(Convertor[str]):
         return value
 
 
-class _IdConvertor(_TypeConvertor):
-    regex = "[A-Za-z0-9\\-.]{1,64}"
-
-
-register_url_convertor("fhirtype", _TypeConvertor())
-register_url_convertor("fhirid", _IdConvertor())
-
-
-def plain_routes(router: APIRouter) -> list[Route]:
-    """A router's endpoints as plain Starlette routes.
-
-    Our handlers take the Request and parse it themselves, and the OpenAPI document is
-    our own (``api/openapi.py``), so FastAPI's per-request parameter solving and its extra
-    middleware layers would be pure overhead on the hot paths (about a third of a read's
-    CPU time, measured with bench/read.py).
-    """
-    routes = []
-    for route in router.routes:
-        assert isinstance(route, APIRoute)
-        routes.append(Route(route.path, _plain(route.endpoint),
-                            methods=sorted(route.methods or ()), name=route.name))
-    return routes
+register_url_convertor("fhirpath", _FhirPathConvertor())
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -125,17 +76,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.ctx = build_context(settings, pool, redis)
         app.state.rate_limiter = RateLimiter(redis)
         sampler = asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")
-        app.state.jobs = PgJobs(pool)
-        runner = JobRunner(app.state.ctx, app.state.jobs)
-        jobs_task = asyncio.create_task(runner.loop(), name="background-jobs")
-        app.state.capability_dir = data_dir("capability")
-        app.state.capability = None
         ctx = app.state.ctx
-        app.state.openapi = openapi.openapi_provider(
-            sorted(ctx.resource_types), version=__version__,
-            search_params={t: [(c, p.type, p.description[:200])
-                               for c, p in sorted(ctx.search.registry.params(t).items())]
-                           for t in ctx.resource_types})
+        assert ctx.jobs is not None
+        runner = JobRunner(ctx, ctx.jobs)
+        jobs_task = asyncio.create_task(runner.loop(), name="background-jobs")
+        app.state.openapi = openapi.openapi_provider(ROUTER.routes, ctx, version=__version__)
         # The definitions, registry and validator live as long as the process: keep them
         # out of the cyclic collector, whose full passes would otherwise walk them all
         # again (tens of ms each, paid by whichever request triggers one).
@@ -167,9 +112,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             err = FhirError(str(exc.detail), status=exc.status_code, code="processing")
         return error_response(request, err)
 
-    async def invalid_request(request: Request, exc: Exception) -> Response:
-        return error_response(request, BadRequest(f"malformed request: {exc}"))
-
     async def unexpected(request: Request, exc: Exception) -> Response:
         # The access-log middleware already logged the traceback with the route template.
         response = error_response(request, FhirError("internal server error"))
@@ -178,20 +120,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return response
 
     app: Starlette  # the lambdas below run after it is built
-    # The read route first, restricted to well-formed types and ids so that it cannot
-    # shadow _history, _search, $operations or metadata: Starlette tries routes in
-    # order, and a read is the most frequent request. Everything else falls through.
-    fast_read = Route("/fhir/{resource_type:fhirtype}/{id:fhirid}", _plain(instance.read),
-                      methods=["GET", "HEAD"], name="read-fast")
-    # Metrics and logs label requests by template; keep the read's usual one (matching
-    # uses the regex compiled above, not this attribute).
-    fast_read.path = "/fhir/{resource_type}/{id}"
-    routes: list[BaseRoute] = [fast_read, metrics_route(lambda: app.state.pool)]
-    # Order matters: fixed paths (metadata, _history, _search) before {resource_type}.
-    for router in (operator.router, metadata.router, operations.router, bundle.router,
-                   history.router, search.router, type.router, instance.router):
-        routes += plain_routes(router)
-    routes += plain_routes(docs.docs_router(lambda: app.state.openapi()))
+    # Every FHIR interaction goes through the router (its table is api/routes.py); the
+    # other routes are the operators' and the documentation's.
+    fhir = FhirApp(ROUTER, lambda: app.state.ctx)
+    routes: list[BaseRoute] = [Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
+                               metrics_route(lambda: app.state.pool), *operator.ROUTES,
+                               *docs.docs_routes(lambda: app.state.openapi())]
     middleware = [Middleware(ObservabilityMiddleware,
                              resource_types=lambda: app.state.ctx.resource_types)]
     if settings.cors_origin_list:
@@ -212,7 +146,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     exception_handlers={
         FhirError: fhir_error,
         StarletteHTTPException: http_error,
-        RequestValidationError: invalid_request,
         Exception: unexpected,
     })
     return app

@@ -10,11 +10,8 @@ from fhir_server.cache.redis_client import RedisClient
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
 from fhir_server.paths import data_dir
-from fhir_server.search.base import SearchContext
-from fhir_server.search.compile import Compiler
 from fhir_server.search.fhirpath import Extractor
 from fhir_server.search.index import IndexBuilder
-from fhir_server.search.kinds import index_types
 from fhir_server.search.parse import Parser
 from fhir_server.search.registry import Registry
 from fhir_server.search.valuesets import ValueSets
@@ -22,28 +19,25 @@ from fhir_server.service.compartment import load_compartments
 from fhir_server.service.context import SearchServices, ServiceContext
 from fhir_server.service.repository import Repository
 from fhir_server.settings import Settings
+from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
 
 
 def build_search(settings: Settings, definitions: Definitions,
                  profiles: Path) -> SearchServices:
-    """The search registry, parser, compiler and index builder."""
+    """The search registry, parser and index builder."""
     registry = Registry.load(data_dir("search"), definitions.resource_types,
                              Extractor(definitions))
     registry.freeze_base()
-    kinds = index_types()
-    context = SearchContext(base_url=settings.fhir_base_url.rstrip("/"),
-                            expand_valueset=ValueSets(profiles))
     return SearchServices(registry=registry, parser=Parser(registry),
-                          compiler=Compiler(kinds, registry.get),
-                          indexer=IndexBuilder(registry, kinds, context), context=context)
-
+                          indexer=IndexBuilder(registry, (settings.fhir_base_url,)),
+                          expand_valueset=ValueSets(profiles))
 
 
 def build_context(settings: Settings, pool: AsyncConnectionPool,
                   redis: RedisClient | None = None) -> ServiceContext:
-    """Definitions, validator, search machinery and repository over ``pool``.
+    """Definitions, validator, search machinery, repository and jobs over ``pool``.
 
     With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions.
     """
@@ -62,4 +56,5 @@ def build_context(settings: Settings, pool: AsyncConnectionPool,
         definitions=definitions,
         search=build_search(settings, definitions, profiles),
         compartments=load_compartments(data_dir("search")),
+        jobs=PgJobs(pool),
     )

@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
 
-from fhir_server.api.deps import base_url, context
+from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.http.headers import etag, instant
-from fhir_server.http.responses import Negotiated, fhir_response, query_string
+from fhir_server.http.responses import query_string
 from fhir_server.service import history as history_service
+from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import HistoryPage, StoredVersion
-
-router = APIRouter()
 
 _STATUS = {"POST": "201 Created", "DELETE": "204 No Content"}
 
@@ -39,15 +36,14 @@ def _entry(base: str, v: StoredVersion) -> dict[str, Any]:
     return entry
 
 
-def _bundle(request: Request, path: str, page: HistoryPage) -> dict[str, Any]:
-    base = base_url(request)
-    kept = [(k, v) for k, v in request.query_params.multi_items()
+def _bundle(request: FhirRequest, base: str, path: str, page: HistoryPage) -> dict[str, Any]:
+    kept = [(k, v) for k, v in request.pairs
             if k in history_service.HISTORY_PARAMS or k in ("_format", "_pretty")]
     self_url = f"{base}{path}" + (f"?{query_string(kept)}" if kept else "")
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor is not None:
         params = [(k, v) for k, v in kept if k != "_cursor"]
-        params.append(("_cursor", history_service.encode_cursor(page.next_cursor)))
+        params.append(("_cursor", page.next_cursor))
         links.append({"relation": "next", "url": f"{base}{path}?{query_string(params)}"})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if page.total is not None:
@@ -57,28 +53,26 @@ def _bundle(request: Request, path: str, page: HistoryPage) -> dict[str, Any]:
     return bundle
 
 
-async def _history(request: Request, path: str, resource_type: str | None,
-                   id: str | None) -> Response:
-    neg = Negotiated.from_request(request)
-    ctx = context(request)
-    query = history_service.parse_query(ctx, request.query_params, resource_type, id)
+async def _history(request: FhirRequest, ctx: ServiceContext, path: str,
+                   resource_type: str | None, id: str | None) -> FhirResponse:
+    params = dict(request.pairs)  # the last of repeated parameters wins
+    query = history_service.parse_query(ctx, params, resource_type, id)
     page = await history_service.history(ctx, query)
-    return fhir_response(_bundle(request, path, page), neg)
+    return FhirResponse(200, _bundle(request, ctx.base_url, path, page))
 
 
-@router.get("/fhir/_history")
-async def history_system(request: Request) -> Response:
+async def history_system(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """history of every resource."""
-    return await _history(request, "/_history", None, None)
+    return await _history(request, ctx, "/_history", None, None)
 
 
-@router.get("/fhir/{resource_type}/_history")
-async def history_type(resource_type: str, request: Request) -> Response:
+async def history_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """history of every resource of one type."""
-    return await _history(request, f"/{resource_type}/_history", resource_type, None)
+    rtype = request.params["resource_type"]
+    return await _history(request, ctx, f"/{rtype}/_history", rtype, None)
 
 
-@router.get("/fhir/{resource_type}/{id}/_history")
-async def history_instance(resource_type: str, id: str, request: Request) -> Response:
+async def history_instance(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """history of one resource."""
-    return await _history(request, f"/{resource_type}/{id}/_history", resource_type, id)
+    rtype, id = request.params["resource_type"], request.params["id"]
+    return await _history(request, ctx, f"/{rtype}/{id}/_history", rtype, id)

@@ -1,38 +1,26 @@
-"""Instance interactions: read, vread, update, delete."""
+"""Instance interactions: read, vread, update, patch, delete."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
-
-from fhir_server.api.deps import (
-    context,
-    delete_response,
-    if_match,
-    json_body,
-    patch_body,
-    version_headers,
-    write_response,
-)
-from fhir_server.api.subsetting import subset_response
+from fhir_server.api.common import deleted, if_match, patch_body, resource_body, written
+from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.api.subsetting import subset
 from fhir_server.errors import BadRequest
 from fhir_server.http.headers import parse_etag, parse_http_date
-from fhir_server.http.responses import Negotiated, stored_response
 from fhir_server.service import read as read_service
 from fhir_server.service import write as write_service
+from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion
 
-router = APIRouter()
 
-
-def _not_modified(request: Request, version: StoredVersion) -> bool:
+def _not_modified(request: FhirRequest, version: StoredVersion) -> bool:
     """Whether If-None-Match / If-Modified-Since make this a 304."""
-    none_match = request.headers.get("if-none-match")
+    none_match = request.header("if-none-match")
     if none_match is not None:
         tags = [t.strip() for t in none_match.split(",") if t.strip()]
         return "*" in tags or any(
             parse_etag(t, "If-None-Match") == version.version_id for t in tags)
-    since = request.headers.get("if-modified-since")
+    since = request.header("if-modified-since")
     if since is not None:
         try:
             moment = parse_http_date(since)
@@ -43,56 +31,47 @@ def _not_modified(request: Request, version: StoredVersion) -> bool:
     return False
 
 
-def _answer(request: Request, version: StoredVersion, neg: Negotiated) -> Response:
-    headers = version_headers(version)
+def _answer(request: FhirRequest, ctx: ServiceContext, version: StoredVersion) -> FhirResponse:
     if _not_modified(request, version):
-        return Response(status_code=304, headers=headers)
+        return FhirResponse(304, version=version)
     assert version.content is not None
-    subset = subset_response(request, version.content, neg, headers)
-    if subset is not None:
-        return subset
-    return stored_response(version.content, neg, 200, headers)
+    return FhirResponse(200, subset(request, ctx, version.content) or version.content,
+                        version=version)
 
 
-@router.get("/fhir/{resource_type}/{id}")
-async def read(resource_type: str, id: str, request: Request) -> Response:
+async def read(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """read: the current version."""
-    neg = Negotiated.from_request(request)
-    version = await read_service.read(context(request), resource_type, id)
-    return _answer(request, version, neg)
+    params = request.params
+    version = await read_service.read(ctx, params["resource_type"], params["id"])
+    return _answer(request, ctx, version)
 
 
-@router.get("/fhir/{resource_type}/{id}/_history/{vid}")
-async def vread(resource_type: str, id: str, vid: str, request: Request) -> Response:
+async def vread(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """vread: one version from history."""
-    neg = Negotiated.from_request(request)
-    version = await read_service.vread(context(request), resource_type, id, vid)
-    return _answer(request, version, neg)
+    params = request.params
+    version = await read_service.vread(ctx, params["resource_type"], params["id"],
+                                       params["vid"])
+    return _answer(request, ctx, version)
 
 
-@router.put("/fhir/{resource_type}/{id}")
-async def update(resource_type: str, id: str, request: Request) -> Response:
+async def update(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """update (and update-as-create for a new id)."""
-    neg = Negotiated.from_request(request)
-    body, text = await json_body(request)
-    result = await write_service.update(context(request), resource_type, id, body, text,
-                                        if_match(request))
-    return write_response(request, result, neg, 201 if result.outcome == "created" else 200)
+    body, text = resource_body(request, ctx)
+    result = await write_service.update(ctx, request.params["resource_type"],
+                                        request.params["id"], body, text, if_match(request))
+    return written(request, result, 201 if result.outcome == "created" else 200)
 
 
-@router.patch("/fhir/{resource_type}/{id}")
-async def patch(resource_type: str, id: str, request: Request) -> Response:
+async def patch(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """patch: JSON Patch or FHIRPath Patch (Parameters); the result is validated."""
-    neg = Negotiated.from_request(request)
-    media, body = await patch_body(request)
-    result = await write_service.patch(context(request), resource_type, id, media, body,
-                                       if_match(request))
-    return write_response(request, result, neg, 200)
+    media, body = patch_body(request, ctx)
+    result = await write_service.patch(ctx, request.params["resource_type"],
+                                       request.params["id"], media, body, if_match(request))
+    return written(request, result, 200)
 
 
-@router.delete("/fhir/{resource_type}/{id}")
-async def delete(resource_type: str, id: str, request: Request) -> Response:
+async def delete(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """delete: 204, or 200 with an OperationOutcome when the client prefers one."""
-    neg = Negotiated.from_request(request)
-    result = await write_service.delete(context(request), resource_type, id, if_match(request))
-    return delete_response(request, result, neg, f"{resource_type}/{id}")
+    rtype, id = request.params["resource_type"], request.params["id"]
+    result = await write_service.delete(ctx, rtype, id, if_match(request))
+    return deleted(request, result, f"{rtype}/{id}")

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
-
-from fhir_server.api.deps import base_url, context
-from fhir_server.errors import NotFound
+from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.errors import NotFound, ServiceUnavailable
 from fhir_server.http.headers import instant
-from fhir_server.http.responses import Negotiated, fhir_response
 from fhir_server.service import reindex
-from fhir_server.service.repository import Job
-
-router = APIRouter()
+from fhir_server.service.context import ServiceContext
+from fhir_server.service.repository import Job, JobStore
 
 
 def _parameters(job: Job) -> dict[str, Any]:
@@ -33,30 +28,33 @@ def _parameters(job: Job) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": parameter}
 
 
-async def _start(request: Request, resource_type: str | None) -> Response:
-    neg = Negotiated.from_request(request)
-    job = await reindex.start(context(request), request.app.state.jobs, resource_type)
-    status_url = f"{base_url(request)}/_jobs/{job.id}"
-    return fhir_response(_parameters(job), neg, 202, {"Content-Location": status_url})
+def _jobs(ctx: ServiceContext) -> JobStore:
+    if ctx.jobs is None:
+        raise ServiceUnavailable("background jobs are not available here")
+    return ctx.jobs
 
 
-@router.post("/fhir/$reindex")
-async def reindex_system(request: Request) -> Response:
+async def _start(ctx: ServiceContext, resource_type: str | None) -> FhirResponse:
+    job = await reindex.start(ctx, _jobs(ctx), resource_type)
+    return FhirResponse(202, _parameters(job),
+                        headers={"Content-Location": f"{ctx.base_url}/_jobs/{job.id}"})
+
+
+async def reindex_system(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """Rebuild the search index of every resource, in the background (202)."""
-    return await _start(request, None)
+    return await _start(ctx, None)
 
 
-@router.post("/fhir/{resource_type}/$reindex")
-async def reindex_type(resource_type: str, request: Request) -> Response:
+async def reindex_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """Rebuild the search index of one resource type, in the background (202)."""
-    return await _start(request, resource_type)
+    return await _start(ctx, request.params["resource_type"])
 
 
-@router.get("/fhir/_jobs/{job_id}")
-async def job_status(job_id: str, request: Request) -> Response:
+async def job_status(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """A background job's progress, as Parameters."""
-    neg = Negotiated.from_request(request)
-    job = await request.app.state.jobs.get(int(job_id)) if job_id.isdigit() else None
+    job_id = request.params["job_id"]
+    job = await _jobs(ctx).get(int(job_id)) if job_id.isascii() and job_id.isdigit() \
+        and len(job_id) < 19 else None
     if job is None:
         raise NotFound(f"there is no job {job_id}")
-    return fhir_response(_parameters(job), neg)
+    return FhirResponse(200, _parameters(job))

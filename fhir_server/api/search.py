@@ -6,45 +6,43 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
 
-from fhir_server.api.deps import base_url, context
-from fhir_server.errors import UnsupportedMediaType
-from fhir_server.http.body import read_limited
+from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.errors import BadRequest, UnsupportedMediaType
 from fhir_server.http.headers import prefer_handling
-from fhir_server.http.responses import Negotiated, fhir_response, outcome, query_string
+from fhir_server.http.responses import outcome, query_string
+from fhir_server.search.request import Compartment
+from fhir_server.service import compartment as compartments
 from fhir_server.service import search as search_service
 from fhir_server.service import subsetting
-from fhir_server.service.compartment import compartment_condition
+from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import SearchRow
 from fhir_server.service.search import SearchResult
-
-router = APIRouter()
 
 _FORM = "application/x-www-form-urlencoded"
 
 
-def _entry(request: Request, base: str, row: SearchRow, mode: str,
+def _entry(ctx: ServiceContext, base: str, row: SearchRow, mode: str,
            result: SearchResult) -> dict[str, Any]:
     version = row.version
     assert version.content is not None
-    if result.request.summary in ("true", "text", "data") or result.request.elements:
+    request = result.request
+    if request.summary in ("true", "text", "data") or request.elements:
         resource: Any = orjson.loads(version.content)
-        defs = context(request).definitions
-        if result.request.summary in ("true", "text", "data"):
-            resource = subsetting.summarize(resource, result.request.summary, defs)
-        if result.request.elements and mode == "match":
-            resource = subsetting.select_elements(resource, result.request.elements, defs)
+        if request.summary in ("true", "text", "data"):
+            resource = subsetting.summarize(resource, request.summary, ctx.definitions)
+        if request.elements and mode == "match":
+            resource = subsetting.select_elements(resource, request.elements,
+                                                  ctx.definitions)
     else:
         resource = orjson.Fragment(version.content)
     return {"fullUrl": f"{base}/{version.resource_type}/{version.id}", "resource": resource,
             "search": {"mode": mode}}
 
 
-def bundle(request: Request, path: str, result: SearchResult) -> dict[str, Any]:
+def searchset(ctx: ServiceContext, base: str, path: str,
+              result: SearchResult) -> dict[str, Any]:
     """The searchset Bundle of one page, with self/next/previous links."""
-    base = base_url(request)
     applied = list(result.request.applied)
     url = f"{base}{path}"
     links = [{"relation": "self", "url": url + (f"?{query_string(applied)}" if applied else "")}]
@@ -57,8 +55,8 @@ def bundle(request: Request, path: str, result: SearchResult) -> dict[str, Any]:
     if result.total is not None:
         out["total"] = result.total
     out["link"] = links
-    entries = [_entry(request, base, row, "match", result) for row in result.matches]
-    entries += [_entry(request, base, row, "include", result) for row in result.includes]
+    entries = [_entry(ctx, base, row, "match", result) for row in result.matches]
+    entries += [_entry(ctx, base, row, "include", result) for row in result.includes]
     notes = [f"parameter {name!r} was ignored: {why}" for name, why in result.request.ignored]
     notes += result.warnings
     if notes:
@@ -71,54 +69,57 @@ def bundle(request: Request, path: str, result: SearchResult) -> dict[str, Any]:
     return out
 
 
-async def _pairs(request: Request) -> list[tuple[str, str]]:
+def _pairs(request: FhirRequest) -> list[tuple[str, str]]:
     """Query parameters, plus a form body on ``POST _search``."""
-    pairs = list(request.query_params.multi_items())
-    if request.method == "POST":
-        media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    pairs = list(request.pairs)
+    if request.method == "POST" and request.body is not None:
+        media = (request.header("content-type") or "").split(";")[0].strip().lower()
         if media != _FORM:
             raise UnsupportedMediaType(f"POST _search takes {_FORM}, not {media or 'nothing'}")
-        raw = await read_limited(request.stream(), request.headers.get("content-length"),
-                                 context(request).settings.max_body_bytes)
-        pairs += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        form = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        if any("\x00" in k or "\x00" in v for k, v in form):
+            raise BadRequest("the form holds a NUL character (%00)")
+        pairs += form
     return pairs
 
 
-async def _search(request: Request, types: list[str], path: str,
-                  compartment: tuple[str, str] | None = None) -> Response:
-    neg = Negotiated.from_request(request)
-    ctx = context(request)
-    pairs = await _pairs(request)
-    strict = prefer_handling(request.headers.get("prefer")) == "strict"
-    parsed = search_service.parse(ctx, types, pairs, strict)
-    sctx = search_service.search_context(ctx, base_url(request))
-    extra = [compartment_condition(ctx, compartment[0], compartment[1], types[0])
-             ] if compartment else []
-    result = await search_service.run(ctx, parsed, sctx, extra)
-    return fhir_response(bundle(request, path, result), neg)
+async def _search(request: FhirRequest, ctx: ServiceContext, types: list[str], path: str,
+                  compartment: Compartment | None = None) -> FhirResponse:
+    strict = prefer_handling(request.header("prefer")) == "strict"
+    parsed = search_service.parse(ctx, types, _pairs(request), strict)
+    parsed.compartment = compartment
+    result = await search_service.run(ctx, parsed)
+    return FhirResponse(200, searchset(ctx, ctx.base_url, path, result))
 
 
-@router.get("/fhir")
-@router.get("/fhir/", include_in_schema=False)
-@router.post("/fhir/_search")
-async def search_system(request: Request) -> Response:
+async def search_system(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """search-system: ``_type`` names the types (default: every type)."""
-    ctx = context(request)
-    named = [t for v in request.query_params.getlist("_type") for t in v.split(",") if t]
-    types = named or sorted(ctx.resource_types)
-    return await _search(request, types, "")
+    named = [t for v in request.query_values("_type") for t in v.split(",") if t]
+    return await _search(request, ctx, named or sorted(ctx.resource_types), "")
 
 
-@router.get("/fhir/{resource_type}")
-@router.post("/fhir/{resource_type}/_search")
-async def search_type(resource_type: str, request: Request) -> Response:
+async def search_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """search-type."""
-    return await _search(request, [resource_type], f"/{resource_type}")
+    rtype = request.params["resource_type"]
+    return await _search(request, ctx, [rtype], f"/{rtype}")
 
 
-@router.get("/fhir/{compartment}/{id}/{resource_type}")
-async def search_compartment(compartment: str, id: str, resource_type: str,
-                             request: Request) -> Response:
+async def search_compartment(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """Compartment search, e.g. ``/fhir/Patient/123/Encounter``."""
-    return await _search(request, [resource_type], f"/{compartment}/{id}/{resource_type}",
-                         (compartment, id))
+    owner, id, rtype = (request.params[k] for k in ("compartment", "id", "resource_type"))
+    found = compartments.compartment(ctx, owner, id)
+    ctx.check_type(rtype)
+    compartments.check_member(found, rtype)
+    return await _search(request, ctx, [rtype], f"/{owner}/{id}/{rtype}", found)
+
+
+async def search_compartment_all(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """Every type in a compartment (http.html#search: ``/fhir/Patient/123/*``)."""
+    owner, id = request.params["compartment"], request.params["id"]
+    found = compartments.compartment(ctx, owner, id)
+    named = [t for v in request.query_values("_type") for t in v.split(",") if t]
+    types = named or compartments.member_types(ctx, owner)
+    for rtype in types:
+        ctx.check_type(rtype)
+        compartments.check_member(found, rtype)
+    return await _search(request, ctx, types, f"/{owner}/{id}/*", found)

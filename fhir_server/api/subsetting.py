@@ -1,31 +1,29 @@
-"""``_summary`` and ``_elements`` on responses holding one stored resource."""
+"""``_summary`` and ``_elements`` on answers holding one stored resource."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 
-from fhir_server.api.deps import context
-from fhir_server.http.responses import Negotiated, fhir_response
+from fhir_server.api.messages import FhirRequest
 from fhir_server.service import subsetting
+from fhir_server.service.context import ServiceContext
 
 
-def subset_response(request: Request, content: str, neg: Negotiated,
-                    headers: dict[str, str]) -> Response | None:
+def subset(request: FhirRequest, ctx: ServiceContext, content: str) -> dict[str, Any] | None:
     """The subsetted resource when ``_summary``/``_elements`` ask for one, else None."""
-    if not request.scope.get("query_string"):
+    if not request.query:
         return None  # most reads: no need to parse a query string
-    query = request.query_params
-    summary = query.get("_summary")
-    elements = query.get("_elements")
+    summary = request.query_value("_summary")
+    elements = request.query_value("_elements")
     if summary is None and elements is None:
         return None
-    definitions = context(request).definitions
     resource = orjson.loads(content)
     if summary is not None:
-        resource = subsetting.summarize(resource, summary, definitions)
+        resource = subsetting.summarize(resource, summary, ctx.definitions)
     if elements is not None:
         names = [n.strip() for n in elements.split(",") if n.strip()]
-        resource = subsetting.select_elements(resource, names, definitions)
-    return fhir_response(resource, neg, 200, headers)
+        resource = subsetting.select_elements(resource, names, ctx.definitions)
+    result: dict[str, Any] = resource
+    return result

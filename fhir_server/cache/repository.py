@@ -32,15 +32,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from typing import Any, cast
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.asyncio import Redis
 
 from fhir_server.cache.entries import BEGIN, END, FILL, Settle, decode, encode
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.errors import FhirError, Timeout
-from fhir_server.service.delegating import DelegatingSession
+from fhir_server.service.access import AccessScope
+from fhir_server.service.delegating import Delegating, DelegatingSession
 from fhir_server.service.repository import (
     Readiness,
     Repository,
@@ -62,10 +63,11 @@ def _certainly_unchanged(exc: BaseException) -> bool:
     return isinstance(exc, FhirError) and (exc.status < 500 or isinstance(exc, Timeout))
 
 
-class CachedRepository(DelegatingSession[Repository]):
+class CachedRepository(Delegating[Repository]):
     """The Repository protocol over ``inner``, with ``read``/``vread`` cached in Redis.
 
-    History, searches, includes and locks are delegated: they are not cached.
+    History, searches and includes are delegated: they are not cached. A scoped view
+    (:meth:`scoped`) reads past the cache, since cached entries know no scope.
     """
 
     def __init__(self, inner: Repository, client: RedisClient, *, ttl_s: float = 300.0,
@@ -245,13 +247,21 @@ class CachedRepository(DelegatingSession[Repository]):
         await self._settle([(key, version, int(begun), False)])
         return result
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A session of ``inner``'s transaction whose writes are settled after it ends."""
+        return self.tracked_transaction(self._inner)
+
+    def scoped(self, scope: AccessScope) -> Repository:
+        """``inner`` seen through ``scope``, writes still invalidating this cache."""
+        return _ScopedView(self, self._inner.scoped(scope))
+
+    @asynccontextmanager
+    async def tracked_transaction(self, repository: Repository) -> AsyncIterator[Session]:
+        """A session of ``repository``'s transaction whose writes are settled after it."""
         tracker: _TrackingSession | None = None
         body_done = False
         try:
-            async with self._inner.transaction() as inner:
+            async with repository.transaction() as inner:
                 tracker = _TrackingSession(inner, self)
                 yield tracker
                 body_done = True  # from here on, a failure is the COMMIT's: ambiguous
@@ -315,6 +325,33 @@ class CachedRepository(DelegatingSession[Repository]):
         return await self._inner.readiness()
 
 
+class _ScopedView(Delegating[Repository]):
+    """A CachedRepository seen through an access scope: reads, searches and history go
+    to the scoped repository, past the cache; writes and transactions are the owner's."""
+
+    def __init__(self, owner: CachedRepository, inner: Repository) -> None:
+        super().__init__(inner)
+        self._owner = owner
+
+    async def write(self, resource_type: str, id: str, content: str | None,
+                    method: WriteMethod, if_match: int | None = None,
+                    index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
+        """A write, invalidating the owner's cache."""
+        return await self._owner.write(resource_type, id, content, method, if_match, index)
+
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A scoped transaction whose writes invalidate the owner's cache."""
+        return self._owner.tracked_transaction(self._inner)
+
+    def scoped(self, scope: AccessScope) -> Repository:
+        """The owner seen through another scope."""
+        return self._owner.scoped(scope)
+
+    async def readiness(self) -> Readiness:
+        """The owner's readiness."""
+        return await self._owner.readiness()
+
+
 class _TrackingSession(DelegatingSession[Session]):
     """A transaction's Session: writes are counted for END, everything else is delegated.
 
@@ -339,3 +376,9 @@ class _TrackingSession(DelegatingSession[Session]):
         if result.version is not None:
             entry[0] = max(entry[0], result.version.version_id)
         return result
+
+
+if TYPE_CHECKING:
+    def _is_repository(cached: CachedRepository, view: _ScopedView) -> tuple[Repository, ...]:
+        """mypy checks here that both satisfy the protocol."""
+        return cached, view

@@ -1,18 +1,23 @@
-"""FHIR responses: stored JSON sent as is, Bundles, and the one OperationOutcome renderer."""
+"""FHIR answers on the wire: negotiation of the media type, and a FhirResponse rendered
+as an HTTP response (stored JSON sent as it is). Errors become FhirResponses in one
+place (``api.messages.error_response``), whether the router or the HTTP layer met them."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_server.api.messages import FhirResponse
+from fhir_server.api.messages import error_response as error_answer
 from fhir_server.errors import FhirError, Issue
+from fhir_server.http.headers import etag, http_date
 from fhir_server.http.negotiation import FHIR_JSON, response_media_type
 
 log = logging.getLogger(__name__)
@@ -28,14 +33,14 @@ class Negotiated:
     pretty: bool
 
     @classmethod
-    def from_request(cls, request: Request) -> Negotiated:
+    def of(cls, headers: Mapping[str, str], query: str) -> Negotiated:
         """Negotiate from ``_format``/``Accept`` and ``_pretty``; NotAcceptable if impossible."""
-        accept = request.headers.get("accept")
-        if not request.scope.get("query_string") and accept in _PLAIN_ACCEPT:
+        accept = headers.get("accept")
+        if not query and accept in _PLAIN_ACCEPT:
             return _DEFAULT  # the common case, without parsing anything
-        query = request.query_params
-        media = response_media_type(accept, query.get("_format"))
-        return cls(media, query.get("_pretty", "").lower() in _TRUE)
+        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        media = response_media_type(accept, params.get("_format"))
+        return cls(media, params.get("_pretty", "").lower() in _TRUE)
 
 
 _DEFAULT = Negotiated(FHIR_JSON, False)
@@ -60,36 +65,49 @@ def _unfragment(value: Any) -> Any:
     return value
 
 
-def fhir_response(payload: Any, neg: Negotiated, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    """A JSON response with the negotiated FHIR media type."""
-    return Response(render(payload, neg.pretty), status, headers,
-                    media_type=f"{neg.media_type}; charset=utf-8")
-
-
-def stored_response(content: str, neg: Negotiated, status: int = 200,
-                    headers: dict[str, str] | None = None) -> Response:
-    """A stored resource's JSON text, sent without re-parsing unless pretty-printed."""
-    body = render(orjson.loads(content), True) if neg.pretty else content.encode()
-    return Response(body, status, headers, media_type=f"{neg.media_type}; charset=utf-8")
+def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Response:
+    """A FhirResponse on the wire: ETag, Last-Modified and Location from its version and
+    location, its body (or else its outcome) in the negotiated media type."""
+    headers = dict(answer.headers)
+    version = answer.version
+    if version is not None:
+        headers["ETag"] = etag(version.version_id)
+        headers["Last-Modified"] = http_date(version.last_updated)
+    if answer.location is not None:
+        headers["Location"] = f"{base_url}/{answer.location}"
+    body = answer.body if answer.body is not None else answer.outcome
+    if body is None:
+        return Response(status_code=answer.status, headers=headers)
+    if isinstance(body, str):  # stored JSON text: sent as it is unless indented
+        data = render(orjson.loads(body), True) if neg.pretty else body.encode()
+    else:
+        data = render(body, neg.pretty)
+    return Response(data, answer.status, headers, media_type=f"{neg.media_type}; charset=utf-8")
 
 
 def outcome(severity: str, code: str, diagnostics: str) -> dict[str, Any]:
-    """A one-issue OperationOutcome (informational ones for ``Prefer: return=...``)."""
+    """A one-issue OperationOutcome (warnings in searchsets)."""
     return {"resourceType": "OperationOutcome",
             "issue": [Issue(code, diagnostics, severity).to_json()]}
 
 
 def error_response(request: Request, exc: FhirError) -> Response:
-    """The single renderer of errors: an OperationOutcome with the error's status."""
+    """An error outside the FHIR router (no route, limits, throttling) as an
+    OperationOutcome with the error's status, like every error of the API."""
     try:
-        neg = Negotiated.from_request(request)
+        neg = Negotiated.of(request.headers, request.scope.get("query_string", b"").decode(
+            "latin-1"))
     except FhirError:
-        neg = Negotiated(FHIR_JSON, False)
+        neg = _DEFAULT
+    log_server_error(request.method, exc)
+    return http_response(error_answer(exc), neg, "")
+
+
+def log_server_error(method: str, exc: FhirError) -> None:
+    """A warning for an expected 5xx (database away, timeout), without the path: it may
+    hold ids (the access line has the route template and the request id)."""
     if exc.status >= 500:
-        # No path: it may hold ids; the access line has the route template and request id.
-        log.warning("%s -> %s: %s", request.method, exc.status, exc.diagnostics)
-    return fhir_response(exc.operation_outcome(), neg, exc.status, exc.headers)
+        log.warning("%s -> %s: %s", method, exc.status, exc.diagnostics)
 
 
 def query_string(pairs: Iterable[tuple[str, str]]) -> str:

@@ -14,7 +14,7 @@ Nothing changes a resource object between its write call and the sending of the 
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Sequence, ValuesView
 from typing import Any, cast
 
 from fhir_server.search.index import IndexBuilder, IndexRows
@@ -23,16 +23,18 @@ from fhir_server.search.index import IndexBuilder, IndexRows
 class DeferredIndex(dict[str, list[dict[str, Any]]]):
     """The index rows of one resource, computed on first use."""
 
-    def __init__(self, builder: IndexBuilder, resource: dict[str, Any]) -> None:
+    def __init__(self, builder: IndexBuilder, resource: dict[str, Any],
+                 bases: Sequence[str]) -> None:
         super().__init__()
         self._builder: IndexBuilder | None = builder
         self._resource = resource
+        self._bases = bases
 
     def compute(self) -> IndexRows:
         """The rows (computed once); the object itself then holds them too."""
         if self._builder is not None:
             builder, self._builder = self._builder, None
-            super().update(builder.rows(self._resource))
+            super().update(builder.rows(self._resource, self._bases))
         return self
 
     def __len__(self) -> int:
@@ -78,9 +80,9 @@ class DeferredIndexer:
     def __init__(self, builder: IndexBuilder) -> None:
         self._builder = builder
 
-    def rows(self, resource: dict[str, Any]) -> IndexRows:
+    def rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> IndexRows:
         """The rows of ``resource``, computed when first needed."""
-        return DeferredIndex(self._builder, resource)
+        return DeferredIndex(self._builder, resource, bases)
 
 
 def deferred(builder: IndexBuilder) -> IndexBuilder:

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fhir_server.api import bundle as bundle_api
+from fhir_server.api.messages import FhirRequest
+from fhir_server.api.routes import ROUTER
 from fhir_server.errors import BadRequest, FhirError
 from fhir_server.http.body import parse_json, parse_json_exact
 from fhir_server.importer.files import ChunkItem, FileItem, WorkItem
@@ -27,9 +30,10 @@ from fhir_server.importer.prepare import (
     resource_id,
 )
 from fhir_server.importer.session import BufferedRepository, BufferedSession, WriteLog
-from fhir_server.service import bundle as bundle_service
 from fhir_server.service import write as write_service
+from fhir_server.service.access import SYSTEM
 from fhir_server.service.context import ServiceContext
+from fhir_server.service.delegating import SessionRepository
 
 #: Statuses after which a failed transaction file is tried once more at the end: lock
 #: conflicts and deadlocks (409), a conditional reference to a resource another worker
@@ -155,8 +159,8 @@ async def _upsert_one(ctx: ServiceContext, session: BufferedSession, body: Any, 
         raise BadRequest("not a FHIR resource (no resourceType)")
     rid = resource_id(body, full_url)
     body["id"] = rid
-    await write_service.update(ctx, body["resourceType"], rid, body, text, None,
-                               session=session)
+    await write_service.update(ctx.with_repository(SessionRepository(session)),
+                               body["resourceType"], rid, body, text, None)
 
 
 async def _upsert(ctx: ServiceContext, repo: BufferedRepository,
@@ -201,12 +205,16 @@ async def _bundle(ctx: ServiceContext, repo: BufferedRepository, path: str,
     result.resources = len(entries)
     log = WriteLog()
     octx, _ = _with_log(ctx, repo, log)
+    octx = octx.for_request(SYSTEM, base_url)
+    # What the API does for POST [base] with this Bundle and Prefer: return=minimal.
+    request = FhirRequest("POST", "", headers={"prefer": "return=minimal"},
+                          base_url=base_url, context=SYSTEM)
     try:
         await resolve_conditional_references(octx, bundle)
         if bundle["type"] == "transaction":
-            response = await bundle_service.transaction(octx, bundle, base_url, "minimal")
+            response = await bundle_api.transaction(ROUTER, octx, request, bundle)
         else:
-            response = await bundle_service.batch(octx, bundle, base_url, "minimal")
+            response = await bundle_api.batch(ROUTER, octx, request, bundle)
     except FhirError as exc:
         result.problems.append(Problem(path, exc.diagnostics, kind_of(exc)))
         result.retryable = exc.status in RETRY_STATUSES

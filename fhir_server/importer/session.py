@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.service.delegating import DelegatingSession
+from fhir_server.service.access import AccessScope
+from fhir_server.service.delegating import Delegating, DelegatingSession
 from fhir_server.service.repository import (
     Readiness,
     Repository,
@@ -124,7 +125,7 @@ class BufferedSession(DelegatingSession[PgSession]):
         await self.flush()
 
 
-class BufferedRepository(DelegatingSession[Repository]):
+class BufferedRepository(Delegating[Repository]):
     """The Repository protocol whose transactions are :class:`BufferedSession` s.
 
     Calls outside a transaction go to the API's repository unchanged (delegated).
@@ -142,6 +143,10 @@ class BufferedRepository(DelegatingSession[Repository]):
     def with_log(self, log: WriteLog) -> BufferedRepository:
         """The same repository writing into another log."""
         return BufferedRepository(self._pool, self._inner, self._search_timeout_ms, log)
+
+    def scoped(self, scope: AccessScope) -> Repository:
+        """Not used: the importer writes as the system, seeing everything."""
+        raise TypeError("the importer's repository takes no access scope")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BufferedSession]:

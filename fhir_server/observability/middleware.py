@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container
-from datetime import UTC, datetime
+from email.utils import formatdate
 from functools import lru_cache
 from time import perf_counter, time
 from typing import Final, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_server.http.headers import http_date
 from fhir_server.observability import access_log
 from fhir_server.observability.context import RequestInfo, enter_request, exit_request
 from fhir_server.observability.interactions import (
@@ -23,6 +22,7 @@ from fhir_server.observability.interactions import (
     KNOWN_METHODS,
     NO_TYPE,
     UNKNOWN_TYPE,
+    RouteInfo,
     classify,
 )
 from fhir_server.observability.metrics import FhirMetrics, RequestSeries, default_metrics
@@ -47,12 +47,10 @@ def date_header(second: int) -> tuple[bytes, bytes]:
     written just now could carry a ``Last-Modified`` later than the response's ``Date``,
     which RFC 9110 (8.8.2.1) forbids.
     """
-    moment = datetime.fromtimestamp(second, UTC)
-    return b"date", http_date(moment).encode("ascii")
+    return b"date", formatdate(second, usegmt=True).encode("ascii")
 
-# method, route template (None: unmatched), status, resource type label,
-# If-None-Exist present, noted bundle type.
-_PlanKey = tuple[str, str | None, int, str, bool, str | None]
+# method, route, status, resource type label, If-None-Exist present, noted bundle type.
+_PlanKey = tuple[str, RouteInfo, int, str, bool, str | None]
 
 
 class _Plan(NamedTuple):
@@ -163,12 +161,11 @@ class ObservabilityMiddleware:
         method = scope["method"]
         if method not in KNOWN_METHODS:
             method = "OTHER"
-        route = scope.get("route")
-        template: str | None = getattr(route, "path", None) if route is not None else None
+        route = classify(scope)
         resource_type = NO_TYPE
-        if template is not None and "{resource_type}" in template:
+        if route.typed:
             resource_type = self._type_label(scope.get("path_params", {}).get("resource_type"))
-        key = (method, template, status, resource_type, conditional, info.bundle_type)
+        key = (method, route, status, resource_type, conditional, info.bundle_type)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(*key)
@@ -181,10 +178,9 @@ class ObservabilityMiddleware:
                 exc_info=(type(failure), failure, failure.__traceback__)
                 if failure is not None and failed else None)
 
-    def _plan(self, method: str, template: str | None, status: int, resource_type: str,
+    def _plan(self, method: str, route_info: RouteInfo, status: int, resource_type: str,
               conditional: bool, bundle_type: str | None) -> _Plan:
         """Labels, metric children and log level of one kind of request."""
-        route_info = classify(method, template)
         interaction = route_info.interaction
         transaction = None
         if interaction == "create" and conditional:

@@ -1,28 +1,23 @@
-"""The contract between the search compiler and the per-type index modules.
+"""The contract of the per-type search modules: index values and search values.
 
 Each parameter-type module (``token``, ``string``, ``date``, ``number``, ``quantity``,
-``reference``, ``uri``, ``composite``) exposes one object satisfying :class:`IndexType`:
-``rows`` turns extracted values into rows of its table (written in the same transaction
-as the resource), ``predicate`` turns the comma-separated (OR) values of one search
-parameter into an SQL condition over one row of that table, and ``sort_key`` gives the
-per-resource value to order by.
+``reference``, ``uri``, ``composite``) exposes one object satisfying :class:`ParamType`:
+``rows`` turns the values a SearchParameter's expression found in a resource into the
+rows of its index (written in the same transaction as the resource), and ``parse``
+turns one search value (one of a comma-separated OR list) into a typed value. The
+type owns its modifiers: ``parse`` is the only place that accepts or refuses one. How
+typed values become SQL is the storage's business (``fhir_server.storage.sql``).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
-
-#: An SQL fragment with its ``%s`` parameters, in order.
-Fragment = tuple[sql.Composable, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,48 +37,59 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchContext:
-    """What predicates may need besides the value: base URL, clock, terminology."""
+class IndexContext:
+    """What index rows may depend on besides the values: the server's own base URLs.
 
-    #: This server's FHIR base, e.g. ``https://h.example/fhir`` (references to it are local).
-    base_url: str = ""
+    A reference to any of ``bases`` (``https://h.example/fhir/Patient/1``) is stored as
+    the local ``Patient/1``, so searches need not know which base a client wrote.
+    """
+
+    bases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What parsing a search value may need: base URLs, the clock, terminology, targets."""
+
+    #: this server's FHIR bases (references to them are local), without trailing slash
+    bases: tuple[str, ...] = ()
     now: datetime | None = None
     #: ``:in``/``:not-in``: value set URL -> set of (system, code); None if unknown.
     expand_valueset: Any = None
-    #: for a reference parameter: the resource types it may point to.
+    #: reference parameters: the resource types the parameter may point to;
+    #: composite parameters: the components' parameter types, in order.
     targets: tuple[str, ...] = field(default_factory=tuple)
 
 
-class IndexType(Protocol):
-    """One index table: its rows and its predicates."""
+class ParamType(Protocol):
+    """One search parameter type: its index rows and its search values."""
 
     #: parameter type code: token, string, date, number, quantity, reference, uri, composite
     name: str
-    #: table name, e.g. ``idx_token``
-    table: str
-    #: the table's columns after ``rid`` and ``p``, in order, as (name, SQL type)
+    #: the index table's columns after ``rid`` and ``p``, in order, as (name, SQL type)
     columns: tuple[tuple[str, str], ...]
-    #: modifiers this type understands (besides :missing, which the compiler handles)
+    #: modifiers this type understands (``:missing`` is understood by every type)
     modifiers: frozenset[str]
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """Rows for the values of one parameter of one resource: ``(p, *columns)`` each."""
         ...
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """A condition on one row ``alias`` of the table matching ANY of ``values``.
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> Any:
+        """One search value as a typed value for the index rows of parameter ``p``.
 
-        Values are raw (comma-split, ``\\,`` already unescaped; ``\\|``, ``\\$`` and
-        ``\\\\`` still escaped). The condition must include ``alias.p = <p>`` (or an
-        equivalent hash that encodes ``p``). Raise ``fhir_server.errors.BadRequest``
-        naming the problem for malformed values or unsupported modifiers.
+        ``raw`` is one value of the OR list (``\\,`` already unescaped; ``\\|``, ``\\$``
+        and ``\\\\`` still escaped). BadRequest for a malformed value or a modifier the
+        type does not take (``modifier`` is never ``missing``).
         """
         ...
 
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """An aggregate over the parameter's rows ``alias`` giving the value to sort by."""
-        ...
+
+def refuse_modifier(kind: str, modifier: str | None, allowed: frozenset[str]) -> None:
+    """BadRequest for a modifier ``kind`` parameters do not take."""
+    if modifier is not None and modifier not in allowed:
+        hint = f" (use {', '.join(':' + m for m in sorted(allowed))})" if allowed else ""
+        raise BadRequest(f"modifier :{modifier} is not supported on {kind} parameters{hint}")
 
 
 _ESCAPED = re.compile(r"\\(.)")
@@ -121,28 +127,3 @@ def normalize(text: str) -> str:
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
 
-
-def any_value(p: int, alias: sql.Identifier, conditions: Iterable[Fragment], kind: str,
-              modifier: str | None = None) -> Fragment:
-    """``alias`` is a row of parameter ``p`` matching any of ``conditions`` (OR).
-
-    For the types that take no modifier: one is refused before ``conditions`` (a
-    generator) is read. ``kind`` names the parameter type in errors.
-    """
-    if modifier is not None:
-        raise BadRequest(f"modifier :{modifier} is not supported on {kind} parameters")
-    parts: list[sql.Composable] = []
-    params: list[Any] = [p]
-    for cond, cond_params in conditions:
-        parts.append(cond)
-        params.extend(cond_params)
-    if not parts:
-        raise BadRequest(f"a {kind} parameter needs a value")
-    return sql.SQL("({}.p = %s AND ({}))").format(alias, sql.SQL(" OR ").join(parts)), params
-
-
-def range_sort_key(alias: sql.Identifier, descending: bool) -> sql.Composable:
-    """Sort by ranges: the smallest ``low`` ascending, the largest ``high`` descending."""
-    if descending:
-        return sql.SQL("max({}.high)").format(alias)
-    return sql.SQL("min({}.low)").format(alias)

@@ -28,25 +28,25 @@ without a code) is not supported in either component. Three-component composites
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from psycopg import sql
 
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import (
-    Fragment,
+    IndexContext,
     Node,
-    SearchContext,
+    ParseContext,
     normalize,
+    refuse_modifier,
     split_escaped,
     unescape,
 )
-from fhir_server.search.date import bound_text, date_condition, date_range, node_range, parse_prefix
+from fhir_server.search.date import DateValue, bound_text, node_range, parse_date_value
 from fhir_server.search.hashing import h64
-from fhir_server.search.number import number_bounds, number_condition, parse_search_number
+from fhir_server.search.number import NumberValue, number_bounds, parse_search_number
 from fhir_server.search.quantity import quantity_row, split_quantity
 from fhir_server.search.reference import parse_reference
-from fhir_server.search.token import codings, col, join_or
+from fhir_server.search.token import codings
 
 #: The columns after ``p``: h1, h2, low, high, dlow, dhigh.
 CompositeRow = tuple[int, int, int | None, str | None, str | None, str | None, str | None]
@@ -67,8 +67,8 @@ def token_keys(p: int, nodes: Sequence[Node]) -> list[int]:
     return list(dict.fromkeys(keys))
 
 
-def _reference_keys(p: int, value: str, ctx: SearchContext) -> list[int]:
-    target = parse_reference(value, ctx.base_url)
+def _reference_keys(p: int, value: str, ctx: IndexContext) -> list[int]:
+    target = parse_reference(value, ctx.bases)
     if target is None:
         return []
     if target.url is not None:
@@ -76,7 +76,7 @@ def _reference_keys(p: int, value: str, ctx: SearchContext) -> list[int]:
     return [h64(p, "ref", f"{target.type}/{target.id}"), h64(p, "ref-id", str(target.id))]
 
 
-def _seconds(p: int, kind: str, nodes: Sequence[Node], ctx: SearchContext) -> list[_Second]:
+def _seconds(p: int, kind: str, nodes: Sequence[Node], ctx: IndexContext) -> list[_Second]:
     out: list[_Second] = []
     for node in nodes:
         if kind == "token":
@@ -110,7 +110,7 @@ def _seconds(p: int, kind: str, nodes: Sequence[Node], ctx: SearchContext) -> li
 
 
 def composite_rows(p: int, context_nodes: Sequence[Node], components: Sequence[ComponentSpec],
-                   ctx: SearchContext) -> list[tuple[Any, ...]]:
+                   ctx: IndexContext) -> list[tuple[Any, ...]]:
     """The idx_composite rows of one composite parameter of one resource.
 
     ``context_nodes`` are the nodes of the composite's own expression; each component is
@@ -139,7 +139,7 @@ def _token_key(p: int, raw: str, what: str) -> int:
     return h64(p, values[0], values[1]) if len(parts) == 2 else h64(p, values[0])
 
 
-def _hashed_key(p: int, kind: str, raw: str, ctx: SearchContext) -> int:
+def _hashed_key(p: int, kind: str, raw: str, ctx: ParseContext) -> int:
     if kind == "token":
         return _token_key(p, raw, "second value")
     value = unescape(raw)
@@ -149,7 +149,7 @@ def _hashed_key(p: int, kind: str, raw: str, ctx: SearchContext) -> int:
         return h64(p, "string", normalize(value))
     if kind == "uri":
         return h64(p, "uri", value)
-    target = parse_reference(value, ctx.base_url)
+    target = parse_reference(value, ctx.bases)
     if target is None:
         raise BadRequest(f"composite: {value!r} is not a reference")
     if target.url is not None:
@@ -159,97 +159,81 @@ def _hashed_key(p: int, kind: str, raw: str, ctx: SearchContext) -> int:
     return h64(p, "ref", f"{target.type}/{target.id}")
 
 
-def _ordered(p: int, kind: str, raw: str, alias: sql.Identifier,
-             ctx: SearchContext) -> Fragment:
-    """The condition on the second component of an ordered type (quantity/number/date)."""
-    low, high = col(alias, "low"), col(alias, "high")
+@dataclass(frozen=True, slots=True)
+class CompositeValue:
+    """A composite search value ``first$second``: the first component's key ``h1`` and
+    the second one's condition: a hash ``h2`` (token, string, reference, uri; the unit of
+    a quantity), a prefixed ``number`` (number, quantity) or a ``date``."""
+
+    h1: int
+    h2: int | None = None
+    number: NumberValue | None = None
+    date: DateValue | None = None
+    #: a quantity second component with a unit and no number
+    unit_only: bool = False
+
+    @property
+    def paired(self) -> bool:
+        """Whether the value is a plain (h1, h2) pair of hashes."""
+        return self.number is None and self.date is None and not self.unit_only
+
+
+def _ordered(p: int, kind: str, h1: int, raw: str, ctx: ParseContext) -> CompositeValue:
+    """The value of an ordered second component (quantity, number, date)."""
     if kind == "number":
-        prefix, number = parse_search_number(unescape(raw), "composite number")
-        return number_condition(prefix, number, low, high)
+        return CompositeValue(h1, number=NumberValue(
+            *parse_search_number(unescape(raw), "composite number")))
     if kind == "date":
-        prefix, text = parse_prefix(unescape(raw))
-        try:
-            span = date_range(text)
-        except ValueError as exc:
-            raise BadRequest(f"composite date: {exc}") from None
-        return date_condition(prefix, span, col(alias, "dlow"), col(alias, "dhigh"), ctx.now)
+        return CompositeValue(h1, date=parse_date_value(unescape(raw), ctx.now,
+                                                         "composite date"))
     number_text, system, code = split_quantity(raw)
-    parts: list[Fragment] = []
+    number = None
     if number_text.strip():
-        prefix, number = parse_search_number(unescape(number_text), "composite quantity")
-        parts.append(number_condition(prefix, number, low, high))
+        number = NumberValue(*parse_search_number(unescape(number_text),
+                                                  "composite quantity"))
     if system is not None and code is None:
         raise BadRequest(f"composite quantity {raw!r}: a unit system needs a code")
-    if code is not None:
-        unit = h64(p, "unit", system or "", code)
-        parts.append((sql.SQL("{} = %s").format(col(alias, "h2")), [unit]))
-    if not parts:
+    unit = h64(p, "unit", system or "", code) if code is not None else None
+    if number is None and unit is None:
         raise BadRequest(f"composite quantity {raw!r}: no number or unit")
-    return (sql.SQL("({})").format(sql.SQL(" AND ").join(f for f, _ in parts)),
-            [x for _, params in parts for x in params])
+    return CompositeValue(h1, unit, number, unit_only=number is None)
 
 
-class CompositeIndex:
+class CompositeType:
     """The ``composite`` parameter type (``idx_composite``)."""
 
     name = "composite"
-    table = "idx_composite"
     columns: tuple[tuple[str, str], ...] = (
         ("h1", "bigint"), ("h2", "bigint"), ("low", "numeric"), ("high", "numeric"),
         ("dlow", "timestamptz"), ("dhigh", "timestamptz"))
     modifiers: frozenset[str] = frozenset()
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """Not usable: rows depend on the components, see :func:`composite_rows`."""
         raise TypeError("composite rows need the components' extractors: "
                         "call fhir_server.search.composite.composite_rows(p, nodes, "
                         "components, ctx) instead of COMPOSITE.rows")
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """``first$second`` values; ``ctx.targets`` holds the component types in order.
-
-        (The compiler passes the components' parameter types in ``targets``, e.g.
-        ``("token", "quantity")``.)
-        """
-        if modifier is not None:
-            raise BadRequest(f"modifiers (:{modifier}) are not used on composite parameters")
+    def parse(self, p: int, modifier: str | None, raw: str,
+              ctx: ParseContext) -> CompositeValue:
+        """``first$second``; ``ctx.targets`` holds the component types in order."""
+        refuse_modifier(self.name, modifier, self.modifiers)
         kinds = ctx.targets
         if len(kinds) != 2 or kinds[0] != "token":
             raise BadRequest("this composite parameter (not token + one value) is not "
                              "supported for search")
         kind = kinds[1]
-        pairs: list[tuple[int, int]] = []
-        ordered: list[Fragment] = []
-        for raw in values:
-            parts = split_escaped(raw, "$")
-            if len(parts) != 2:
-                raise BadRequest(f"composite value {raw!r}: expected value1$value2 "
-                                 "(escape a literal $ as \\$)")
-            h1 = _token_key(p, parts[0], "first value")
-            if kind in _HASHED:
-                pairs.append((h1, _hashed_key(p, kind, parts[1], ctx)))
-            elif kind in ("quantity", "number", "date"):
-                cond, params = _ordered(p, kind, parts[1], alias, ctx)
-                ordered.append((sql.SQL("({} = %s AND {})").format(col(alias, "h1"), cond),
-                                [h1, *params]))
-            else:
-                raise BadRequest(f"composite components of type {kind} are not supported")
-        conditions = list(ordered)
-        if pairs:
-            pairs = list(dict.fromkeys(pairs))
-            conditions.append((sql.SQL(
-                "({}, {}) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))"
-            ).format(col(alias, "h1"), col(alias, "h2")),
-                [[a for a, _ in pairs], [b for _, b in pairs]]))
-        where, params = join_or(conditions)
-        return sql.SQL("{} = %s AND {}").format(col(alias, "p"), where), [p, *params]
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Composite parameters are not sortable: the first hash stands in (arbitrary)."""
-        return sql.SQL("{}({})").format(sql.SQL("max" if descending else "min"),
-                                        col(alias, "h1"))
+        parts = split_escaped(raw, "$")
+        if len(parts) != 2:
+            raise BadRequest(f"composite value {raw!r}: expected value1$value2 "
+                             "(escape a literal $ as \\$)")
+        h1 = _token_key(p, parts[0], "first value")
+        if kind in _HASHED:
+            return CompositeValue(h1, _hashed_key(p, kind, parts[1], ctx))
+        if kind in ("quantity", "number", "date"):
+            return _ordered(p, kind, h1, parts[1], ctx)
+        raise BadRequest(f"composite components of type {kind} are not supported")
 
 
-#: The composite index type.
-COMPOSITE = CompositeIndex()
+#: The composite parameter type.
+COMPOSITE = CompositeType()

@@ -26,14 +26,12 @@ both readings agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext, any_value, range_sort_key
+from fhir_server.search.base import IndexContext, Node, ParseContext, refuse_modifier
 
 #: The comparison prefixes of ordered parameter types (number, date, quantity).
 PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"})
@@ -183,37 +181,6 @@ def bound_text(bound: Bound, *, high: bool) -> str:
     return bound.isoformat()
 
 
-def date_condition(prefix: str, search: tuple[Bound, Bound], low: sql.Composable,
-                   high: sql.Composable, now: datetime | None = None) -> Fragment:
-    """The condition that a target range ``[low, high)`` matches ``prefix`` + ``search``.
-
-    ``low``/``high`` are the target's timestamptz columns (or expressions); ``search`` is
-    the search value's range from :func:`date_range`. ``now`` anchors ``ap`` (default:
-    the current time).
-    """
-    s, e = search
-    if prefix == "ap":
-        s, e = _approximate(s, e, now or datetime.now(UTC))
-    start = bound_text(s, high=False)
-    end = bound_text(e, high=True)
-    ts = sql.SQL("%s::timestamptz")
-    templates: dict[str, tuple[str, list[str]]] = {
-        "eq": ("({low} >= {ts} AND {high} <= {ts})", [start, end]),
-        "ne": ("({low} < {ts} OR {high} > {ts})", [start, end]),
-        "gt": ("{high} > {ts}", [end]),
-        "lt": ("{low} < {ts}", [start]),
-        "ge": ("{high} > {ts}", [start]),
-        "le": ("{low} < {ts}", [end]),
-        "sa": ("{low} >= {ts}", [end]),
-        "eb": ("{high} <= {ts}", [start]),
-        "ap": ("({low} < {ts} AND {high} > {ts})", [end, start]),
-    }
-    if prefix not in templates:
-        raise ValueError(f"unknown prefix {prefix!r}")
-    template, params = templates[prefix]
-    return sql.SQL(template).format(low=low, high=high, ts=ts), list(params)
-
-
 def _approximate(s: Bound, e: Bound, now: datetime) -> tuple[Bound, Bound]:
     # "10% of the gap between now and the date" (R4 search.html, prefixes), each end
     # widened by its own distance from now; a search range including now is not widened.
@@ -230,15 +197,36 @@ def _approximate(s: Bound, e: Bound, now: datetime) -> tuple[Bound, Bound]:
     return s, e
 
 
-class DateIndex:
+@dataclass(frozen=True, slots=True)
+class DateValue:
+    """A date search value: the prefix and the search range ``[low, high)`` in UTC
+    (None: open), already widened for ``ap``."""
+
+    prefix: str
+    low: Bound
+    high: Bound
+
+
+def parse_date_value(raw: str, now: datetime | None, what: str = "date") -> DateValue:
+    """``[prefix]date`` as a DateValue; BadRequest naming the problem otherwise."""
+    prefix, text = parse_prefix(raw)
+    try:
+        low, high = date_range(text)
+    except ValueError as exc:
+        raise BadRequest(f"invalid {what} search value {raw!r}: {exc}") from None
+    if prefix == "ap":
+        low, high = _approximate(low, high, now or datetime.now(UTC))
+    return DateValue(prefix, low, high)
+
+
+class DateType:
     """The ``date`` parameter type: table ``idx_date``."""
 
     name: str = "date"
-    table: str = "idx_date"
     columns: tuple[tuple[str, str], ...] = (("low", "timestamptz"), ("high", "timestamptz"))
     modifiers: frozenset[str] = frozenset()
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """One ``(p, low, high)`` row per distinct date, Period or Timing range."""
         out: list[tuple[Any, ...]] = []
         for node in nodes:
@@ -250,25 +238,11 @@ class DateIndex:
                 out.append(row)
         return out
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """Rows of ``alias`` matching any of ``values`` (``[prefix]date``)."""
-        low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
-        return any_value(p, alias, (date_condition(*_search_value(raw), low, high, ctx.now)
-                                    for raw in values), "date", modifier)
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Earliest start ascending, latest end descending."""
-        return range_sort_key(alias, descending)
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> DateValue:
+        """``[prefix]date`` (``ge2020-01``, ``lt2021-03-04T10:00:00Z``)."""
+        refuse_modifier(self.name, modifier, self.modifiers)
+        return parse_date_value(raw, ctx.now)
 
 
-def _search_value(raw: str) -> tuple[str, tuple[Bound, Bound]]:
-    prefix, text = parse_prefix(raw)
-    try:
-        return prefix, date_range(text)
-    except ValueError as exc:
-        raise BadRequest(f"invalid date search value {raw!r}: {exc}") from None
-
-
-#: The date index type.
-DATE = DateIndex()
+#: The date parameter type.
+DATE = DateType()

@@ -3,60 +3,65 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from fhir_server.search import composite, reference
-from fhir_server.search.base import IndexType, Node, SearchContext
-from fhir_server.search.hashing import param_key
+from fhir_server.search.base import IndexContext, Node, ParamType
+from fhir_server.search.kinds import PARAM_TYPES
 from fhir_server.search.registry import Registry, SearchParam
 
 log = logging.getLogger(__name__)
 
-#: Index rows by table short name (``token``, ``string``, ...), as JSON objects.
+#: Index rows by parameter type (``token``, ``string``, ...), as JSON objects.
 IndexRows = dict[str, list[dict[str, Any]]]
 
 
 class IndexBuilder:
     """Computes the rows ``fhir_write_index`` stores for a resource."""
 
-    def __init__(self, registry: Registry, kinds: Mapping[str, IndexType],
-                 ctx: SearchContext) -> None:
+    def __init__(self, registry: Registry, bases: Sequence[str] = ()) -> None:
         self._registry = registry
-        self._kinds = kinds
-        self._ctx = ctx
+        #: the bases every write treats as local (FHIR_BASE_URL and its aliases)
+        self._bases = tuple(b.rstrip("/") for b in bases if b)
 
-    def rows(self, resource: dict[str, Any]) -> IndexRows:
-        """Every index row of ``resource`` (its type's parameters that are indexed)."""
+    def rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> IndexRows:
+        """Every index row of ``resource`` (its type's parameters that are indexed).
+
+        ``bases``: further base URLs references to which are local (the request's own).
+        """
         out: IndexRows = {}
         rtype = resource.get("resourceType", "")
+        ctx = IndexContext(tuple(dict.fromkeys((*self._bases,
+                                                *(b.rstrip("/") for b in bases if b)))))
         for param in self._registry.params(rtype).values():
             if not param.indexed:
                 continue
             try:
-                self._param_rows(param, resource, out)
+                self._param_rows(param, resource, out, ctx)
             except Exception:  # odd data must never block a valid write
                 log.exception("indexing %s.%s failed", rtype, param.code)
         return out
 
-    def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: IndexRows) -> None:
+    def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: IndexRows,
+                    ctx: IndexContext) -> None:
         assert param.extract is not None
         nodes = param.extract(resource)
         if not nodes:
             return
-        kind = self._kinds[param.type]
+        kind = PARAM_TYPES[param.type]
         if param.type == "composite":
             comps = [(c.type, _bind(c.extract, resource)) for c in param.components]
-            tuples = composite.composite_rows(param.p, nodes, comps, self._ctx)
+            tuples = composite.composite_rows(param.p, nodes, comps, ctx)
         else:
-            tuples = kind.rows(param.p, nodes, self._ctx)
+            tuples = kind.rows(param.p, nodes, ctx)
         _add(out, kind, tuples)
         if param.type == "reference":
             identifiers = reference.identifier_nodes(nodes)
             if identifiers:
-                token = self._kinds["token"]
-                p = param_key(param.resource_type, f"{param.code}:identifier")
-                _add(out, token, token.rows(p, identifiers, self._ctx))
+                token = PARAM_TYPES["token"]
+                p = reference.identifier_param_key(param.resource_type, param.code)
+                _add(out, token, token.rows(p, identifiers, ctx))
 
 
 def _bind(extract: Any, resource: dict[str, Any]) -> Any:
@@ -66,9 +71,8 @@ def _bind(extract: Any, resource: dict[str, Any]) -> Any:
     return run
 
 
-def _add(out: IndexRows, kind: IndexType, tuples: list[tuple[Any, ...]]) -> None:
+def _add(out: IndexRows, kind: ParamType, tuples: list[tuple[Any, ...]]) -> None:
     if not tuples:
         return
     names = ("p", *(c[0] for c in kind.columns))
-    short = kind.table.removeprefix("idx_")
-    out.setdefault(short, []).extend(dict(zip(names, t, strict=True)) for t in tuples)
+    out.setdefault(kind.name, []).extend(dict(zip(names, t, strict=True)) for t in tuples)

@@ -1,10 +1,11 @@
-"""The index type of each search parameter type code."""
+"""The parameter type of each search parameter type code."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
-from fhir_server.search.base import IndexType
+from fhir_server.search.base import ParamType
 from fhir_server.search.composite import COMPOSITE
 from fhir_server.search.date import DATE
 from fhir_server.search.number import NUMBER
@@ -14,8 +15,6 @@ from fhir_server.search.string import STRING
 from fhir_server.search.token import TOKEN
 from fhir_server.search.uri import URI
 
-
-def index_types() -> Mapping[str, IndexType]:
-    """Parameter type code -> the index type that stores and queries it."""
-    return {k.name: k for k in (TOKEN, STRING, DATE, NUMBER, QUANTITY, REFERENCE, URI,
-                                COMPOSITE)}
+#: Parameter type code -> the type that indexes and parses it.
+PARAM_TYPES: Mapping[str, ParamType] = MappingProxyType({
+    k.name: k for k in (TOKEN, STRING, DATE, NUMBER, QUANTITY, REFERENCE, URI, COMPOSITE)})

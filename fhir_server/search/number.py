@@ -25,15 +25,12 @@ Arithmetic is done with :class:`~decimal.Decimal` and values reach PostgreSQL as
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext, any_value, range_sort_key
+from fhir_server.search.base import IndexContext, Node, ParseContext, refuse_modifier
 from fhir_server.search.date import parse_prefix
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -108,37 +105,15 @@ def number_bounds(node: Node) -> tuple[Decimal, Decimal] | None:
     return None if number is None else (number, number)
 
 
-def number_condition(prefix: str, number: SearchNumber, low: sql.Composable,
-                     high: sql.Composable) -> Fragment:
-    """The condition that a target ``[low, high]`` (numeric columns) matches the value.
-
-    Shared by number, quantity and composite parameters; ``prefix`` is one of
-    :data:`fhir_server.search.date.PREFIXES`.
-    """
+def approximate(number: SearchNumber) -> tuple[Decimal, Decimal]:
+    """The range ``ap`` accepts: the value ± 10 % ("the recommended value for the
+    approximation"), never narrower than the value's own precision (so ``ap0`` still
+    means about zero)."""
     v = number.value
-    templates: dict[str, tuple[str, list[Decimal]]] = {
-        "eq": ("({low} >= {n} AND {high} < {n})", [number.low, number.high]),
-        "ne": ("({low} < {n} OR {high} >= {n})", [number.low, number.high]),
-        "gt": ("{high} > {n}", [v]),
-        "lt": ("{low} < {n}", [v]),
-        "ge": ("{high} >= {n}", [v]),
-        "le": ("{low} <= {n}", [v]),
-        "sa": ("{low} > {n}", [v]),
-        "eb": ("{high} < {n}", [v]),
-    }
-    if prefix == "ap":
-        # "the recommended value for the approximation is 10% of the stated value"; never
-        # narrower than the value's own precision (so ap0 still means about zero).
-        with localcontext() as context:
-            context.prec = _PRECISION
-            margin = abs(v) / 10
-            templates["ap"] = ("({low} <= {n} AND {high} >= {n})",
-                               [max(number.high, v + margin), min(number.low, v - margin)])
-    if prefix not in templates:
-        raise ValueError(f"unknown prefix {prefix!r}")
-    template, params = templates[prefix]
-    n = sql.SQL("%s::numeric")
-    return sql.SQL(template).format(low=low, high=high, n=n), list(params)
+    with localcontext() as context:
+        context.prec = _PRECISION
+        margin = abs(v) / 10
+        return min(number.low, v - margin), max(number.high, v + margin)
 
 
 def parse_search_number(raw: str, parameter: str = "number") -> tuple[str, SearchNumber]:
@@ -151,15 +126,22 @@ def parse_search_number(raw: str, parameter: str = "number") -> tuple[str, Searc
                          "[prefix]number, e.g. 100, ge5.4 or 1.5e-3") from None
 
 
-class NumberIndex:
+@dataclass(frozen=True, slots=True)
+class NumberValue:
+    """A number search value: its prefix and number (with its implicit range)."""
+
+    prefix: str
+    number: SearchNumber
+
+
+class NumberType:
     """The ``number`` parameter type: table ``idx_number``."""
 
     name: str = "number"
-    table: str = "idx_number"
     columns: tuple[tuple[str, str], ...] = (("low", "numeric"), ("high", "numeric"))
     modifiers: frozenset[str] = frozenset()
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """One ``(p, low, high)`` row per distinct number or Range (numerics as text)."""
         out: list[tuple[Any, ...]] = []
         for node in nodes:
@@ -173,17 +155,11 @@ class NumberIndex:
                 out.append(row)
         return out
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """Rows of ``alias`` matching any of ``values`` (``[prefix]number``)."""
-        low, high = sql.SQL("{}.low").format(alias), sql.SQL("{}.high").format(alias)
-        return any_value(p, alias, (number_condition(*parse_search_number(raw), low, high)
-                                    for raw in values), "number", modifier)
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Smallest low ascending, largest high descending."""
-        return range_sort_key(alias, descending)
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> NumberValue:
+        """``[prefix]number``."""
+        refuse_modifier(self.name, modifier, self.modifiers)
+        return NumberValue(*parse_search_number(raw))
 
 
-#: The number index type.
-NUMBER = NumberIndex()
+#: The number parameter type.
+NUMBER = NumberType()

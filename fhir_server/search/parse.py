@@ -1,18 +1,34 @@
 """Query string -> a typed search request: clauses, chains, _has, and result parameters.
 
-Unknown or unsupported parameters are collected, not fatal: the service ignores them
-(and leaves them out of the ``self`` link) unless the client asked for
+Every value is parsed here by its parameter's type (which alone decides the modifiers it
+takes), so a malformed value or modifier is a 400 naming the parameter before anything
+runs. Unknown or unsupported parameters are collected, not fatal: the service ignores
+them (and leaves them out of the ``self`` link) unless the client asked for
 ``Prefer: handling=strict``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import split_escaped
-from fhir_server.search.registry import Registry, SearchParam
+from fhir_server.search.base import ParseContext, split_escaped
+from fhir_server.search.date import parse_date_value
+from fhir_server.search.kinds import PARAM_TYPES
+from fhir_server.search.reference import identifier_param_key
+from fhir_server.search.registry import COLUMN_PARAMS, Registry, SearchParam
+from fhir_server.search.request import (
+    AnyClause,
+    Clause,
+    Criterion,
+    HasClause,
+    Include,
+    Link,
+    MultiType,
+    SearchRequest,
+    Sort,
+)
 
 #: Parameters that shape the result rather than select resources.
 RESULT_PARAMS = frozenset({
@@ -21,93 +37,23 @@ RESULT_PARAMS = frozenset({
 })
 #: Parameters every resource type has (the only ones a multi-type search accepts).
 COMMON_PARAMS = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"})
-#: Modifiers handled for every type by the compiler itself.
-GENERIC_MODIFIERS = frozenset({"missing"})
-#: Modifiers each type may accept (the type modules enforce the details).
-TYPE_MODIFIERS: dict[str, frozenset[str]] = {
-    "token": frozenset({"not", "text", "in", "not-in", "of-type", "above", "below"}),
-    "string": frozenset({"exact", "contains"}),
-    "date": frozenset(),
-    "number": frozenset(),
-    "quantity": frozenset(),
-    "reference": frozenset({"identifier", "above", "below"}),
-    "uri": frozenset({"above", "below"}),
-    "composite": frozenset(),
-}
-
-
-@dataclass(frozen=True)
-class Link:
-    """One hop of a chain: a reference parameter and the target type(s) it leads to."""
-
-    param: SearchParam
-    target_types: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Clause:
-    """``param[:modifier]=v1,v2`` (OR), possibly reached through a chain of references."""
-
-    name: str
-    param: SearchParam
-    modifier: str | None
-    values: tuple[str, ...]
-    chain: tuple[Link, ...] = ()
-    #: for a chain over several target types: the same final parameter on each type
-    alternatives: tuple[SearchParam, ...] = ()
-
-
-@dataclass(frozen=True)
-class HasClause:
-    """``_has:Type:reference:<inner>``: some ``Type`` referring to the resource matches."""
-
-    name: str
-    source_type: str
-    reference: SearchParam
-    inner: Clause | HasClause
-
-
-@dataclass(frozen=True)
-class Include:
-    """``_include``/``_revinclude`` = ``Source:param[:Target]`` or ``*``, maybe iterating."""
-
-    source_type: str
-    param_code: str
-    target_type: str | None
-    iterate: bool
-    reverse: bool
-
-
-@dataclass(frozen=True)
-class MultiType:
-    """One parameter in a system search: a clause per type (any may match)."""
-
-    name: str
-    per_type: list[Clause | HasClause]
-
-
-@dataclass
-class SearchRequest:
-    """A parsed search: what selects resources and how to present them."""
-
-    resource_types: tuple[str, ...]
-    clauses: list[Clause | HasClause | MultiType] = field(default_factory=list)
-    sort: list[tuple[str, bool]] = field(default_factory=list)
-    count: int | None = None
-    includes: list[Include] = field(default_factory=list)
-    summary: str | None = None
-    elements: list[str] | None = None
-    total: str = "none"
-    cursor: str | None = None
-    #: (name, value) pairs that were applied, for the self link
-    applied: list[tuple[str, str]] = field(default_factory=list)
-    #: names that were ignored, with why
-    ignored: list[tuple[str, str]] = field(default_factory=list)
+#: Modifiers of the parameters answered from the resource table's own columns.
+_COLUMN_MODIFIERS = {"_id": frozenset({"not"}), "_lastUpdated": frozenset()}
 
 
 def split_values(raw: str) -> tuple[str, ...]:
     """The OR values of one parameter (commas not escaped with a backslash)."""
     return tuple(v.replace("\\,", ",") for v in split_escaped(raw, ","))
+
+
+def parse_count(raw: str) -> int:
+    """A ``_count``: a whole number, not negative; BadRequest otherwise."""
+    if raw.startswith("-") and raw[1:].isascii() and raw[1:].isdigit():
+        raise BadRequest("_count must not be negative")
+    # int() would also take " 5", "+5" and "5_000"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise BadRequest(f"_count must be a whole number, not {raw[:40]!r}")
+    return int(raw)
 
 
 class Parser:
@@ -121,21 +67,28 @@ class Parser:
         return self._registry.get(resource_type, code)
 
     def parse(self, resource_types: Sequence[str], pairs: Sequence[tuple[str, str]],
-              strict: bool) -> SearchRequest:
+              strict: bool, ctx: ParseContext | None = None) -> SearchRequest:
         """Parse ``pairs`` for a search over ``resource_types`` (several: system search)."""
         request = SearchRequest(tuple(resource_types))
+        context = ctx or ParseContext()
         for name, value in pairs:
             if value == "":
                 continue  # search.html: empty parameters are not an error, just ignored
             try:
-                self._one(request, name, value)
+                self._one(request, name, value, context)
             except _Ignored as why:
                 if strict:
                     raise BadRequest(f"search parameter {name!r}: {why}") from None
                 request.ignored.append((name, str(why)))
         return request
 
-    def _one(self, request: SearchRequest, name: str, value: str) -> None:
+    def criteria(self, resource_type: str, pairs: Sequence[tuple[str, str]],
+                 ctx: ParseContext | None = None) -> list[AnyClause]:
+        """The clauses of search criteria that must all be understood (access rules,
+        conditional interactions): an unknown parameter is a BadRequest."""
+        return self.parse([resource_type], pairs, True, ctx).clauses
+
+    def _one(self, request: SearchRequest, name: str, value: str, ctx: ParseContext) -> None:
         base, _, modifier = name.partition(":")
         if base in ("_include", "_revinclude"):
             if modifier not in ("", "iterate", "recurse"):
@@ -152,13 +105,14 @@ class Parser:
         # System search: a parameter must exist on every type searched (e.g. _id).
         if len(types) != 1 and name.split(":")[0].split(".")[0] not in COMMON_PARAMS:
             raise _Ignored("only common parameters are supported across types")
-        clauses = [self._clause(t, name, value) for t in types]
+        clauses = tuple(self._clause(t, name, value, ctx) for t in types)
         request.clauses.append(clauses[0] if len(types) == 1 else MultiType(name, clauses))
         request.applied.append((name, value))
 
-    def _clause(self, rtype: str, name: str, value: str) -> Clause | HasClause:
+    def _clause(self, rtype: str, name: str, value: str,
+                ctx: ParseContext) -> Clause | HasClause:
         if name.startswith("_has:"):
-            return self._has(rtype, name, value)
+            return self._has(rtype, name, value, ctx)
         links: list[Link] = []
         parts = name.split(".")
         current: tuple[str, ...] = (rtype,)
@@ -177,28 +131,23 @@ class Parser:
         finals = [p for p in (self.param(t, code) for t in current) if p is not None]
         if not finals:
             raise _Ignored(f"unknown parameter {code!r} for {'/'.join(current)}")
-        final = finals[0]
-        if final.status != "active":
+        if finals[0].status != "active":
             raise _Ignored(f"the index of {code!r} is still being built")
-        mod = modifier or None
-        self._check_modifier(final, mod, value)
-        return Clause(name, final, mod, split_values(value), tuple(links), tuple(finals))
+        if not (finals[0].indexed or finals[0].code in COLUMN_PARAMS):
+            raise _Ignored(f"{code!r} is not supported")
+        values = split_values(value)
+        criteria = tuple(self._criterion(p, modifier or None, values, ctx) for p in finals)
+        return Clause(name, criteria, tuple(links))
 
-    def _check_modifier(self, param: SearchParam, modifier: str | None, value: str) -> None:
-        if modifier is None:
-            return
-        if modifier == "missing":
-            if value not in ("true", "false"):
-                raise BadRequest(f"{param.code}:missing takes true or false, not {value!r}")
-            return
-        allowed = TYPE_MODIFIERS.get(param.type, frozenset())
-        if param.type == "reference" and modifier in param.targets:
-            return
-        if modifier not in allowed:
-            raise BadRequest(f"modifier :{modifier} is not supported on {param.type} "
-                             f"parameter {param.code!r}")
+    def _criterion(self, param: SearchParam, modifier: str | None, raw: Sequence[str],
+                   ctx: ParseContext) -> Criterion:
+        """The values of one parameter parsed by its type; BadRequest naming it."""
+        try:
+            return _criterion(param, modifier, raw, ctx)
+        except BadRequest as exc:
+            raise BadRequest(f"search parameter {param.code!r}: {exc.diagnostics}") from None
 
-    def _has(self, rtype: str, name: str, value: str) -> HasClause:
+    def _has(self, rtype: str, name: str, value: str, ctx: ParseContext) -> HasClause:
         pieces = name.split(":", 3)
         if len(pieces) < 4:
             raise BadRequest(f"{name!r}: _has takes _has:Type:reference:parameter")
@@ -208,27 +157,16 @@ class Parser:
             raise _Ignored(f"{ref_code!r} is not a reference parameter of {source}")
         if reference.targets and rtype not in reference.targets:
             raise _Ignored(f"{source}.{ref_code} does not refer to {rtype}")
-        return HasClause(name, source, reference, self._clause(source, rest, value))
+        return HasClause(name, source, reference, self._clause(source, rest, value, ctx))
 
     def _result(self, request: SearchRequest, name: str, value: str) -> None:
         if name == "_sort":
             for key in value.split(","):
                 key = key.strip()
-                if not key:
-                    continue
-                descending = key.startswith("-")
-                code = key.lstrip("-")
-                for rtype in request.resource_types:
-                    if self.param(rtype, code) is None:
-                        raise BadRequest(f"_sort: unknown parameter {code!r} for {rtype}")
-                request.sort.append((code, descending))
+                if key:
+                    request.sort.append(self._sort(request.resource_types, key))
         elif name == "_count":
-            try:
-                request.count = int(value)
-            except ValueError:
-                raise BadRequest(f"_count must be a whole number, not {value!r}") from None
-            if request.count < 0:
-                raise BadRequest("_count must not be negative")
+            request.count = parse_count(value)
             if request.count == 0:
                 # search.html#count: _count=0 is treated as _summary=count.
                 request.summary = "count"
@@ -253,6 +191,21 @@ class Parser:
             return
         request.applied.append((name, value))
 
+    def _sort(self, types: Sequence[str], key: str) -> Sort:
+        descending = key.startswith("-")
+        code = key.lstrip("-")
+        params: list[SearchParam] = []
+        for rtype in types:
+            param = self.param(rtype, code)
+            if param is None:
+                raise BadRequest(f"_sort: unknown parameter {code!r} for {rtype}")
+            params.append(param)
+        if code in COLUMN_PARAMS:
+            return Sort(code, descending)
+        if params[0].type == "composite" or not params[0].indexed:
+            raise BadRequest(f"_sort: cannot sort by {params[0].type} parameter {code!r}")
+        return Sort(code, descending, tuple(params))
+
     def _include(self, name: str, value: str, iterate: bool) -> Include:
         reverse = name == "_revinclude"
         if value == "*":
@@ -267,6 +220,36 @@ class Parser:
             if param is None or param.type != "reference":
                 raise BadRequest(f"{name}: {code!r} is not a reference parameter of {source}")
         return Include(source, code, target, iterate, reverse)
+
+
+def _criterion(param: SearchParam, modifier: str | None, raw: Sequence[str],
+               ctx: ParseContext) -> Criterion:
+    if modifier == "missing":
+        if any(v not in ("true", "false") for v in raw):
+            raise BadRequest(f":missing takes true or false, not {','.join(raw)!r}")
+        return Criterion(param, modifier, (raw[-1] == "true",))
+    if param.code in COLUMN_PARAMS:
+        allowed = _COLUMN_MODIFIERS[param.code]
+        if modifier is not None and modifier not in allowed:
+            raise BadRequest(f"modifier :{modifier} is not supported on {param.code}")
+        if param.code == "_id":
+            return Criterion(param, modifier, tuple(raw))
+        return Criterion(param, modifier, tuple(parse_date_value(v, ctx.now) for v in raw))
+    kind = PARAM_TYPES[param.type]
+    p = param.p
+    if param.type == "reference":
+        if modifier == "identifier":
+            kind, p = PARAM_TYPES["token"], identifier_param_key(param.resource_type,
+                                                                 param.code)
+            return Criterion(param, modifier, tuple(kind.parse(p, None, v, ctx) for v in raw))
+        ctx = replace(ctx, targets=param.targets)
+        if modifier is not None and modifier != "below":
+            # :[type] restricts the values' targets; no modifier remains.
+            values = tuple(kind.parse(p, modifier, v, ctx) for v in raw)
+            return Criterion(param, None, values)
+    elif param.type == "composite":
+        ctx = replace(ctx, targets=tuple(c.type for c in param.components))
+    return Criterion(param, modifier, tuple(kind.parse(p, modifier, v, ctx) for v in raw))
 
 
 class _Ignored(Exception):

@@ -15,26 +15,23 @@ by ``1|http://unitsofmeasure.org|g``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import (
-    Fragment,
+    IndexContext,
     Node,
-    SearchContext,
-    any_value,
-    range_sort_key,
+    ParseContext,
+    refuse_modifier,
     split_escaped,
     unescape,
 )
 from fhir_server.search.number import (
     NEG_INF,
     POS_INF,
-    number_condition,
+    SearchNumber,
     parse_search_number,
     to_decimal,
 )
@@ -102,48 +99,42 @@ def split_quantity(raw: str) -> tuple[str, str | None, str | None]:
     return number, unescape(system) or None, unescape(code) or None
 
 
-def quantity_condition(raw: str, low: sql.Composable, high: sql.Composable,
-                       system: sql.Composable, code: sql.Composable,
-                       unit: sql.Composable) -> Fragment:
-    """The condition for one quantity search value over the given columns.
+@dataclass(frozen=True, slots=True)
+class QuantityValue:
+    """A quantity search value: an optional prefixed number and an optional unit.
 
-    ``unit`` may be the same expression as ``code`` where no separate unit is stored.
+    Without ``system`` the ``code`` matches either the stored code or the human unit;
+    with one both must match. ``||mg`` (no number) finds every value in that unit, as
+    HAPI does.
     """
-    number_text, want_system, want_code = split_quantity(raw)
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
+
+    prefix: str | None
+    number: SearchNumber | None
+    system: str | None
+    code: str | None
+
+
+def parse_quantity(raw: str, what: str = "quantity") -> QuantityValue:
+    """``[prefix]number|system|code`` as a QuantityValue; BadRequest otherwise."""
+    number_text, system, code = split_quantity(raw)
     if number_text.strip():
-        prefix, number = parse_search_number(number_text, "quantity")
-        cond, cond_params = number_condition(prefix, number, low, high)
-        parts.append(cond)
-        params.extend(cond_params)
-    elif want_system is None and want_code is None:
-        raise BadRequest(f"invalid quantity search value {raw!r}: no number")
-    # An empty number with a unit (`||mg`) finds every value in that unit, as HAPI does.
-    if want_system is not None:
-        parts.append(sql.SQL("{} = %s").format(system))
-        params.append(want_system)
-    if want_code is not None:
-        if want_system is not None:
-            parts.append(sql.SQL("{} = %s").format(code))
-            params.append(want_code)
-        else:
-            parts.append(sql.SQL("({} = %s OR {} = %s)").format(code, unit))
-            params.extend([want_code, want_code])
-    return sql.SQL("({})").format(sql.SQL(" AND ").join(parts)), params
+        prefix, number = parse_search_number(unescape(number_text), what)
+        return QuantityValue(prefix, number, system, code)
+    if system is None and code is None:
+        raise BadRequest(f"invalid {what} search value {raw!r}: no number")
+    return QuantityValue(None, None, system, code)
 
 
-class QuantityIndex:
+class QuantityType:
     """The ``quantity`` parameter type: table ``idx_quantity``."""
 
     name: str = "quantity"
-    table: str = "idx_quantity"
     columns: tuple[tuple[str, str], ...] = (
         ("system", "text"), ("code", "text"), ("unit", "text"), ("low", "numeric"),
         ("high", "numeric"))
     modifiers: frozenset[str] = frozenset()
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """One ``(p, system, code, unit, low, high)`` row per distinct quantity."""
         out: list[tuple[Any, ...]] = []
         for node in nodes:
@@ -156,18 +147,12 @@ class QuantityIndex:
                 out.append(row)
         return out
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """Rows of ``alias`` matching any of ``values`` (``[prefix]number|system|code``)."""
-        cols = {c: sql.SQL("{}.{}").format(alias, sql.Identifier(c))
-                for c in ("low", "high", "system", "code", "unit")}
-        return any_value(p, alias, (quantity_condition(raw, **cols) for raw in values),
-                         "quantity", modifier)
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Smallest low ascending, largest high descending (units are not compared)."""
-        return range_sort_key(alias, descending)
+    def parse(self, p: int, modifier: str | None, raw: str,
+              ctx: ParseContext) -> QuantityValue:
+        """``[prefix]number``, ``[prefix]number|system|code`` or ``[prefix]number||code``."""
+        refuse_modifier(self.name, modifier, self.modifiers)
+        return parse_quantity(raw)
 
 
-#: The quantity index type.
-QUANTITY = QuantityIndex()
+#: The quantity parameter type.
+QUANTITY = QuantityType()

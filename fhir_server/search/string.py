@@ -15,13 +15,19 @@ Prefixes do not apply: ``gt2020`` is searched as the text "gt2020".
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext, normalize, unescape
+from fhir_server.search.base import (
+    IndexContext,
+    Node,
+    ParseContext,
+    normalize,
+    refuse_modifier,
+    unescape,
+)
 
 _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
@@ -42,11 +48,6 @@ def clip(text: str) -> str:
     if len(data) <= _MAX_BYTES:
         return text
     return data[:_MAX_BYTES].decode(errors="ignore")
-
-
-def like_escape(text: str) -> str:
-    """``text`` with the LIKE wildcards ``%`` and ``_`` (and the escape ``\\``) escaped."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def texts(node: Node) -> Iterator[str]:
@@ -85,15 +86,25 @@ def _walk(value: Any) -> Iterator[str]:
                 yield from _walk(item)
 
 
-class StringIndex:
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    """A string search value: ``mode`` is ``prefix`` (no modifier), ``exact``,
+    ``contains`` or ``text``; ``text`` is folded except for ``exact``; ``words`` are the
+    folded words of a ``:text`` search."""
+
+    mode: str
+    text: str
+    words: tuple[str, ...] = ()
+
+
+class StringType:
     """The ``string`` parameter type: table ``idx_string``."""
 
     name: str = "string"
-    table: str = "idx_string"
     columns: tuple[tuple[str, str], ...] = (("norm", "text"), ("exact", "text"))
     modifiers: frozenset[str] = frozenset({"exact", "contains", "text"})
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """One ``(p, norm, exact)`` row per distinct non-blank piece of text."""
         out: list[tuple[Any, ...]] = []
         seen: set[str] = set()
@@ -105,44 +116,19 @@ class StringIndex:
                 out.append((p, clip(normalize(text)), clip(text)))
         return out
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """Rows of ``alias`` matching any of ``values`` under ``modifier``."""
-        if modifier is not None and modifier not in self.modifiers:
-            raise BadRequest(f"modifier :{modifier} is not supported on string parameters"
-                             " (use :exact, :contains or :text)")
-        norm = sql.SQL("{}.norm").format(alias)
-        parts: list[sql.Composable] = []
-        params: list[Any] = [p]
-        for raw in values:
-            text = unescape(raw)
-            if modifier == "exact":
-                parts.append(sql.SQL("{}.exact = %s").format(alias))
-                params.append(clip(text))
-            elif modifier == "contains":
-                parts.append(sql.SQL("{} LIKE %s").format(norm))
-                params.append(f"%{like_escape(clip(normalize(text)))}%")
-            elif modifier == "text" and normalize(text):
-                words = [like_escape(w) for w in normalize(text).split()]
-                # A word starts the value or follows a space (normalize collapses blanks).
-                parts.append(sql.SQL(" AND ").join(
-                    sql.SQL("({0} LIKE %s OR {0} LIKE %s)").format(norm) for _ in words))
-                for word in words:
-                    params.extend([f"{word}%", f"% {word}%"])
-            else:
-                parts.append(sql.SQL("{} LIKE %s").format(norm))
-                params.append(f"{like_escape(clip(normalize(text)))}%")
-        if not parts:
-            raise BadRequest("a string parameter needs a value")
-        return sql.SQL("({}.p = %s AND ({}))").format(
-            alias, sql.SQL(" OR ").join(parts)), params
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Alphabetically by folded text: the smallest ascending, the largest descending."""
-        if descending:
-            return sql.SQL("max({}.norm)").format(alias)
-        return sql.SQL("min({}.norm)").format(alias)
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> StringValue:
+        """The text with its matching mode (see the module doc)."""
+        refuse_modifier(self.name, modifier, self.modifiers)
+        text = unescape(raw)
+        if modifier == "exact":
+            return StringValue("exact", clip(text))
+        folded = normalize(text)
+        if not folded:
+            raise BadRequest("a string parameter needs a value that is not only blanks")
+        if modifier == "text":
+            return StringValue("text", folded, tuple(folded.split()))
+        return StringValue(modifier or "prefix", clip(folded))
 
 
-#: The string index type.
-STRING = StringIndex()
+#: The string parameter type.
+STRING = StringType()

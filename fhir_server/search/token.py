@@ -17,18 +17,17 @@ Matching is exact and case-sensitive (the hashes are of the literal values).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import (
-    Fragment,
+    IndexContext,
     Node,
-    SearchContext,
+    ParseContext,
     normalize,
+    refuse_modifier,
     split_escaped,
     unescape,
 )
@@ -127,15 +126,34 @@ def token_rows(p: int, nodes: Iterable[Node]) -> list[TokenRow]:
     return list(dict.fromkeys(out))
 
 
-@dataclass(frozen=True)
-class ParsedToken:
-    """One token search value: which hash column it compares and the hash."""
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """A token search value answered by one hash column: ``code`` (``h_code``),
+    ``system_code`` (``h_sys_code``), ``system`` (``h_sys``) or ``type_value``
+    (``h_type_value``, for ``:of-type``)."""
 
     column: str
     key: int
 
 
-def parse_token(p: int, raw: str, name: str = "token") -> ParsedToken:
+@dataclass(frozen=True, slots=True)
+class TokenText:
+    """``:text``: the folded display or text starts with ``text``."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeys:
+    """``:in``/``:not-in``: any of the ``system|code`` keys of a value set's expansion."""
+
+    keys: tuple[int, ...]
+
+
+TokenValue = TokenKey | TokenText | TokenKeys
+
+
+def parse_token(p: int, raw: str, name: str = "token") -> TokenKey:
     """Parse ``code``, ``system|code``, ``|code`` or ``system|`` into its hash key.
 
     ``raw`` is still escaped (``\\|`` is a literal bar). BadRequest when malformed.
@@ -148,47 +166,19 @@ def parse_token(p: int, raw: str, name: str = "token") -> ParsedToken:
         code = unescape(parts[0])
         if not code:
             raise BadRequest(f"{name}: empty token value")
-        return ParsedToken("h_code", h64(p, code))
+        return TokenKey("code", h64(p, code))
     system, code = unescape(parts[0]), unescape(parts[1])
     if not system and not code:
         raise BadRequest(f"{name}: {raw!r} has neither a system nor a code")
     if not code:
-        return ParsedToken("h_sys", h64(p, system))
-    return ParsedToken("h_sys_code", h64(p, system, code))
+        return TokenKey("system", h64(p, system))
+    return TokenKey("system_code", h64(p, system, code))
 
 
-def col(alias: sql.Identifier, column: str) -> sql.Composable:
-    """``alias.column``."""
-    return sql.SQL("{}.{}").format(alias, sql.Identifier(column))
-
-
-def any_of(alias: sql.Identifier, column: str, keys: Sequence[int]) -> Fragment:
-    """``alias.column = %s`` for one hash, ``= ANY(%s::bigint[])`` for several."""
-    if len(keys) == 1:
-        return sql.SQL("{} = %s").format(col(alias, column)), [keys[0]]
-    return sql.SQL("{} = ANY(%s::bigint[])").format(col(alias, column)), [list(keys)]
-
-
-def join_or(parts: Sequence[Fragment]) -> Fragment:
-    """``(a OR b ...)``; ``false`` for no parts."""
-    if not parts:
-        return sql.SQL("false"), []
-    if len(parts) == 1:
-        return parts[0]
-    text = sql.SQL("({})").format(sql.SQL(" OR ").join(f for f, _ in parts))
-    return text, [v for _, params in parts for v in params]
-
-
-def like_prefix(text: str) -> str:
-    """A LIKE pattern matching strings that start with ``text`` (wildcards escaped)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-class TokenIndex:
+class TokenType:
     """The ``token`` parameter type (``idx_token``)."""
 
     name = "token"
-    table = "idx_token"
     columns: tuple[tuple[str, str], ...] = (
         ("h_code", "bigint"), ("h_sys_code", "bigint"), ("h_sys", "bigint"),
         ("h_type_value", "bigint"), ("system", "text"), ("code", "text"),
@@ -196,61 +186,28 @@ class TokenIndex:
     )
     modifiers = frozenset({"not", "text", "in", "not-in", "of-type"})
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """Rows for Coding, CodeableConcept (+ text), Identifier, ContactPoint, primitives."""
         return list(token_rows(p, nodes))
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
-        """A condition on one idx_token row matching any of ``values``.
-
-        ``:not`` and ``:not-in`` return the *positive* condition (a row that has one of
-        the values, or a code in the value set): the compiler wraps it as
-        ``NOT EXISTS (...)``, so resources without any value match too, as the spec says.
-        """
-        if modifier in (None, "not"):
-            return self._codes(p, values, alias)
-        if modifier == "text":
-            patterns = [like_prefix(normalize(unescape(v))) for v in values]
-            if len(patterns) == 1:
-                return (sql.SQL("{} = %s AND {} LIKE %s").format(
-                    col(alias, "p"), col(alias, "display")), [p, patterns[0]])
-            return (sql.SQL("{} = %s AND {} LIKE ANY(%s::text[])").format(
-                col(alias, "p"), col(alias, "display")), [p, patterns])
-        if modifier in ("in", "not-in"):
-            keys = self._valueset_keys(values, modifier, ctx, p)
-            if not keys:  # an empty expansion contains nothing
-                return sql.SQL("{} = %s AND false").format(col(alias, "p")), [p]
-            return any_of(alias, "h_sys_code", keys)
-        if modifier == "of-type":
-            return any_of(alias, "h_type_value", [_of_type_key(p, v) for v in values])
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> TokenValue:
+        """``[system]|[code]`` (also under ``:not``), a text (``:text``), a value set URL
+        (``:in``/``:not-in``) or ``type-system|type-code|value`` (``:of-type``)."""
         if modifier in ("above", "below"):
             raise BadRequest(f"token modifier :{modifier} (subsumption) is not supported")
-        raise BadRequest(f"unknown token modifier :{modifier}")
-
-    def _codes(self, p: int, values: Sequence[str], alias: sql.Identifier) -> Fragment:
-        by_column: dict[str, list[int]] = {}
-        for raw in values:
-            parsed = parse_token(p, raw)
-            by_column.setdefault(parsed.column, []).append(parsed.key)
-        return join_or([any_of(alias, c, list(dict.fromkeys(keys)))
-                        for c, keys in by_column.items()])
-
-    def _valueset_keys(self, values: Sequence[str], modifier: str, ctx: SearchContext,
-                       p: int) -> list[int]:
-        keys: list[int] = []
-        for raw in values:
+        refuse_modifier(self.name, modifier, self.modifiers)
+        if modifier in (None, "not"):
+            return parse_token(p, raw)
+        if modifier == "text":
+            return TokenText(normalize(unescape(raw)))
+        if modifier in ("in", "not-in"):
             url = unescape(raw)
             expansion = ctx.expand_valueset(url) if ctx.expand_valueset is not None else None
             if expansion is None:
                 raise BadRequest(f":{modifier}: value set not known: {url!r}")
-            keys.extend(h64(p, system or "", code) for system, code in expansion)
-        return list(dict.fromkeys(keys))
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """The smallest code ascending, the largest descending."""
-        return sql.SQL("{}({})").format(sql.SQL("max" if descending else "min"),
-                                        col(alias, "code"))
+            return TokenKeys(tuple(dict.fromkeys(h64(p, system or "", code)
+                                                 for system, code in expansion)))
+        return TokenKey("type_value", _of_type_key(p, raw))
 
 
 def _of_type_key(p: int, raw: str) -> int:
@@ -261,5 +218,5 @@ def _of_type_key(p: int, raw: str) -> int:
     return h64(p, system, code, value)
 
 
-#: The token index type.
-TOKEN = TokenIndex()
+#: The token parameter type.
+TOKEN = TokenType()

@@ -13,14 +13,11 @@ version (``url|1``) finds that version and the ones under it (``1.0``, ``1.2.3``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
-
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Fragment, Node, SearchContext, unescape
-from fhir_server.search.token import col, join_or, like_prefix
+from fhir_server.search.base import IndexContext, Node, ParseContext, refuse_modifier, unescape
 
 #: Node types whose (string) value is a URI.
 URI_TYPES = frozenset({"uri", "url", "canonical", "oid", "uuid", "string", "code", "id"})
@@ -53,15 +50,23 @@ def _is_urn(value: str) -> bool:
     return value.lower().startswith("urn:")
 
 
-class UriIndex:
+@dataclass(frozen=True, slots=True)
+class UriValue:
+    """A uri search value: stored URIs equal to one of ``equal`` or starting with one
+    of ``starts`` match."""
+
+    equal: tuple[str, ...]
+    starts: tuple[str, ...] = ()
+
+
+class UriType:
     """The ``uri`` parameter type (``idx_uri``)."""
 
     name = "uri"
-    table = "idx_uri"
     columns: tuple[tuple[str, str], ...] = (("uri", "text"),)
     modifiers = frozenset({"above", "below"})
 
-    def rows(self, p: int, nodes: Sequence[Node], ctx: SearchContext) -> list[tuple[Any, ...]]:
+    def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """One row per URI value; canonical values with a version also without it."""
         out: list[tuple[Any, ...]] = []
         for node in nodes:
@@ -74,43 +79,20 @@ class UriIndex:
                     out.append((p, url))
         return list(dict.fromkeys(out))
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[str],
-                  alias: sql.Identifier, ctx: SearchContext) -> Fragment:
+    def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> UriValue:
         """Exact match, or ``:below`` / ``:above`` on path segments (see module doc)."""
-        uris = [_unescaped(v) for v in values]
-        column = col(alias, "uri")
+        refuse_modifier(self.name, modifier, self.modifiers)
+        uri = unescape(raw)
+        if not uri:
+            raise BadRequest("uri: empty value")
         if modifier is None:
-            cond: Fragment = ((sql.SQL("{} = %s").format(column), [uris[0]]) if len(uris) == 1
-                              else (sql.SQL("{} = ANY(%s::text[])").format(column), [uris]))
-        elif modifier == "above":
-            _no_urn(uris, modifier)
-            prefixes = list(dict.fromkeys(x for u in uris for x in _above(u)))
-            cond = sql.SQL("{} = ANY(%s::text[])").format(column), [prefixes]
-        elif modifier == "below":
-            _no_urn(uris, modifier)
-            cond = _below(column, uris)
-        else:
-            raise BadRequest(f"unknown uri modifier :{modifier}")
-        return (sql.SQL("{} = %s AND {}").format(col(alias, "p"), cond[0]), [p, *cond[1]])
-
-    def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """The smallest URI ascending, the largest descending."""
-        return sql.SQL("{}({})").format(sql.SQL("max" if descending else "min"),
-                                        col(alias, "uri"))
-
-
-def _unescaped(raw: str) -> str:
-    value = unescape(raw)
-    if not value:
-        raise BadRequest("uri: empty value")
-    return value
-
-
-def _no_urn(uris: Sequence[str], modifier: str) -> None:
-    for uri in uris:
+            return UriValue((uri,))
         if _is_urn(uri):
             raise BadRequest(f"uri modifier :{modifier} applies to URLs, not to URNs "
                              f"such as {uri!r}")
+        if modifier == "above":
+            return UriValue(tuple(_above(uri)))
+        return UriValue((uri,), tuple(_below(uri)))
 
 
 def _above(uri: str) -> list[str]:
@@ -119,26 +101,13 @@ def _above(uri: str) -> list[str]:
     return segment_prefixes(url) + ([uri] if version is not None else [])
 
 
-def _below(column: sql.Composable, uris: Sequence[str]) -> Fragment:
-    exact: list[str] = []
-    patterns: list[str] = []
-    for uri in uris:
-        version = split_canonical(uri)[1]
-        exact.append(uri)
-        if version is not None:  # url|1 -> url|1, url|1.x...
-            patterns.append(like_prefix(f"{uri}."))
-            continue
-        patterns.append(like_prefix(uri if uri.endswith("/") else uri + "/"))
-        patterns.append(like_prefix(uri + "|"))
-    parts: list[Fragment] = [(sql.SQL("{} = ANY(%s::text[])").format(column), [exact])]
-    # One LIKE per value keeps the (p, uri text_pattern_ops) index usable for the usual
-    # single value; many values fall back to LIKE ANY.
-    if len(patterns) <= 2:
-        parts.extend((sql.SQL("{} LIKE %s").format(column), [x]) for x in patterns)
-    else:
-        parts.append((sql.SQL("{} LIKE ANY(%s::text[])").format(column), [patterns]))
-    return join_or(parts)
+def _below(uri: str) -> list[str]:
+    """The prefixes of what lies below ``uri``: its path (``uri/``) and its versions
+    (``uri|``); below a versioned canonical ``url|1``: ``url|1.``."""
+    if split_canonical(uri)[1] is not None:
+        return [f"{uri}."]
+    return [uri if uri.endswith("/") else uri + "/", uri + "|"]
 
 
-#: The uri index type.
-URI = UriIndex()
+#: The uri parameter type.
+URI = UriType()

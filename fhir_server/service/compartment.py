@@ -8,9 +8,7 @@ from pathlib import Path
 import orjson
 
 from fhir_server.errors import BadRequest, NotFound
-from fhir_server.search.base import Fragment
-from fhir_server.search.compile import compartment_condition as _condition
-from fhir_server.search.hashing import param_key
+from fhir_server.search.request import Compartment
 from fhir_server.service.context import ServiceContext, valid_id
 
 
@@ -26,16 +24,27 @@ def load_compartments(folder: Path) -> dict[str, dict[str, tuple[str, ...]]]:
     return out
 
 
-def compartment_condition(ctx: ServiceContext, owner_type: str, owner_id: str,
-                          resource_type: str) -> Fragment:
-    """The search condition restricting ``resource_type`` to one compartment."""
+def compartment(ctx: ServiceContext, owner_type: str, owner_id: str) -> Compartment:
+    """The compartment of ``owner_type/owner_id``; NotFound when there is no such
+    compartment type or the id cannot exist."""
     ctx.check_type(owner_type)
     definition = ctx.compartments.get(owner_type)
     if definition is None:
         raise NotFound(f"there is no {owner_type} compartment")
     if not valid_id(owner_id):
         raise NotFound(f"{owner_type}/{owner_id} is not known")
-    codes = definition.get(resource_type)
-    if not codes:
-        raise BadRequest(f"{resource_type} is not in the {owner_type} compartment")
-    return _condition([param_key(resource_type, c) for c in codes], owner_type, owner_id)
+    registry = ctx.search.registry
+    params = tuple(p for rtype, codes in sorted(definition.items()) for code in codes
+                   if (p := registry.get(rtype, code)) is not None)
+    return Compartment(owner_type, owner_id, params)
+
+
+def member_types(ctx: ServiceContext, owner_type: str) -> list[str]:
+    """The resource types that can be in ``owner_type``'s compartment."""
+    return sorted(t for t in ctx.compartments.get(owner_type, {}) if t in ctx.resource_types)
+
+
+def check_member(compartment: Compartment, resource_type: str) -> None:
+    """BadRequest unless ``resource_type`` can be in the compartment."""
+    if resource_type not in compartment.member_types():
+        raise BadRequest(f"{resource_type} is not in the {compartment.owner_type} compartment")

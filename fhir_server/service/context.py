@@ -1,18 +1,25 @@
-"""What every interaction needs, built once in the app's lifespan and handed to services."""
+"""What every interaction needs: built once at start, then narrowed per request.
+
+The lifespan builds one :class:`ServiceContext` (settings, definitions, validator, search
+machinery, the repository); each request gets its own copy via :meth:`for_request`,
+whose repository is bound to the caller's access scope, so every service function that
+reaches storage through ``ctx.repository`` sees only what that caller may see.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fhir_server.errors import BadRequest, NotFound
-from fhir_server.search.base import SearchContext
-from fhir_server.search.compile import Compiler
+from fhir_server.search.base import ParseContext
 from fhir_server.search.index import IndexBuilder
 from fhir_server.search.parse import Parser
 from fhir_server.search.registry import Registry
-from fhir_server.service.repository import Repository
+from fhir_server.service.access import SYSTEM, RequestContext
+from fhir_server.service.repository import JobStore, Repository
 from fhir_server.settings import Settings
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -32,10 +39,9 @@ class SearchServices:
 
     registry: Registry
     parser: Parser
-    compiler: Compiler
     indexer: IndexBuilder
-    #: a template; per request the base URL and clock are filled in
-    context: SearchContext
+    #: ``:in``/``:not-in``: value set URL -> (system, code) pairs, or None if unknown
+    expand_valueset: Any = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,36 @@ class ServiceContext:
     search: SearchServices
     #: compartment type -> resource type -> parameter codes
     compartments: dict[str, dict[str, tuple[str, ...]]]
+    jobs: JobStore | None = None
+    #: who is asking (the request of this copy; SYSTEM for work nobody asked for)
+    request: RequestContext = SYSTEM
+    #: the base of links in answers: ``FHIR_BASE_URL``, else the request's own base
+    base_url: str = ""
+    #: the base the request itself was sent to (references to it are local too)
+    request_base: str = ""
+
+    def for_request(self, request: RequestContext, request_base: str) -> ServiceContext:
+        """This context for one request: its caller, its bases, and a repository bound
+        to its access scope."""
+        repository = (self.repository if request.scope is None
+                      else self.repository.scoped(request.scope))
+        own = request_base.rstrip("/")
+        return replace(self, repository=repository, request=request, request_base=own,
+                       base_url=self.settings.fhir_base_url.rstrip("/") or own)
+
+    def with_repository(self, repository: Repository) -> ServiceContext:
+        """This context on another repository (a transaction's session, a buffer)."""
+        return replace(self, repository=repository)
+
+    @property
+    def bases(self) -> tuple[str, ...]:
+        """The base URLs references to which are local: ``FHIR_BASE_URL`` and the base
+        this request was sent to."""
+        return tuple(b for b in dict.fromkeys((self.base_url, self.request_base)) if b)
+
+    def parse_context(self) -> ParseContext:
+        """What parsing this request's search values needs."""
+        return ParseContext(self.bases, datetime.now(UTC), self.search.expand_valueset)
 
     def check_type(self, resource_type: str) -> None:
         """NotFound unless ``resource_type`` is a concrete R4 resource type."""

@@ -1,35 +1,45 @@
-"""DelegatingSession: a Session that forwards every call to an inner Session.
+"""Delegating stores: a Store (or Session) that forwards every call to an inner one.
 
 Wrappers of the Repository protocol (the Redis read cache, the importer's write-behind
-sessions) change only a few interactions; they subclass this and override those, and
-the rest (history, searches, includes, locks) reach the inner session unchanged.
+sessions, a transaction's session seen as a repository) change only a few
+interactions; they subclass these and override those, and the rest (history, searches,
+includes, locks) reach the inner store unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fhir_server.service.repository import (
     HistoryPage,
     HistoryQuery,
+    Readiness,
+    Repository,
+    SearchPage,
     SearchRow,
     Session,
+    Store,
     StoredVersion,
     WriteMethod,
     WriteResult,
 )
 
 if TYPE_CHECKING:
-    from fhir_server.search.compile import Query
+    from fhir_server.search.registry import SearchParam
+    from fhir_server.search.request import SearchRequest
+    from fhir_server.service.access import AccessScope
 
-InnerT = TypeVar("InnerT", bound=Session)
+InnerT = TypeVar("InnerT", bound=Store)
+SessionT = TypeVar("SessionT", bound=Session)
 
 
-class DelegatingSession(Generic[InnerT]):
-    """The Session protocol over ``inner``; every call is forwarded as it is.
+class Delegating(Generic[InnerT]):
+    """The Store protocol over ``inner``; every call is forwarded as it is.
 
     :meth:`_before_observing` is awaited before each call except ``write``, for
-    subclasses that must bring the inner session up to date before it is looked at.
+    subclasses that must bring the inner store up to date before it is looked at.
     """
 
     def __init__(self, inner: InnerT) -> None:
@@ -60,33 +70,36 @@ class DelegatingSession(Generic[InnerT]):
         await self._before_observing()
         return await self._inner.history(query)
 
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Search matches, from ``inner``."""
+    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+        """A page of matches, from ``inner``."""
         await self._before_observing()
-        return await self._inner.search_page(query, limit, cursor, backwards)
+        return await self._inner.search(request, count)
 
-    async def search_total(self, query: Query) -> int:
+    async def count(self, request: SearchRequest) -> int:
         """The number of matches, from ``inner``."""
         await self._before_observing()
-        return await self._inner.search_total(query)
+        return await self._inner.count(request)
 
-    async def search_estimate(self, query: Query) -> int:
-        """The planner's estimate, from ``inner``."""
+    async def estimate(self, request: SearchRequest) -> int:
+        """The estimated number of matches, from ``inner``."""
         await self._before_observing()
-        return await self._inner.search_estimate(query)
+        return await self._inner.estimate(request)
 
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
+    async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
+                      target_type: str | None, limit: int) -> list[SearchRow]:
         """``_include`` targets, from ``inner``."""
         await self._before_observing()
-        return await self._inner.include(rids, p_values, target_type, limit)
+        return await self._inner.include(sources, params, target_type, limit)
 
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+    async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
                          limit: int) -> list[SearchRow]:
         """``_revinclude`` sources, from ``inner``."""
         await self._before_observing()
-        return await self._inner.revinclude(targets, p_values, limit)
+        return await self._inner.revinclude(targets, params, limit)
+
+
+class DelegatingSession(Delegating[SessionT]):
+    """The Session protocol over ``inner``: the Store calls and the lock."""
 
     async def lock(self, *key: str) -> None:
         """The advisory lock of a conditional interaction, taken by ``inner``."""
@@ -94,7 +107,29 @@ class DelegatingSession(Generic[InnerT]):
         await self._inner.lock(*key)
 
 
+class SessionRepository(DelegatingSession[Session]):
+    """A transaction's session seen as a repository, for the interactions of a
+    transaction Bundle: what they open as a transaction is that same transaction."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """The session itself: its transaction is already open."""
+        yield self._inner
+
+    def scoped(self, scope: AccessScope) -> Repository:
+        """Not needed: the session was opened by an already scoped repository."""
+        raise TypeError("a transaction's session carries its repository's scope already")
+
+    async def readiness(self) -> Readiness:
+        """The session's database answers: it is in a transaction on it."""
+        return Readiness(True, "up to date")
+
+
 if TYPE_CHECKING:
     def _is_session(session: DelegatingSession[Session]) -> Session:
         """mypy checks here that DelegatingSession satisfies the protocol."""
         return session
+
+    def _is_repository(repo: SessionRepository) -> Repository:
+        """mypy checks here that SessionRepository satisfies the protocol."""
+        return repo

@@ -1,51 +1,17 @@
-"""history at instance, type and system level: parameters, paging cursor, query."""
+"""history at instance, type and system level: parameters and the page."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
-from datetime import datetime
 
 from fhir_server.errors import BadRequest, NotFound
+from fhir_server.search.parse import parse_count
 from fhir_server.service.context import ServiceContext, valid_id
 from fhir_server.service.dates import parse_range
 from fhir_server.service.repository import HistoryPage, HistoryQuery
 
 #: The parameters a history request understands (others are ignored).
 HISTORY_PARAMS = ("_count", "_since", "_at", "_cursor")
-
-
-def encode_cursor(cursor: tuple[datetime, int]) -> str:
-    """An opaque, URL-safe token for a keyset position."""
-    raw = f"{cursor[0].isoformat()}|{cursor[1]}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(token: str) -> tuple[datetime, int]:
-    """The keyset position in a token from :func:`encode_cursor`; BadRequest if forged."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        moment, _, hid = raw.partition("|")
-        parsed = datetime.fromisoformat(moment)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, int(hid)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(f"_cursor {token!r} is not a valid paging cursor") from None
-
-
-def page_size(params: Mapping[str, str], default: int, maximum: int) -> int:
-    """``_count`` bounded to ``[0, maximum]``; BadRequest when not a number."""
-    raw = params.get("_count")
-    if raw is None:
-        return default
-    try:
-        count = int(raw)
-    except ValueError:
-        raise BadRequest(f"_count must be a whole number, not {raw!r}") from None
-    if count < 0:
-        raise BadRequest("_count must not be negative")
-    return min(count, maximum)
 
 
 def parse_query(ctx: ServiceContext, params: Mapping[str, str], resource_type: str | None,
@@ -66,9 +32,10 @@ def parse_query(ctx: ServiceContext, params: Mapping[str, str], resource_type: s
             at = parse_range(params["_at"])
         except ValueError as exc:
             raise BadRequest(f"_at: {exc}") from None
-    after = decode_cursor(params["_cursor"]) if "_cursor" in params else None
-    count = page_size(params, ctx.settings.default_page_size, ctx.settings.max_page_size)
-    return HistoryQuery(resource_type, id, count, since, at, after)
+    settings = ctx.settings
+    count = (settings.default_page_size if "_count" not in params
+             else min(parse_count(params["_count"]), settings.max_page_size))
+    return HistoryQuery(resource_type, id, count, since, at, params.get("_cursor"))
 
 
 async def history(ctx: ServiceContext, query: HistoryQuery) -> HistoryPage:

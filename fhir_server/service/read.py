@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_server.errors import Gone, NotFound
 from fhir_server.http.headers import etag, http_date
 from fhir_server.service.context import ServiceContext, valid_id
-from fhir_server.service.repository import Session, StoredVersion
+from fhir_server.service.repository import StoredVersion
 
 
 def _deleted(version: StoredVersion) -> Gone:
@@ -16,12 +16,10 @@ def _deleted(version: StoredVersion) -> Gone:
     )
 
 
-async def read(ctx: ServiceContext, resource_type: str, id: str,
-               session: Session | None = None) -> StoredVersion:
+async def read(ctx: ServiceContext, resource_type: str, id: str) -> StoredVersion:
     """The current version; NotFound if never stored, Gone if deleted."""
     ctx.check_type(resource_type)
-    store = session or ctx.repository
-    version = await store.read(resource_type, id) if valid_id(id) else None
+    version = await ctx.repository.read(resource_type, id) if valid_id(id) else None
     if version is None:
         raise NotFound(f"{resource_type}/{id} is not known")
     if version.deleted:
@@ -29,13 +27,13 @@ async def read(ctx: ServiceContext, resource_type: str, id: str,
     return version
 
 
-async def vread(ctx: ServiceContext, resource_type: str, id: str, vid: str,
-                session: Session | None = None) -> StoredVersion:
+async def vread(ctx: ServiceContext, resource_type: str, id: str, vid: str) -> StoredVersion:
     """One version; NotFound if there is no such version, Gone if it is a deletion."""
     ctx.check_type(resource_type)
     version = None
-    if valid_id(id) and vid.isdigit() and len(vid) < 10:
-        version = await (session or ctx.repository).vread(resource_type, id, int(vid))
+    # isascii: str.isdigit() also accepts digits such as '³' that int() refuses.
+    if valid_id(id) and vid.isascii() and vid.isdigit() and len(vid) < 10:
+        version = await ctx.repository.vread(resource_type, id, int(vid))
     if version is None:
         raise NotFound(f"{resource_type}/{id}/_history/{vid} is not known")
     if version.deleted:

@@ -1,19 +1,24 @@
 """The storage-agnostic Repository protocol: one method per FHIR interaction.
 
-Services and routers see storage only through this protocol (the PostgreSQL
-implementation is ``fhir_server.storage.repository.PgRepository``), so that they never
-know about SQL, connections or psycopg.
+Services and handlers see storage only through this protocol (the PostgreSQL
+implementation is ``fhir_server.storage.repository.PgRepository``), in FHIR terms:
+searches arrive parsed and typed (``SearchRequest``), paging positions leave as opaque
+tokens, and a repository is bound to one caller's access scope (``scoped``), which it
+applies to everything it returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from fhir_server.search.compile import Query
+    from fhir_server.search.registry import SearchParam
+    from fhir_server.search.request import SearchRequest
+    from fhir_server.service.access import AccessScope
 
 WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
 WriteOutcome = Literal["created", "updated", "unchanged", "deleted", "absent", "found"]
@@ -41,6 +46,15 @@ class SearchRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of matches, with the opaque positions of the next and previous pages."""
+
+    rows: list[SearchRow]
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     """What a write did, with the version it produced (or found, for no-ops)."""
 
@@ -58,16 +72,16 @@ class HistoryQuery:
     since: datetime | None = None
     #: ``_at``: versions current at some moment of ``[start, end)``.
     at: tuple[datetime, datetime] | None = None
-    #: keyset cursor: continue after this (last_updated, hid) pair, newest first.
-    after: tuple[datetime, int] | None = None
+    #: the opaque position of a next link: continue after it, newest first
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    """One page of history, newest first, with the cursor of the next page if any."""
+    """One page of history, newest first, with the position of the next page if any."""
 
     entries: list[StoredVersion]
-    next_cursor: tuple[datetime, int] | None
+    next_cursor: str | None
     total: int | None = None
 
 
@@ -138,8 +152,8 @@ class Readiness:
     migrations: str
 
 
-class Session(Protocol):
-    """Persistence of FHIR resources, one method per interaction, on one connection."""
+class Store(Protocol):
+    """Persistence of FHIR resources, one method per interaction."""
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version (possibly a deletion tombstone), or None if never stored."""
@@ -165,39 +179,50 @@ class Session(Protocol):
         """A page of history entries, newest first."""
         ...
 
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Matches of a compiled search with the sort values of each."""
+    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+        """A page of up to ``count`` matches, after ``request.cursor`` when it is set
+        (BadRequest for a cursor that is not one of this search's)."""
         ...
 
-    async def search_total(self, query: Query) -> int:
-        """The exact number of matches of a compiled search."""
+    async def count(self, request: SearchRequest) -> int:
+        """The exact number of matches."""
         ...
 
-    async def search_estimate(self, query: Query) -> int:
-        """The planner's estimate of the number of matches."""
+    async def estimate(self, request: SearchRequest) -> int:
+        """An estimate of the number of matches (the database planner's)."""
         ...
 
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """Resources referenced by ``rids`` through the reference parameters ``p_values``."""
+    async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
+                      target_type: str | None, limit: int) -> list[SearchRow]:
+        """Resources that ``sources`` refer to through the reference ``params``."""
         ...
 
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+    async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
                          limit: int) -> list[SearchRow]:
-        """Resources referring to ``targets`` (type, id) through ``p_values``."""
+        """Resources referring to ``targets`` through the reference ``params``."""
         ...
+
+
+
+class Session(Store, Protocol):
+    """The interactions inside one database transaction."""
 
     async def lock(self, *key: str) -> None:
         """Serialize conditional interactions on ``key`` until the transaction ends."""
         ...
 
 
-class Repository(Session, Protocol):
-    """The Session methods on pooled connections, plus transactions and readiness."""
+class Repository(Store, Protocol):
+    """The interactions on pooled connections, plus transactions, scopes and readiness."""
 
     def transaction(self) -> AbstractAsyncContextManager[Session]:
-        """A Session whose calls share one database transaction."""
+        """A Session whose calls share one database transaction (inside a transaction
+        already: that transaction's session)."""
+        ...
+
+    def scoped(self, scope: AccessScope) -> Repository:
+        """The same storage seen through ``scope``: every read, search, chain, include,
+        history entry and conditional look-up of it only finds what the scope admits."""
         ...
 
     async def readiness(self) -> Readiness:

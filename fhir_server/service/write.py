@@ -1,16 +1,14 @@
 """create, update, patch and delete, plain and conditional: checks before anything is
 stored, then one atomic write of the resource with its search index rows.
 
-Every function takes an optional ``session``: inside a transaction Bundle all entries
-share one; otherwise a write is a single statement and a conditional interaction opens
-its own transaction (search and write under one advisory lock).
+A plain write is a single statement; a conditional interaction opens a transaction on
+``ctx.repository`` (search and write under one advisory lock). Inside a transaction
+Bundle, ``ctx.repository`` is that transaction's session, so its entries share it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +18,7 @@ from fhir_server.errors import BadRequest, NotFound, PreconditionFailed
 from fhir_server.search.index import IndexRows
 from fhir_server.service import search as search_service
 from fhir_server.service.context import ServiceContext, check_id_for_write, valid_id
+from fhir_server.service.delegating import SessionRepository
 from fhir_server.service.repository import SearchRow, Session, WriteMethod, WriteResult
 
 
@@ -45,17 +44,7 @@ def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> Ind
         if not meta:
             del body["meta"]
     ctx.validator.validate(body)
-    return ctx.search.indexer.rows(body)
-
-
-@asynccontextmanager
-async def _transaction(ctx: ServiceContext, session: Session | None) -> AsyncIterator[Session]:
-    """The caller's session, or a new transaction when there is none."""
-    if session is not None:
-        yield session
-        return
-    async with ctx.repository.transaction() as own:
-        yield own
+    return ctx.search.indexer.rows(body, ctx.bases)
 
 
 async def matches(ctx: ServiceContext, session: Session, resource_type: str,
@@ -75,9 +64,8 @@ async def matches(ctx: ServiceContext, session: Session, resource_type: str,
                          "with a value")
     request.count, request.includes, request.sort = 2, [], []
     request.total, request.summary, request.cursor = "none", None, None
-    sctx = search_service.search_context(ctx, ctx.settings.fhir_base_url)
-    result = await search_service.run(ctx, request, sctx, session=session)
-    return result.matches
+    page = await session.search(request, 2)
+    return page.rows
 
 
 async def single_match(ctx: ServiceContext, session: Session, resource_type: str,
@@ -96,8 +84,7 @@ async def single_match(ctx: ServiceContext, session: Session, resource_type: str
 
 
 async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
-                 if_none_exist: str | None = None, session: Session | None = None,
-                 id: str | None = None) -> WriteResult:
+                 if_none_exist: str | None = None, id: str | None = None) -> WriteResult:
     """The create interaction: a server-assigned id (a client's id is ignored, per spec).
 
     With ``if_none_exist`` (conditional create) an existing single match is returned
@@ -108,9 +95,8 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
     new_id = id or str(uuid.uuid4())
     index = _prepare(ctx, resource_type, body, new_id)
     if if_none_exist is None:
-        return await (session or ctx.repository).write(resource_type, new_id, text, "POST",
-                                                       index=index)
-    async with _transaction(ctx, session) as s:
+        return await ctx.repository.write(resource_type, new_id, text, "POST", index=index)
+    async with ctx.repository.transaction() as s:
         found = await single_match(ctx, s, resource_type, if_none_exist,
                                     f"If-None-Exist {if_none_exist!r}")
         if found is not None:
@@ -119,8 +105,7 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
 
 
 async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, text: str,
-                 if_match: int | None, method: WriteMethod = "PUT",
-                 session: Session | None = None) -> WriteResult:
+                 if_match: int | None, method: WriteMethod = "PUT") -> WriteResult:
     """The update interaction; creates the resource when the id is new (update-as-create)."""
     ctx.check_type(resource_type)
     check_id_for_write(id)
@@ -131,8 +116,7 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
     if body["id"] != id:
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
     index = _prepare(ctx, resource_type, body, id)
-    return await (session or ctx.repository).write(resource_type, id, text, method, if_match,
-                                                   index)
+    return await ctx.repository.write(resource_type, id, text, method, if_match, index)
 
 
 async def conditional_target(ctx: ServiceContext, session: Session, resource_type: str,
@@ -149,28 +133,27 @@ async def conditional_target(ctx: ServiceContext, session: Session, resource_typ
 
 
 async def conditional_update(ctx: ServiceContext, resource_type: str, criteria: str,
-                             body: Any, text: str, if_match: int | None,
-                             session: Session | None = None) -> WriteResult:
+                             body: Any, text: str, if_match: int | None) -> WriteResult:
     """``PUT /Type?criteria``: update the single match, or create when there is none."""
     ctx.check_type(resource_type)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object holding a FHIR resource")
-    async with _transaction(ctx, session) as s:
+    async with ctx.repository.transaction() as s:
         target, _ = await conditional_target(ctx, s, resource_type, criteria, body.get("id"))
         body["id"] = target
-        return await update(ctx, resource_type, target, body, text, if_match, session=s)
+        return await update(ctx.with_repository(SessionRepository(s)), resource_type, target,
+                            body, text, if_match)
 
 
 async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: str,
-                patch_body: Any, if_match: int | None,
-                session: Session | None = None) -> WriteResult:
+                patch_body: Any, if_match: int | None) -> WriteResult:
     """The patch interaction: apply the patch to the current version, validate, store."""
     from fhir_server.service.patch import apply_patch
 
     ctx.check_type(resource_type)
     if not valid_id(id):
         raise NotFound(f"{resource_type}/{id} is not known")
-    async with _transaction(ctx, session) as s:
+    async with ctx.repository.transaction() as s:
         current = await s.read(resource_type, id)
         if current is None or current.deleted or current.content is None:
             raise NotFound(f"{resource_type}/{id} is not known")
@@ -184,38 +167,37 @@ async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: st
         if patched.get("resourceType") != resource_type or patched.get("id") != id:
             raise BadRequest("a patch must not change resourceType or id")
         text = dumps(patched)
-        return await update(ctx, resource_type, id, patched, text, current.version_id,
-                            "PATCH", session=s)
+        return await update(ctx.with_repository(SessionRepository(s)), resource_type, id,
+                            patched, text, current.version_id, "PATCH")
 
 
 async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: str,
-                            media_type: str, patch_body: Any, if_match: int | None,
-                            session: Session | None = None) -> WriteResult:
+                            media_type: str, patch_body: Any,
+                            if_match: int | None) -> WriteResult:
     """``PATCH /Type?criteria``: patch the single match (none: 404; several: 412)."""
     ctx.check_type(resource_type)
-    async with _transaction(ctx, session) as s:
+    async with ctx.repository.transaction() as s:
         found = await single_match(ctx, s, resource_type, criteria)
         if found is None:
             raise NotFound(f"no {resource_type} matches {criteria!r}")
-        return await patch(ctx, resource_type, found.version.id, media_type, patch_body,
-                           if_match, session=s)
+        return await patch(ctx.with_repository(SessionRepository(s)), resource_type,
+                           found.version.id, media_type, patch_body, if_match)
 
 
 async def delete(ctx: ServiceContext, resource_type: str, id: str,
-                 if_match: int | None, session: Session | None = None) -> WriteResult:
+                 if_match: int | None) -> WriteResult:
     """The delete interaction; deleting a missing or deleted resource is a no-op."""
     ctx.check_type(resource_type)
     if not valid_id(id):
         raise NotFound(f"{resource_type}/{id} is not a valid resource id")
-    return await (session or ctx.repository).write(resource_type, id, None, "DELETE",
-                                                   if_match)
+    return await ctx.repository.write(resource_type, id, None, "DELETE", if_match)
 
 
-async def conditional_delete(ctx: ServiceContext, resource_type: str, criteria: str,
-                             session: Session | None = None) -> WriteResult:
+async def conditional_delete(ctx: ServiceContext, resource_type: str,
+                             criteria: str) -> WriteResult:
     """``DELETE /Type?criteria``: delete the single match (none: a no-op; several: 412)."""
     ctx.check_type(resource_type)
-    async with _transaction(ctx, session) as s:
+    async with ctx.repository.transaction() as s:
         found = await single_match(ctx, s, resource_type, criteria)
         if found is None:
             return WriteResult("absent", None)

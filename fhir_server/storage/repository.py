@@ -1,15 +1,16 @@
 """PgRepository: the Repository protocol on PostgreSQL (tables from migrations/).
 
-Every method runs on a :class:`PgSession`, one connection; the repository's own methods
-borrow a pooled connection per call (autocommit: each write is one statement), and
-``transaction()`` hands out a session whose calls share one database transaction.
+Every interaction runs on a :class:`PgSession`, one connection; the repository borrows
+a pooled connection per call (autocommit: each write is one statement), and
+``transaction()`` hands out a session whose calls share one database transaction. A
+repository and its sessions carry one access scope (none: everything is visible),
+compiled into every statement that returns resources.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,23 +20,27 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.search import statements
-from fhir_server.search.base import Fragment
-from fhir_server.search.compile import Query
 from fhir_server.search.hashing import h64
+from fhir_server.search.registry import SearchParam
+from fhir_server.search.request import SearchRequest
+from fhir_server.service.access import AccessScope
 from fhir_server.service.repository import (
     HistoryPage,
     HistoryQuery,
     Readiness,
+    SearchPage,
     SearchRow,
     StoredVersion,
     WriteMethod,
     WriteResult,
 )
-from fhir_server.storage import migrate, migration_files
+from fhir_server.storage import cursor, migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import translated
 from fhir_server.storage.history import history_statement
+from fhir_server.storage.sql import statements
+from fhir_server.storage.sql.common import Fragment
+from fhir_server.storage.sql.compile import Compiler
 
 _READ = sql.SQL(
     "SELECT version_id, last_updated, deleted, content::text FROM resource"
@@ -43,12 +48,13 @@ _READ = sql.SQL(
 )
 _VREAD = sql.SQL(
     "SELECT version_id, last_updated, method = 'DELETE', content::text, method"
-    " FROM resource_history WHERE resource_type = %s AND id = %s AND version_id = %s"
+    " FROM resource_history h WHERE resource_type = %s AND id = %s AND version_id = %s"
 )
 _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome, content"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, %s::jsonb)"
 )
+_R = sql.Identifier("r")
 
 
 def _json_default(value: Any) -> Any:
@@ -68,26 +74,46 @@ def _row(row: tuple[Any, ...]) -> SearchRow:
     return SearchRow(row[0], StoredVersion(row[1], row[2], row[3], row[4], False, row[5]))
 
 
+def _visible(scope: AccessScope | None) -> Fragment | None:
+    """The scope's condition on a resource row ``r`` (None: no scope)."""
+    return None if scope is None else Compiler(scope).visible(_R)
+
+
+def _scoped(statement: sql.Composable, visible: Fragment | None,
+            params: Sequence[Any]) -> Fragment:
+    """``statement`` (which reads ``resource``) restricted to rows passing ``visible``."""
+    if visible is None:
+        return statement, list(params)
+    return (sql.SQL("{} AND EXISTS (SELECT 1 FROM resource r WHERE r.resource_type ="
+                    " %s AND r.id = %s AND {})").format(statement, visible[0]),
+            [*params, params[0], params[1], *visible[1]])
+
+
 class PgSession:
     """The interactions on one connection (inside a transaction or autocommit)."""
 
-    def __init__(self, conn: psycopg.AsyncConnection, search_timeout_ms: int = 0) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection, search_timeout_ms: int = 0,
+                 scope: AccessScope | None = None) -> None:
         self._conn = conn
         self._search_timeout_ms = search_timeout_ms
+        self._scope = scope
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        """The current version or deletion tombstone of a resource."""
+        """The current version or deletion tombstone of a resource the scope admits."""
+        statement, params = _scoped(_READ, _visible(self._scope), (resource_type, id))
         with translated():
-            cur = await self._conn.execute(_READ, (resource_type, id))
+            cur = await self._conn.execute(sql.Composed([statement]), params)
             row = await cur.fetchone()
         if row is None:
             return None
         return StoredVersion(resource_type, id, row[0], row[1], row[2], row[3])
 
     async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
-        """One historical version of a resource."""
+        """One historical version of a resource whose current version the scope admits."""
+        statement, params = _scoped(_VREAD, _visible(self._scope),
+                                    (resource_type, id, version_id))
         with translated():
-            cur = await self._conn.execute(_VREAD, (resource_type, id, version_id))
+            cur = await self._conn.execute(sql.Composed([statement]), params)
             row = await cur.fetchone()
         if row is None:
             return None
@@ -111,7 +137,7 @@ class PgSession:
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """A page of versions, newest first, by keyset on (last_updated, hid)."""
-        stmt, params, count_stmt = history_statement(query)
+        stmt, params, count_stmt = history_statement(query, _visible(self._scope))
         total: int | None = None
         with translated():
             cur = await self._conn.execute(sql.Composed([stmt]), [*params, query.count + 1])
@@ -121,10 +147,10 @@ class PgSession:
                 cur = await self._conn.execute(sql.Composed([count_stmt]), params)
                 count_row = await cur.fetchone()
                 total = int(count_row[0]) if count_row else 0
-        next_cursor: tuple[datetime, int] | None = None
+        next_cursor: str | None = None
         if len(rows) > query.count:
             rows = rows[: query.count]
-            next_cursor = (rows[-1][3], rows[-1][6])
+            next_cursor = cursor.encode([rows[-1][3], rows[-1][6]])
         entries = [
             StoredVersion(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4]) for r in rows
         ]
@@ -149,39 +175,61 @@ class PgSession:
                 cur = await self._conn.execute(query, statement[1])
             return list(await cur.fetchall())
 
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Matches of a compiled query with the sort values of each row."""
+    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+        """A page of matches, by keyset on the sort keys and rid."""
+        query = Compiler(self._scope).compile(request)
+        position: list[Any] | None = None
+        backwards = False
+        if request.cursor:
+            position, backwards = cursor.decode(request.cursor,
+                                                [k.sql_type for k in query.sort])
         width = len(query.sort)
-        rows = await self._fetch(statements.page(query, limit, cursor, backwards))
-        return [(_row(r), list(r[6:6 + width])) for r in rows]
+        fetched = await self._fetch(statements.page(query, count + 1, position, backwards))
+        more = len(fetched) > count
+        fetched = fetched[:count]
+        if backwards:
+            fetched.reverse()
+        rows = [_row(r) for r in fetched]
+        if not fetched:
+            return SearchPage(rows)
+        first = cursor.encode([*fetched[0][6:6 + width], fetched[0][0]], True)
+        last = cursor.encode([*fetched[-1][6:6 + width], fetched[-1][0]], False)
+        if backwards:
+            # Paging back: there is a later page (we came from it); an earlier one if more.
+            return SearchPage(rows, last, first if more else None)
+        return SearchPage(rows, last if more else None,
+                          first if position is not None else None)
 
-    async def search_total(self, query: Query) -> int:
+    async def count(self, request: SearchRequest) -> int:
         """The exact number of matches."""
-        rows = await self._fetch(statements.total(query))
+        rows = await self._fetch(statements.total(Compiler(self._scope).compile(request)))
         return int(rows[0][0])
 
-    async def search_estimate(self, query: Query) -> int:
+    async def estimate(self, request: SearchRequest) -> int:
         """The planner's estimate of the number of matches."""
-        rows = await self._fetch(statements.estimate(query))
+        rows = await self._fetch(statements.estimate(Compiler(self._scope).compile(request)))
         plan = rows[0][0]
         plan = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
 
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
-        """Resources the given ones refer to through the parameters ``p_values``."""
-        if not rids or not p_values:
+    async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
+                      target_type: str | None, limit: int) -> list[SearchRow]:
+        """Resources the given ones refer to through ``params``."""
+        if not sources or not params:
             return []
-        rows = await self._fetch(statements.include_forward(rids, p_values, target_type, limit))
+        rows = await self._fetch(statements.include_forward(
+            [s.rid for s in sources], [p.p for p in params], target_type, limit,
+            _visible(self._scope)))
         return [_row(r) for r in rows]
 
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+    async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
                          limit: int) -> list[SearchRow]:
-        """Resources referring to the given (type, id) through ``p_values``."""
-        if not targets or not p_values:
+        """Resources referring to the given ones through ``params``."""
+        if not targets or not params:
             return []
-        rows = await self._fetch(statements.include_reverse(targets, p_values, limit))
+        rows = await self._fetch(statements.include_reverse(
+            [(t.version.resource_type, t.version.id) for t in targets],
+            [p.p for p in params], limit, _visible(self._scope)))
         return [_row(r) for r in rows]
 
     async def lock(self, *key: str) -> None:
@@ -190,34 +238,46 @@ class PgSession:
             await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (h64(*key),))
 
 
-class PgRepository(PgSession):
+class PgRepository:
     """Resource storage in PostgreSQL through one async connection pool."""
 
     def __init__(self, pool: AsyncConnectionPool, migrations_dir: Path,
-                 search_timeout_ms: int = 0) -> None:
+                 search_timeout_ms: int = 0, scope: AccessScope | None = None,
+                 migration_set: Any = None) -> None:
         self._pool = pool
+        self._migrations_dir = migrations_dir
         self._search_timeout_ms = search_timeout_ms
-        self._migration_files = migration_files.discover(migrations_dir)
+        self._scope = scope
+        self._migration_files = (migration_set if migration_set is not None
+                                 else migration_files.discover(migrations_dir))
+
+    def scoped(self, scope: AccessScope) -> PgRepository:
+        """The same pool, seen through ``scope``."""
+        return PgRepository(self._pool, self._migrations_dir, self._search_timeout_ms,
+                            scope, self._migration_files)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgSession]:
         """A session whose calls run in one transaction, committed at the end."""
         with translated():
             async with self._pool.connection() as conn, conn.transaction():
-                yield PgSession(conn, self._search_timeout_ms)
+                yield PgSession(conn, self._search_timeout_ms, self._scope)
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[PgSession]:
         with translated():
             async with self._pool.connection() as conn:
-                yield PgSession(conn, self._search_timeout_ms)
+                yield PgSession(conn, self._search_timeout_ms, self._scope)
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version or deletion tombstone of a resource.
 
-        The hottest path of the server: one pooled connection, one statement, no session
-        object in between.
+        The hottest path of the server: without a scope one pooled connection and one
+        statement, no session object in between.
         """
+        if self._scope is not None:
+            async with self._session() as s:
+                return await s.read(resource_type, id)
         with translated():
             async with self._pool.connection() as conn:
                 cur = await conn.execute(_READ, (resource_type, id))
@@ -243,33 +303,32 @@ class PgRepository(PgSession):
         async with self._session() as s:
             return await s.history(query)
 
-    async def search_page(self, query: Query, limit: int, cursor: list[Any] | None,
-                          backwards: bool) -> list[tuple[SearchRow, list[Any]]]:
-        """Matches of a compiled query with their sort values."""
+    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+        """A page of matches."""
         async with self._session() as s:
-            return await s.search_page(query, limit, cursor, backwards)
+            return await s.search(request, count)
 
-    async def search_total(self, query: Query) -> int:
+    async def count(self, request: SearchRequest) -> int:
         """The exact number of matches."""
         async with self._session() as s:
-            return await s.search_total(query)
+            return await s.count(request)
 
-    async def search_estimate(self, query: Query) -> int:
+    async def estimate(self, request: SearchRequest) -> int:
         """The planner's estimate of the number of matches."""
         async with self._session() as s:
-            return await s.search_estimate(query)
+            return await s.estimate(request)
 
-    async def include(self, rids: list[int], p_values: list[int], target_type: str | None,
-                      limit: int) -> list[SearchRow]:
+    async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
+                      target_type: str | None, limit: int) -> list[SearchRow]:
         """Resources the given ones refer to."""
         async with self._session() as s:
-            return await s.include(rids, p_values, target_type, limit)
+            return await s.include(sources, params, target_type, limit)
 
-    async def revinclude(self, targets: list[tuple[str, str]], p_values: list[int],
+    async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
                          limit: int) -> list[SearchRow]:
         """Resources referring to the given ones."""
         async with self._session() as s:
-            return await s.revinclude(targets, p_values, limit)
+            return await s.revinclude(targets, params, limit)
 
     async def readiness(self) -> Readiness:
         """A round trip, then the applied migrations compared with the shipped files."""

@@ -49,10 +49,18 @@ def test_metadata(client: httpx.Client) -> None:
         "name", "family", "given", "birthdate", "gender", "identifier", "organization"}
     rest = statement["rest"][0]
     assert rest["interaction"] == [{"code": c} for c in (
-        "history-system", "transaction", "batch", "search-system")]
+        "transaction", "batch", "history-system", "search-system")]
     assert statement["patchFormat"] == ["application/json-patch+json",
                                         "application/fhir+json"]
-    assert "$reindex" in rest["documentation"]
+    base = str(client.base_url).rstrip("/")
+    reindex = {"name": "reindex", "definition": f"{base}/OperationDefinition/reindex"}
+    for declared in (rest["operation"], resources["Patient"]["operation"]):
+        assert [{k: o[k] for k in ("name", "definition")} for o in declared] == [reindex]
+        assert declared[0]["documentation"].startswith("Rebuilds the search index")
+    definition = client.get("OperationDefinition/reindex").json()
+    assert (definition["resourceType"], definition["code"], definition["system"],
+            definition["type"], definition["instance"]) == (
+        "OperationDefinition", "reindex", True, True, False)
     assert {p["name"] for p in rest["searchParam"]} == {
         "_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"}
     assert "_total=none" in rest["documentation"]

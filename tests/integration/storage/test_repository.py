@@ -134,13 +134,13 @@ def test_delete_and_history_paging(migrated_url: str) -> None:
         tomb = await repo.read("Patient", rid)
         assert tomb is not None and tomb.deleted and tomb.content is None
         seen: list[int] = []
-        after = None
+        cursor = None
         while True:
-            page = await repo.history(HistoryQuery("Patient", rid, count=2, after=after))
+            page = await repo.history(HistoryQuery("Patient", rid, count=2, cursor=cursor))
             seen += [v.version_id for v in page.entries]
             if page.next_cursor is None:
                 break
-            after = page.next_cursor
+            cursor = page.next_cursor
         assert seen == [6, 5, 4, 3, 2, 1]
 
     run(migrated_url, body)

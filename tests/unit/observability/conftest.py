@@ -18,9 +18,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from fhir_server.api.routes import ROUTER
 from fhir_server.logs import JsonFormatter
 from fhir_server.observability import current_request_id, note_bundle_type
 from fhir_server.observability.context import RequestIdFilter
+from fhir_server.observability.interactions import ROUTE_KEY
 from fhir_server.observability.metrics import FhirMetrics, metrics_route
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
 
@@ -38,11 +40,18 @@ class FakePool:
         return dict(self.stats)
 
 
+def matched(request: Request) -> None:
+    """Mark the scope with the route table's route, as ``http.adapter`` does."""
+    path = request.url.path.removeprefix("/fhir").strip("/")
+    request.scope[ROUTE_KEY] = ROUTER.match(request.method, path)[0]
+
+
 def build_app(metrics: FhirMetrics, pool: FakePool | None = None) -> Starlette:
     """Routes with the server's templates; exception handlers as in fhir_server.app."""
     seen: dict[str, Any] = {}
 
     async def read(request: Request) -> Response:
+        matched(request)
         logging.getLogger("fhir_server.test").info("reading")
         seen["request_id"] = current_request_id()
         if request.path_params["id"] == "missing":
@@ -51,12 +60,15 @@ def build_app(metrics: FhirMetrics, pool: FakePool | None = None) -> Starlette:
                              "request_id": current_request_id()})
 
     async def search(request: Request) -> Response:
+        matched(request)
         return JSONResponse({"resourceType": "Bundle"})
 
     async def create(request: Request) -> Response:
+        matched(request)
         return JSONResponse({}, 201)
 
     async def bundle(request: Request) -> Response:
+        matched(request)
         body = orjson.loads(await request.body())
         note_bundle_type(body.get("type", ""))
         if body.get("fail"):

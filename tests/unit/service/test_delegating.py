@@ -39,11 +39,11 @@ def _all_calls(session: DelegatingSession[Any]) -> list[Any]:
             await session.vread("Patient", "p", 1),
             await session.write("Patient", "p", "{}", "PUT", 1, {}),
             await session.history(HistoryQuery()),
-            await session.search_page(query, 10, None, False),
-            await session.search_total(query),
-            await session.search_estimate(query),
-            await session.include([1], [2], "Patient", 5),
-            await session.revinclude([("Patient", "p")], [2], 5),
+            await session.search(query, 10),
+            await session.count(query),
+            await session.estimate(query),
+            await session.include([], [], "Patient", 5),
+            await session.revinclude([], [], 5),
         ]
         await session.lock("a", "b")
         return answers
@@ -55,8 +55,8 @@ def test_forwards_every_call_with_its_arguments() -> None:
     inner = Recorder()
     answers = _all_calls(DelegatingSession(inner))
     assert [name for name, _ in inner.calls] == [
-        "read", "vread", "write", "history", "search_page", "search_total",
-        "search_estimate", "include", "revinclude", "lock",
+        "read", "vread", "write", "history", "search", "count",
+        "estimate", "include", "revinclude", "lock",
     ]
     assert inner.calls[2] == ("write", ("Patient", "p", "{}", "PUT", 1, {}))
     assert inner.calls[-1] == ("lock", ("a", "b"))

@@ -1,6 +1,6 @@
 """Self-hosted interactive API docs (Swagger UI) and the route of the OpenAPI document.
 
-``docs_router`` serves Swagger UI from the ``fastapi-swagger`` wheel so the page works
+``docs_routes`` serve Swagger UI from the ``fastapi-swagger`` wheel so the page works
 without any CDN and under a strict Content-Security-Policy (no inline script), and the
 document that ``openapi.openapi_provider`` builds.
 """
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
 ASSET_PACKAGE = "fastapi_swagger.resources"  # pip: fastapi-swagger (ships swagger-ui dist)
 # Allow-list of served files: anything else (incl. traversal attempts) is a 404.
@@ -87,20 +89,16 @@ def _docs_html(title: str, spec_url: str, asset_url: Callable[[str], str]) -> st
 """
 
 
-def docs_router(get_openapi: Callable[[], bytes], *,
-                title: str = "FHIR R4 Server API") -> APIRouter:
-    """Return a router serving Swagger UI (``/api/docs``, ``/api/docs/static/{file}``).
-
-    ``/api/openapi.json`` returns ``get_openapi()``. Asset URLs on the page carry a content
+def docs_routes(get_openapi: Callable[[], bytes], *,
+                title: str = "FHIR R4 Server API") -> list[Route]:
+    """The routes serving Swagger UI (``/api/docs``, ``/api/docs/static/{file}``) and
+    ``/api/openapi.json`` (``get_openapi()``). Asset URLs on the page carry a content
     hash (``?v=``), so those responses may be cached forever.
     """
     assets = _load_assets()
     token = hashlib.sha256(b"".join(a.etag.encode() for a in assets.values())).hexdigest()[:16]
-    router = APIRouter()
 
-    @router.api_route("/api/docs", methods=["GET", "HEAD"], include_in_schema=False,
-                      name="fhir_api_docs")
-    def api_docs(request: Request) -> HTMLResponse:
+    async def api_docs(request: Request) -> Response:
         """Swagger UI page; URLs are path-only and honour the ASGI root_path."""
         def asset_url(name: str) -> str:
             return f"{request.url_for('fhir_api_docs_static', file=name).path}?v={token}"
@@ -110,11 +108,9 @@ def docs_router(get_openapi: Callable[[], bytes], *,
             "Cache-Control": _REVALIDATE, "Content-Security-Policy": _CSP,
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
-    @router.api_route("/api/docs/static/{file}", methods=["GET", "HEAD"],
-                      include_in_schema=False, name="fhir_api_docs_static")
-    def api_docs_static(file: str, request: Request) -> Response:
+    async def api_docs_static(request: Request) -> Response:
         """One allow-listed Swagger UI file; anything else is 404 (no filesystem lookup)."""
-        asset = assets.get(file)
+        asset = assets.get(request.path_params["file"])
         if asset is None:
             raise HTTPException(status_code=404, detail="Not Found")
         # Only the hashed URL the page uses may be cached forever.
@@ -126,10 +122,13 @@ def docs_router(get_openapi: Callable[[], bytes], *,
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
-    @router.get("/api/openapi.json", include_in_schema=False, name="fhir_openapi_json")
-    def openapi_json() -> Response:
+    async def openapi_json(request: Request) -> Response:
         """The OpenAPI document (bytes from ``get_openapi``)."""
         return Response(get_openapi(), media_type="application/json",
                         headers={"Cache-Control": _REVALIDATE})
 
-    return router
+    return [Route("/api/docs", api_docs, methods=["GET", "HEAD"], name="fhir_api_docs"),
+            Route("/api/docs/static/{file}", api_docs_static, methods=["GET", "HEAD"],
+                  name="fhir_api_docs_static"),
+            Route("/api/openapi.json", openapi_json, methods=["GET", "HEAD"],
+                  name="fhir_openapi_json")]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from fhir_server.api.deps import context
-
-router = APIRouter()
+from fhir_server.service.context import ServiceContext
 
 
 def _now() -> str:
@@ -22,16 +21,15 @@ def _json(payload: dict[str, str], status: int = 200) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-@router.get("/api/v1/health")
-async def health() -> Response:
+async def health(request: Request) -> Response:
     """Liveness: the process answers; never touches the database."""
     return _json({"status": "ok", "timestamp": _now()})
 
 
-@router.get("/api/v1/ready")
 async def ready(request: Request) -> Response:
     """Readiness: a database round trip and migrations up to date, else 503."""
-    state = await context(request).repository.readiness()
+    ctx: ServiceContext = request.app.state.ctx
+    state = await ctx.repository.readiness()
     ok = state.database and state.migrations in ("up to date", "ahead, compatible")
     return _json({
         "status": "ready" if ok else "not ready",
@@ -39,3 +37,8 @@ async def ready(request: Request) -> Response:
         "migrations": state.migrations,
         "timestamp": _now(),
     }, 200 if ok else 503)
+
+
+#: The operator routes.
+ROUTES = [Route("/api/v1/health", health, methods=["GET"], name="health"),
+          Route("/api/v1/ready", ready, methods=["GET"], name="ready")]

@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg import sql
 
-from fhir_server.search.base import Fragment
-from fhir_server.search.compile import Query, keyset, order_by
+from fhir_server.storage.sql.common import Fragment
+from fhir_server.storage.sql.compile import Query, keyset, order_by
 
 #: The columns every statement returns for a resource row (storage relies on the order).
 ROW = sql.SQL("r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.content::text")
@@ -64,30 +64,37 @@ def estimate(query: Query) -> Fragment:
 
 
 def include_forward(rids: Sequence[int], p_values: Sequence[int],
-                    target_type: str | None, limit: int) -> Fragment:
-    """Resources referenced by ``rids`` through the reference parameters ``p_values``."""
-    condition = sql.SQL("")
+                    target_type: str | None, limit: int,
+                    visible: Fragment | None = None) -> Fragment:
+    """Resources referenced by ``rids`` through the reference parameters ``p_values``
+    (and passing ``visible``, a condition on ``r``)."""
+    condition: list[sql.Composable] = []
     params: list[Any] = [list(rids), list(p_values)]
     if target_type is not None:
-        condition = sql.SQL(" AND a.target_type = %s")
+        condition.append(sql.SQL(" AND a.target_type = %s"))
         params.append(target_type)
+    if visible is not None:
+        condition.append(sql.SQL(" AND {}").format(visible[0]))
+        params += visible[1]
     statement = sql.SQL(
         "SELECT DISTINCT {row} FROM idx_reference a JOIN resource r"
         " ON r.resource_type = a.target_type AND r.id = a.target_id"
         " WHERE a.rid = ANY(%s) AND a.p = ANY(%s){cond} AND NOT r.deleted LIMIT %s"
-    ).format(row=ROW, cond=condition)
+    ).format(row=ROW, cond=sql.SQL("").join(condition))
     return statement, [*params, limit]
 
 
 def include_reverse(targets: Sequence[tuple[str, str]], p_values: Sequence[int],
-                    limit: int) -> Fragment:
-    """Resources referring to any of ``targets`` (type, id) through ``p_values``."""
+                    limit: int, visible: Fragment | None = None) -> Fragment:
+    """Resources referring to any of ``targets`` (type, id) through ``p_values`` (and
+    passing ``visible``, a condition on ``r``)."""
     types = [t for t, _ in targets]
     ids = [i for _, i in targets]
+    condition = sql.SQL(" AND {}").format(visible[0]) if visible is not None else sql.SQL("")
     statement = sql.SQL(
         "SELECT DISTINCT {row} FROM idx_reference a JOIN resource r ON r.rid = a.rid"
         " JOIN unnest(%s::text[], %s::text[]) AS t(type, id)"
         " ON a.target_type = t.type AND a.target_id = t.id"
-        " WHERE a.p = ANY(%s) AND NOT r.deleted LIMIT %s"
-    ).format(row=ROW)
-    return statement, [types, ids, list(p_values), limit]
+        " WHERE a.p = ANY(%s) AND NOT r.deleted{cond} LIMIT %s"
+    ).format(row=ROW, cond=condition)
+    return statement, [types, ids, list(p_values), *(visible[1] if visible else []), limit]

@@ -1,0 +1,142 @@
+"""capabilities: the CapabilityStatement, from the shipped base in ``capability/``, the
+route table (interactions and operations) and the search registry (parameters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fhir_server import __version__
+from fhir_server.api.definitions import operation_url
+from fhir_server.api.describe import describe
+from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.api.router import Route
+from fhir_server.paths import data_dir
+from fhir_server.search.registry import Registry
+from fhir_server.service.context import ServiceContext
+
+#: TypeRestfulInteraction codes (a route with one of them adds it to every type).
+TYPE_CODES = ("read", "vread", "update", "patch", "delete", "history-instance",
+              "history-type", "create", "search-type")
+#: SystemRestfulInteraction codes by route interaction, in the specification's order.
+SYSTEM_CODES = {"transaction/batch": ("transaction", "batch"),
+                "history-system": ("history-system",), "search-system": ("search-system",)}
+_SYSTEM_ORDER = ("transaction", "batch", "delete", "history-system", "search-system")
+#: PATCH bodies: JSON Patch, and FHIRPath Patch (a Parameters resource).
+PATCH_FORMATS = ("application/json-patch+json", "application/fhir+json")
+#: Parameters every type supports, listed once at the rest level.
+COMMON = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
+SEARCH_DOC = (
+    "Search: every parameter listed per type, with chaining, _has, _include/_revinclude "
+    "(:iterate, *), _sort on any listed parameter, _count (default 20, at most 1000), "
+    "keyset paging through next/previous links, _summary, _elements, and _total: the "
+    "default is _total=none (no total); ask for _total=accurate or _total=estimate. "
+    "Unknown parameters are ignored (and left out of the self link) unless the request "
+    "carries Prefer: handling=strict. Compartment searches: [base]/Patient/[id]/[type] "
+    "and [base]/Patient/[id]/* for every type in the compartment.")
+
+_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
+    out = []
+    for code, param in sorted(registry.params(rtype).items()):
+        if code in COMMON or param.status != "active":
+            continue
+        if param.extract is None and code not in ("_id", "_lastUpdated"):
+            continue
+        entry: dict[str, Any] = {"name": code, "type": param.type}
+        if param.url:
+            entry["definition"] = param.url
+        text = describe(param)
+        if text:
+            entry["documentation"] = text
+        out.append(entry)
+    return out
+
+
+def _operations(routes: Iterable[Route], levels: Sequence[str],
+                base: str) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        op = route.operation
+        if op is not None and route.level in levels and op.name not in seen:
+            seen[op.name] = {"name": op.name, "definition": operation_url(op, base),
+                             "documentation": op.documentation}
+    return list(seen.values())
+
+
+def _resource(name: str, routes: Sequence[Route], registry: Registry,
+              base: str) -> dict[str, Any]:
+    typed = [r for r in routes if r.level in ("type", "instance")]
+    kinds = {r.interaction for r in typed}
+    references = sorted(c for c, p in registry.params(name).items() if p.type == "reference")
+    entry: dict[str, Any] = {
+        "type": name,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
+        "interaction": [{"code": code} for code in TYPE_CODES if code in kinds],
+        "versioning": "versioned-update",
+        "readHistory": "vread" in kinds,
+        "updateCreate": "update" in kinds,
+        "conditionalCreate": "create" in kinds,
+        "conditionalRead": "full-support" if "read" in kinds else "not-supported",
+        "conditionalUpdate": "conditional-update" in kinds,
+        "conditionalDelete": "single" if "conditional-delete" in kinds else "not-supported",
+        "searchInclude": ["*", *(f"{name}:{c}" for c in references)],
+        "searchRevInclude": ["*"],
+    }
+    params = _params(registry, name)
+    if params:  # FHIR JSON has no empty arrays
+        entry["searchParam"] = params
+    operations = _operations(typed, ("type", "instance"), base)
+    if operations:
+        entry["operation"] = operations
+    return entry
+
+
+def build_capability(capability_dir: Path, resource_types: Iterable[str], base_url: str,
+                     registry: Registry, routes: Sequence[Route],
+                     compartments: Iterable[str] = ()) -> dict[str, Any]:
+    """The server's CapabilityStatement, from ``CapabilityStatement-server.json``."""
+    statement: dict[str, Any] = orjson.loads(
+        (capability_dir / "CapabilityStatement-server.json").read_bytes())
+    statement["date"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    statement["software"]["version"] = __version__
+    if base_url:
+        statement["implementation"]["url"] = base_url
+    rest = statement["rest"][0]
+    rest["documentation"] = f"{rest.get('documentation', '')} {SEARCH_DOC}".strip()
+    codes = {c for r in routes if r.level == "system" for c in SYSTEM_CODES.get(r.interaction, ())}
+    rest["interaction"] = [{"code": c} for c in _SYSTEM_ORDER if c in codes]
+    if any(r.interaction == "patch" for r in routes):
+        statement["patchFormat"] = list(PATCH_FORMATS)
+    any_type = next(iter(sorted(resource_types)))
+    rest["searchParam"] = [
+        {"name": code, "type": p.type, "definition": p.url}
+        for code in COMMON if (p := registry.get(any_type, code)) is not None
+    ]
+    rest["resource"] = [_resource(name, routes, registry, base_url)
+                        for name in sorted(resource_types)]
+    operations = _operations(routes, ("system",), base_url)
+    if operations:
+        rest["operation"] = operations
+    if any(r.level == "compartment" for r in routes) and compartments:
+        rest["compartment"] = [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
+                               for c in sorted(compartments)]
+    return statement
+
+
+async def capabilities(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """The CapabilityStatement (built once per base URL and registry)."""
+    assert request.router is not None
+    key = (ctx.base_url, id(ctx.search.registry), id(request.router))
+    statement = _cache.get(key)
+    if statement is None:
+        statement = _cache[key] = build_capability(
+            data_dir("capability"), ctx.resource_types, ctx.base_url, ctx.search.registry,
+            request.router.routes, ctx.compartments)
+    return FhirResponse(200, statement)

@@ -1,0 +1,99 @@
+"""The route table: every FHIR interaction the server answers, in one place.
+
+HTTP (``fhir_server.http.adapter``) and Bundle entries (``api.bundle``) are dispatched
+through it; metrics and logs are labelled with its templates and interaction names; the
+OpenAPI document (``api.openapi``) and the CapabilityStatement (``api.capabilities``)
+are generated from it. Nothing else names a route. Paths are relative to the FHIR base;
+``{resource_type}``, ``{id}``, ``{vid}``, ``{compartment}``, ``{job_id}`` are parameters
+(their shapes are in ``router.PARAM_PATTERNS``); literal segments win over parameters.
+"""
+
+from __future__ import annotations
+
+from fhir_server.api import (
+    bundle,
+    capabilities,
+    definitions,
+    history,
+    instance,
+    operations,
+    search,
+    type,
+)
+from fhir_server.api.router import Operation, OperationParameter, Route, Router
+
+REINDEX = Operation(
+    "reindex", "OperationDefinition/reindex",
+    "Rebuilds the search index of every resource (or of one type) in the background, "
+    "with the search parameters of the moment (API-defined SearchParameters become "
+    "searchable when it finishes). Answers 202 with Content-Location: the job's status "
+    "URL, [base]/_jobs/[id], whose GET reports progress as Parameters.",
+    affects_state=True,
+    parameters=(
+        OperationParameter("job", "out", "string", 1, "1", "the job's id"),
+        OperationParameter("status", "out", "code", 1, "1",
+                           "queued | running | done | failed"),
+        OperationParameter("processed", "out", "integer", 1, "1",
+                           "resources reindexed so far"),
+        OperationParameter("total", "out", "integer", 0, "1",
+                           "resources to reindex (counted when the job was queued)"),
+    ),
+)
+
+ROUTES: tuple[Route, ...] = (
+    # -- system level --------------------------------------------------------------------
+    Route("GET", "metadata", "capabilities", capabilities.capabilities,
+          "The server's CapabilityStatement"),
+    Route("POST", "", "transaction/batch", bundle.process_bundle,
+          "Process a batch or transaction Bundle", in_bundle=False),
+    Route("GET", "", "search-system", search.search_system,
+          "Search across resource types (_type names them)"),
+    Route("POST", "_search", "search-system", search.search_system,
+          "Search across resource types, parameters in a form body"),
+    Route("GET", "_history", "history-system", history.history_system,
+          "History of every resource"),
+    Route("POST", "$reindex", "operation", operations.reindex_system,
+          "Rebuild the search index of every resource ($reindex)", operation=REINDEX),
+    Route("GET", "_jobs/{job_id}", "operation", operations.job_status,
+          "The progress of a background job"),
+    Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
+          "Read an OperationDefinition (this server's own operations included)"),
+    # -- type level ----------------------------------------------------------------------
+    Route("GET", "{resource_type}", "search-type", search.search_type,
+          "Search resources of a type"),
+    Route("POST", "{resource_type}/_search", "search-type", search.search_type,
+          "Search resources of a type, parameters in a form body"),
+    Route("POST", "{resource_type}", "create", type.create,
+          "Create a resource (If-None-Exist makes it conditional)"),
+    Route("PUT", "{resource_type}", "conditional-update", type.conditional_update,
+          "Update the single resource matching the query, or create it"),
+    Route("PATCH", "{resource_type}", "conditional-patch", type.conditional_patch,
+          "Patch the single resource matching the query"),
+    Route("DELETE", "{resource_type}", "conditional-delete", type.conditional_delete,
+          "Delete the single resource matching the query"),
+    Route("GET", "{resource_type}/_history", "history-type", history.history_type,
+          "History of every resource of a type"),
+    Route("POST", "{resource_type}/$reindex", "operation", operations.reindex_type,
+          "Rebuild the search index of one type ($reindex)", operation=REINDEX),
+    # -- instance level ------------------------------------------------------------------
+    Route("GET", "{resource_type}/{id}", "read", instance.read,
+          "Read the current version of a resource"),
+    Route("PUT", "{resource_type}/{id}", "update", instance.update,
+          "Update a resource (or create it with this id)"),
+    Route("PATCH", "{resource_type}/{id}", "patch", instance.patch,
+          "Patch a resource (JSON Patch or FHIRPath Patch)"),
+    Route("DELETE", "{resource_type}/{id}", "delete", instance.delete,
+          "Delete a resource"),
+    Route("GET", "{resource_type}/{id}/_history", "history-instance",
+          history.history_instance, "History of one resource"),
+    Route("GET", "{resource_type}/{id}/_history/{vid}", "vread", instance.vread,
+          "Read one version of a resource"),
+    # -- compartments --------------------------------------------------------------------
+    Route("GET", "{compartment}/{id}/{resource_type}", "search-compartment",
+          search.search_compartment, "Search one type in a compartment"),
+    Route("GET", "{compartment}/{id}/*", "search-compartment",
+          search.search_compartment_all, "Search every type in a compartment"),
+)
+
+#: The router over the table (it holds no state but the table).
+ROUTER = Router(ROUTES)

@@ -1,0 +1,99 @@
+"""HTTP to the FHIR router: an ASGI app for ``/fhir``.
+
+It turns the ASGI request into a :class:`FhirRequest` (path relative to the base, query,
+headers, the body read within ``MAX_BODY_BYTES``, the request context), has the router
+match and run it, and writes the :class:`FhirResponse` back. The response media type is
+negotiated before anything runs, so a 406 never follows a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from functools import lru_cache
+
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from fhir_server.api.messages import FhirRequest, error_response
+from fhir_server.api.router import Router
+from fhir_server.errors import FhirError
+from fhir_server.http.body import read_limited
+from fhir_server.http.responses import (
+    _DEFAULT,
+    Negotiated,
+    http_response,
+    log_server_error,
+)
+from fhir_server.observability.interactions import ROUTE_KEY
+from fhir_server.observability.middleware import SCOPE_KEY as REQUEST_ID_KEY
+from fhir_server.service.access import RequestContext
+from fhir_server.service.context import ServiceContext
+
+_PREFIX = "/fhir"
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+@lru_cache(maxsize=64)
+def _base(scheme: str, host: str, root_path: str) -> str:
+    return f"{scheme}://{host}{root_path}{_PREFIX}"
+
+
+def request_base(scope: Scope, headers: Headers) -> str:
+    """The FHIR base this request was sent to (scheme, Host, root path)."""
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}"
+    return _base(scope.get("scheme", "http"), host, scope.get("root_path", ""))
+
+
+class FhirApp:
+    """The ASGI app answering every path under ``/fhir`` through ``router``."""
+
+    def __init__(self, router: Router, services: Callable[[], ServiceContext]) -> None:
+        self.router = router
+        self._services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One HTTP request through the router."""
+        headers = Headers(scope=scope)
+        query = scope.get("query_string", b"").decode("latin-1")
+        method = scope["method"]
+        base = request_base(scope, headers)
+        ctx = self._services()
+        request_id = scope.get(REQUEST_ID_KEY)
+        context = RequestContext(request_id if isinstance(request_id, str) else "-")
+        ctx = ctx.for_request(context, base)
+        neg = _DEFAULT
+        try:
+            neg = Negotiated.of(headers, query)
+            path = scope["path"][len(_PREFIX):].strip("/")
+            route, params = self.router.match(method, path)
+            scope[ROUTE_KEY] = route
+            scope["path_params"] = params
+            body = None
+            if method in _WITH_BODY:
+                body = await read_limited(_chunks(receive), headers.get("content-length"),
+                                          ctx.settings.max_body_bytes)
+            request = FhirRequest(method, path, query, headers, body, base_url=base,
+                                  context=context)
+            answer = await self.router.handle(route, params, request, ctx)
+        except FhirError as exc:
+            log_server_error(method, exc)
+            answer = error_response(exc)
+        await http_response(answer, neg, ctx.base_url)(scope, receive, send)
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks, as ASGI delivers them."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()  # never act on half a body

@@ -1,0 +1,325 @@
+"""The search compiler: a parsed SearchRequest and an access scope -> SQL conditions.
+
+Each clause becomes an ``EXISTS`` over one index table (the type's SQL module gives the
+condition on a row); chains and ``_has`` nest those through ``idx_reference``; sorting
+joins one lateral aggregate per key; paging is by keyset on (sort keys..., rid), never
+OFFSET. The access scope is applied to every resource row the query reaches: the root
+row, each chain target and each ``_has`` source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from fhir_server.search.reference import identifier_param_key
+from fhir_server.search.request import (
+    AnyClause,
+    Clause,
+    Compartment,
+    Criterion,
+    HasClause,
+    MultiType,
+    SearchRequest,
+    Sort,
+)
+from fhir_server.service.access import AccessScope
+from fhir_server.storage.sql.common import Fragment, join
+from fhir_server.storage.sql.date import date_condition
+from fhir_server.storage.sql.kinds import SQL_TYPES
+
+#: SQL type of each parameter type's sort value (to cast cursor values back).
+SORT_SQL_TYPE = {"date": "timestamptz", "number": "numeric", "quantity": "numeric"}
+_SPECIAL_SORT = {"_id": ("id", "text"), "_lastUpdated": ("last_updated", "timestamptz")}
+_R = sql.Identifier("r")
+
+
+@dataclass
+class SortKey:
+    """One ``_sort`` key compiled: the expression to order by and its SQL type."""
+
+    expression: sql.Composable
+    sql_type: str
+    descending: bool
+    join: Fragment | None = None
+
+
+@dataclass
+class Query:
+    """A compiled search: WHERE conditions and sort keys (paging is applied later)."""
+
+    resource_types: tuple[str, ...]
+    where: Fragment
+    sort: list[SortKey] = field(default_factory=list)
+
+
+class Compiler:
+    """Compiles SearchRequests and access scopes; one per query (it numbers aliases)."""
+
+    def __init__(self, scope: AccessScope | None = None) -> None:
+        self._scope = scope
+        self._n = 0
+        #: while compiling the scope's own criteria: no scope inside them (no recursion)
+        self._in_scope = False
+
+    def alias(self) -> sql.Identifier:
+        """A fresh alias (unique across nested subqueries)."""
+        self._n += 1
+        return sql.Identifier(f"a{self._n}")
+
+    def compile(self, request: SearchRequest) -> Query:
+        """The WHERE and ORDER BY parts for a request over its resource types."""
+        types = request.resource_types
+        conditions: list[Fragment] = [
+            (sql.SQL("r.resource_type = ANY(%s)") if len(types) > 1
+             else sql.SQL("r.resource_type = %s"), [list(types) if len(types) > 1 else types[0]]),
+            (sql.SQL("NOT r.deleted"), []),
+        ]
+        if request.compartment is not None:
+            conditions.append(self.in_compartment(request.compartment, _R, owner=False))
+        visible = self.visible(_R)
+        if visible is not None:
+            conditions.append(visible)
+        ranges = _date_ranges(request.clauses)
+        for clause in request.clauses:
+            if isinstance(clause, Clause) and clause.name in ranges:
+                if clause is ranges[clause.name][0]:
+                    conditions.append(self._date_range(ranges[clause.name], _R))
+                continue
+            conditions.append(self.clause(clause, _R))
+        sort = [self._sort_key(key, i) for i, key in enumerate(request.sort)]
+        return Query(types, join(conditions, " AND "), sort)
+
+    # -- the access scope --------------------------------------------------------------
+
+    def visible(self, res: sql.Composable) -> Fragment | None:
+        """The scope's condition on resource row ``res``; None when everything is."""
+        scope = self._scope
+        if scope is None or self._in_scope:
+            return None
+        self._in_scope = True
+        try:
+            rules: list[Fragment] = []
+            for rule in scope.rules:
+                parts: list[Fragment] = []
+                if rule.resource_type is not None:
+                    parts.append((sql.SQL("{}.resource_type = %s").format(res),
+                                  [rule.resource_type]))
+                parts += [self.clause(c, res) for c in rule.criteria]
+                rules.append(join(parts, " AND ") if parts else (sql.SQL("true"), []))
+            ors = join(rules, " OR ") if rules else (sql.SQL("false"), [])
+            conditions: list[Fragment] = [(sql.SQL("({})").format(ors[0]), ors[1])]
+            if scope.compartment is not None:
+                conditions.append(self.in_compartment(scope.compartment, res, owner=True))
+            text, params = join(conditions, " AND ")
+            return sql.SQL("({})").format(text), params
+        finally:
+            self._in_scope = False
+
+    def in_compartment(self, compartment: Compartment, res: sql.Composable,
+                       owner: bool) -> Fragment:
+        """``res`` is in the compartment; with ``owner`` the owner itself and resources of
+        types that cannot be in it pass too (an access scope, not a compartment search)."""
+        ref = self.alias()
+        member = (sql.SQL(
+            "EXISTS (SELECT 1 FROM idx_reference {c} WHERE {c}.rid = {res}.rid"
+            " AND {c}.p = ANY(%s::bigint[]) AND {c}.target_type = %s AND {c}.target_id = %s)"
+        ).format(c=ref, res=res), [[p.p for p in compartment.params],
+                                   compartment.owner_type, compartment.owner_id])
+        if not owner:
+            return member
+        return sql.SQL(
+            "({res}.resource_type <> ALL(%s::text[]) OR ({res}.resource_type = %s"
+            " AND {res}.id = %s) OR {member})").format(res=res, member=member[0]), [
+            sorted(compartment.member_types()), compartment.owner_type,
+            compartment.owner_id, *member[1]]
+
+    # -- clauses -------------------------------------------------------------------------
+
+    def clause(self, clause: AnyClause, res: sql.Composable) -> Fragment:
+        """The condition of one clause on resource row ``res``."""
+        if isinstance(clause, MultiType):
+            text, params = join([self.clause(c, res) for c in clause.per_type], " OR ")
+            return sql.SQL("({})").format(text), params
+        if isinstance(clause, HasClause):
+            return self._has(clause, res)
+        if clause.chain:
+            return self._chain(clause, 0, res)
+        return self._criterion(clause.criteria[0], res)
+
+    def _criterion(self, criterion: Criterion, res: sql.Composable) -> Fragment:
+        param, modifier, values = criterion.param, criterion.modifier, criterion.values
+        if param.code == "_id":
+            return _column_id(modifier, values, res)
+        if param.code == "_lastUpdated":
+            return self._column_date(criterion, res)
+        p = param.p
+        kind = SQL_TYPES[param.type]
+        if modifier == "identifier":
+            kind, p, modifier = SQL_TYPES["token"], identifier_param_key(
+                param.resource_type, param.code), None
+        alias = self.alias()
+        table = sql.Identifier(kind.table)
+        if modifier == "missing":
+            exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {}.p = %s)"
+                             ).format(table, alias, alias, res, alias)
+            return (sql.SQL("NOT {}").format(exists) if values[0] else exists), [p]
+        predicate, params = kind.predicate(p, modifier, values, alias)
+        exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {})").format(
+            table, alias, alias, res, predicate)
+        if modifier in ("not", "not-in"):
+            return sql.SQL("NOT {}").format(exists), params
+        return exists, params
+
+    def _date_range(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
+        """Repeated bounds on one date parameter (``date=ge..&date=lt..``) as one EXISTS.
+
+        All bounds apply to the same stored value, as HAPI reads a range; separate EXISTS
+        clauses made PostgreSQL visit every row past the lower bound.
+        """
+        param = clauses[0].param
+        kind = SQL_TYPES["date"]
+        alias = self.alias()
+        parts = [kind.predicate(param.p, None, c.criteria[0].values, alias) for c in clauses]
+        predicate, params = join(parts, " AND ")
+        return sql.SQL("EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.rid = {res}.rid AND {p})"
+                       ).format(t=sql.Identifier(kind.table), a=alias, res=res,
+                                p=predicate), params
+
+    def _column_date(self, criterion: Criterion, res: sql.Composable) -> Fragment:
+        if criterion.modifier == "missing":
+            return (sql.SQL("false") if criterion.values[0] else sql.SQL("true")), []
+        # A point in time: [last_updated, last_updated + 1 microsecond).
+        low = sql.SQL("{}.last_updated").format(res)
+        high = sql.SQL("({}.last_updated + interval '1 microsecond')").format(res)
+        parts = [date_condition(v, low, high) for v in criterion.values]
+        text, params = join(parts, " OR ")
+        return sql.SQL("({})").format(text), params
+
+    def _chain(self, clause: Clause, hop: int, res: sql.Composable) -> Fragment:
+        link = clause.chain[hop]
+        ref = self.alias()
+        target = self.alias()
+        if hop + 1 < len(clause.chain):
+            inner = self._chain(clause, hop + 1, target)
+        else:
+            options = [c for c in clause.criteria
+                       if c.param.resource_type in link.target_types] or [clause.criteria[0]]
+            parts = []
+            for option in options:
+                cond, params = self._criterion(option, target)
+                parts.append((sql.SQL("({}.resource_type = %s AND {})").format(target, cond),
+                              [option.param.resource_type, *params]))
+            joined, joined_params = join(parts, " OR ")
+            inner = sql.SQL("({})").format(joined), joined_params
+        visible = self.visible(target)
+        if visible is not None:
+            inner = join([inner, visible], " AND ")
+        return sql.SQL(
+            "EXISTS (SELECT 1 FROM idx_reference {ref} JOIN resource {t}"
+            " ON {t}.resource_type = {ref}.target_type AND {t}.id = {ref}.target_id"
+            " WHERE {ref}.rid = {res}.rid AND {ref}.p = %s AND {ref}.target_type = ANY(%s)"
+            " AND NOT {t}.deleted AND {inner})"
+        ).format(ref=ref, t=target, res=res, inner=inner[0]), [
+            link.param.p, list(link.target_types), *inner[1]]
+
+    def _has(self, clause: HasClause, res: sql.Composable) -> Fragment:
+        ref = self.alias()
+        source = self.alias()
+        if isinstance(clause.inner, HasClause):
+            inner = self._has(clause.inner, source)
+        else:
+            inner = self.clause(clause.inner, source)
+        visible = self.visible(source)
+        if visible is not None:
+            inner = join([inner, visible], " AND ")
+        return sql.SQL(
+            "EXISTS (SELECT 1 FROM idx_reference {ref} JOIN resource {s} ON {s}.rid = {ref}.rid"
+            " WHERE {ref}.p = %s AND {ref}.target_type = {res}.resource_type"
+            " AND {ref}.target_id = {res}.id AND {inner})"
+        ).format(ref=ref, s=source, res=res, inner=inner[0]), [clause.reference.p, *inner[1]]
+
+    # -- sorting -------------------------------------------------------------------------
+
+    def _sort_key(self, key: Sort, index: int) -> SortKey:
+        if key.code in _SPECIAL_SORT:
+            column, sql_type = _SPECIAL_SORT[key.code]
+            return SortKey(sql.SQL("r.{}").format(sql.Identifier(column)), sql_type,
+                           key.descending)
+        kind = SQL_TYPES[key.params[0].type]
+        alias = self.alias()
+        name = sql.Identifier(f"s{index}")
+        lateral = sql.SQL(
+            "LEFT JOIN LATERAL (SELECT {agg} AS v FROM {table} {a} WHERE {a}.rid = r.rid"
+            " AND {a}.p = ANY(%s)) {name} ON true"
+        ).format(agg=kind.sort_key(alias, key.descending), table=sql.Identifier(kind.table),
+                 a=alias, name=name)
+        return SortKey(sql.SQL("{}.v").format(name),
+                       SORT_SQL_TYPE.get(key.params[0].type, "text"), key.descending,
+                       (lateral, [[p.p for p in key.params]]))
+
+
+def _column_id(modifier: str | None, values: Sequence[object],
+               res: sql.Composable) -> Fragment:
+    if modifier == "missing":
+        return (sql.SQL("false") if values[0] else sql.SQL("true")), []
+    condition = sql.SQL("{}.id = ANY(%s)").format(res)
+    if modifier == "not":
+        return sql.SQL("NOT ({})").format(condition), [list(values)]
+    return condition, [list(values)]
+
+
+def _date_ranges(clauses: Sequence[AnyClause]) -> dict[str, list[Clause]]:
+    """Plain single-value clauses on the same date parameter, when there are several."""
+    groups: dict[str, list[Clause]] = {}
+    for clause in clauses:
+        if not isinstance(clause, Clause) or clause.chain or len(clause.criteria) != 1:
+            continue
+        criterion = clause.criteria[0]
+        if (criterion.param.type == "date" and criterion.modifier is None
+                and len(criterion.values) == 1 and criterion.param.code != "_lastUpdated"):
+            groups.setdefault(clause.name, []).append(clause)
+    return {name: group for name, group in groups.items() if len(group) > 1}
+
+
+def keyset(sort: Sequence[SortKey], cursor: Sequence[object], backwards: bool) -> Fragment:
+    """Rows strictly after (or before, ``backwards``) ``cursor`` in the sort order.
+
+    ``cursor`` holds one value per sort key then the rid. NULL sort values come last in
+    both directions (``NULLS LAST``), so nothing sorts after a NULL but its ties.
+    """
+    ors: list[Fragment] = []
+    equal: list[Fragment] = []
+    for key, value in zip(sort, cursor, strict=False):
+        after_op = "<" if key.descending != backwards else ">"
+        cast = sql.SQL(key.sql_type)
+        if value is None:
+            if backwards:
+                ors.append(join([*equal, (sql.SQL("{} IS NOT NULL").format(key.expression),
+                                          [])], " AND "))
+            equal.append((sql.SQL("{} IS NULL").format(key.expression), []))
+            continue
+        step: Fragment = (sql.SQL("{} {} %s::{}").format(key.expression, sql.SQL(after_op),
+                                                          cast), [value])
+        if not backwards:
+            step = (sql.SQL("({} OR {} IS NULL)").format(step[0], key.expression), step[1])
+        ors.append(join([*equal, step], " AND "))
+        equal.append((sql.SQL("{} = %s::{}").format(key.expression, cast), [value]))
+    rid_op = "<" if backwards else ">"
+    ors.append(join([*equal, (sql.SQL(f"r.rid {rid_op} %s"), [cursor[-1]])], " AND "))
+    joined, params = join([(sql.SQL("({})").format(o[0]), o[1]) for o in ors], " OR ")
+    return sql.SQL("({})").format(joined), params
+
+
+def order_by(sort: Sequence[SortKey], backwards: bool) -> sql.Composable:
+    """ORDER BY for the sort keys then rid, reversed when paging backwards."""
+    parts: list[sql.Composable] = []
+    for key in sort:
+        descending = key.descending != backwards
+        nulls = "NULLS FIRST" if backwards else "NULLS LAST"
+        parts.append(sql.SQL("{} {} {}").format(
+            key.expression, sql.SQL("DESC" if descending else "ASC"), sql.SQL(nulls)))
+    parts.append(sql.SQL("r.rid DESC" if backwards else "r.rid ASC"))
+    return sql.SQL(", ").join(parts)
