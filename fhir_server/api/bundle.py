@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from fhir_server.api.body import parse_json_exact
 from fhir_server.api.bundle_entries import (
     Entry,
     named,
@@ -20,10 +21,9 @@ from fhir_server.api.bundle_entries import (
     response_entry,
 )
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
+from fhir_server.api.negotiation import check_body_media_type
 from fhir_server.api.router import Router
 from fhir_server.errors import BadRequest, FhirError, PreconditionFailed
-from fhir_server.http.body import parse_json_exact
-from fhir_server.http.negotiation import check_body_media_type
 from fhir_server.observability import note_bundle_type
 from fhir_server.service import write as write_service
 from fhir_server.service.bundle_plan import (
@@ -133,7 +133,7 @@ def _check_batch_references(entry: Entry, full_urls: set[str]) -> None:
     if not entry.writes:
         return
     for _, reference in reference_holders(entry.resource):
-        if reference in full_urls or reference.startswith(_LOCAL_ONLY):
+        if reference in full_urls:
             raise BadRequest(f"the reference {reference!r} points to another entry; the "
                              "entries of a batch must not depend on each other (use a "
                              "transaction)")

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
+from fhir_server.api.headers import etag, instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.router import Route, Router
 from fhir_server.errors import BadRequest, FhirError, Issue
-from fhir_server.http.headers import etag, instant
 from fhir_server.service.bundle_plan import ORDER
 
 #: Entry ``request`` fields and the headers they stand for.

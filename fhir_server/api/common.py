@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
+from fhir_server.api.body import parse_json
+from fhir_server.api.headers import instant, parse_etag, prefer_return
 from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.api.negotiation import check_body_media_type
 from fhir_server.errors import BadRequest, UnsupportedMediaType
-from fhir_server.http.body import parse_json
-from fhir_server.http.headers import instant, parse_etag, prefer_return
-from fhir_server.http.negotiation import check_body_media_type
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion, WriteResult
 from fhir_server.service.write import dumps
@@ -107,3 +109,11 @@ def deleted(request: FhirRequest, result: WriteResult, what: str) -> FhirRespons
         text = f"{what} deleted" if version is not None else f"{what}: nothing to delete"
         return FhirResponse(200, outcome=information(text), version=version)
     return FhirResponse(204, version=version)
+
+
+def query_string(pairs: Iterable[tuple[str, str]]) -> str:
+    """``name=value&...`` for Bundle links, percent-encoded as usual except for the
+    characters a FHIR query reads plainly and RFC 3986 allows in a query (``:`` of
+    modifiers, ``,`` of OR lists, ``/`` of references, ``$`` of composites); decoded,
+    the query is the same either way."""
+    return urlencode(list(pairs), safe=":,/$")

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
+from fhir_server.api.common import query_string
+from fhir_server.api.headers import etag, instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
-from fhir_server.http.headers import etag, instant
-from fhir_server.http.responses import query_string
 from fhir_server.service import history as history_service
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import HistoryPage, StoredVersion

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fhir_server.api.common import deleted, if_match, patch_body, resource_body, written
+from fhir_server.api.headers import parse_etag, parse_http_date
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.subsetting import subset
 from fhir_server.errors import BadRequest
-from fhir_server.http.headers import parse_etag, parse_http_date
 from fhir_server.service import read as read_service
 from fhir_server.service import write as write_service
 from fhir_server.service.context import ServiceContext

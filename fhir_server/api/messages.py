@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from fhir_server.errors import BadRequest, FhirError
+from fhir_server.errors import BadRequest, FhirError, Issue
 from fhir_server.service.access import SYSTEM, RequestContext
 from fhir_server.service.repository import StoredVersion
 
@@ -99,3 +99,9 @@ class FhirResponse:
 def error_response(exc: FhirError) -> FhirResponse:
     """The one rendering of an error: its status, its OperationOutcome, its headers."""
     return FhirResponse(exc.status, outcome=exc.operation_outcome(), headers=dict(exc.headers))
+
+
+def outcome(severity: str, code: str, diagnostics: str) -> dict[str, Any]:
+    """A one-issue OperationOutcome (warnings in searchsets)."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [Issue(code, diagnostics, severity).to_json()]}

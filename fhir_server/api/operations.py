@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_server.api.headers import instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.errors import NotFound, ServiceUnavailable
-from fhir_server.http.headers import instant
 from fhir_server.service import reindex
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import Job, JobStore

@@ -7,10 +7,10 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.api.common import query_string
+from fhir_server.api.headers import prefer_handling
+from fhir_server.api.messages import FhirRequest, FhirResponse, outcome
 from fhir_server.errors import BadRequest, UnsupportedMediaType
-from fhir_server.http.headers import prefer_handling
-from fhir_server.http.responses import outcome, query_string
 from fhir_server.search.request import Compartment
 from fhir_server.service import compartment as compartments
 from fhir_server.service import search as search_service

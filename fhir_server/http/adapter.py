@@ -15,10 +15,10 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from fhir_server.api.body import read_limited
 from fhir_server.api.messages import FhirRequest, error_response
 from fhir_server.api.router import Router
 from fhir_server.errors import FhirError
-from fhir_server.http.body import read_limited
 from fhir_server.http.responses import (
     _DEFAULT,
     Negotiated,

@@ -5,20 +5,20 @@ place (``api.messages.error_response``), whether the router or the HTTP layer me
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_server.api.headers import etag, http_date
 from fhir_server.api.messages import FhirResponse
 from fhir_server.api.messages import error_response as error_answer
-from fhir_server.errors import FhirError, Issue
-from fhir_server.http.headers import etag, http_date
-from fhir_server.http.negotiation import FHIR_JSON, response_media_type
+from fhir_server.api.negotiation import FHIR_JSON, response_media_type
+from fhir_server.errors import FhirError
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,6 @@ def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Respo
     return Response(data, answer.status, headers, media_type=f"{neg.media_type}; charset=utf-8")
 
 
-def outcome(severity: str, code: str, diagnostics: str) -> dict[str, Any]:
-    """A one-issue OperationOutcome (warnings in searchsets)."""
-    return {"resourceType": "OperationOutcome",
-            "issue": [Issue(code, diagnostics, severity).to_json()]}
-
-
 def error_response(request: Request, exc: FhirError) -> Response:
     """An error outside the FHIR router (no route, limits, throttling) as an
     OperationOutcome with the error's status, like every error of the API."""
@@ -108,11 +102,3 @@ def log_server_error(method: str, exc: FhirError) -> None:
     hold ids (the access line has the route template and the request id)."""
     if exc.status >= 500:
         log.warning("%s -> %s: %s", method, exc.status, exc.diagnostics)
-
-
-def query_string(pairs: Iterable[tuple[str, str]]) -> str:
-    """``name=value&...`` for Bundle links, percent-encoded as usual except for the
-    characters a FHIR query reads plainly and RFC 3986 allows in a query (``:`` of
-    modifiers, ``,`` of OR lists, ``/`` of references, ``$`` of composites); decoded,
-    the query is the same either way."""
-    return urlencode(list(pairs), safe=":,/$")

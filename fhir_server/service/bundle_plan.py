@@ -15,15 +15,20 @@ ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 def reference_holders(value: Any) -> Iterator[tuple[dict[str, Any], str]]:
     """Every object holding a ``reference`` string anywhere in ``value`` (extensions and
-    contained resources included), with that string; the caller may replace it."""
+    contained resources included), with that string; the caller may replace it.
+
+    A Bundle's entries are not walked: their references resolve against that Bundle's
+    own fullUrls (a stored document), not against the Bundle being processed.
+    """
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
+            bundle = node.get("resourceType") == "Bundle"
             for key, child in node.items():
                 if key == "reference" and isinstance(child, str):
                     yield node, child
-                elif isinstance(child, dict | list):
+                elif isinstance(child, dict | list) and not (bundle and key == "entry"):
                     stack.append(child)
         elif isinstance(node, list):
             stack.extend(c for c in node if isinstance(c, dict | list))

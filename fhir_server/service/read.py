@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fhir_server.api.headers import etag, http_date
 from fhir_server.errors import Gone, NotFound
-from fhir_server.http.headers import etag, http_date
 from fhir_server.service.context import ServiceContext, valid_id
 from fhir_server.service.repository import StoredVersion
 

@@ -29,6 +29,7 @@ def test_rate_limit_answers_429_with_retry_after(limited: str) -> None:
     assert httpx.get(f"{limited}/api/v1/health").status_code == 200
 
 
+@pytest.mark.http_only
 def test_metrics_and_request_ids(root_client: httpx.Client, client: httpx.Client) -> None:
     read = client.get("/Patient/not-there", headers={"X-Request-ID": "abc-123"})
     assert read.status_code == 404

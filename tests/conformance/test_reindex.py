@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import orjson
+import pytest
 
 HEADERS = {"Content-Type": "application/fhir+json"}
 MAIDEN = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
@@ -21,6 +22,7 @@ def _wait(predicate: object, seconds: float = 30) -> None:
     raise AssertionError("condition not reached in time")
 
 
+@pytest.mark.http_only  # its 202 names the job in Content-Location
 def test_custom_parameter_is_served_after_reindex(client: httpx.Client) -> None:
     tag = f"rx{uuid.uuid4().hex[:8]}"
     code = f"maiden-{tag}"

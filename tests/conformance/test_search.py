@@ -176,8 +176,9 @@ def test_reference_forms(client: httpx.Client, world: dict[str, str], tag: str) 
 
 
 def test_chains_and_has(client: httpx.Client, world: dict[str, str], tag: str) -> None:
-    assert sorted(ids(find(client, "/Observation", **{"subject:Patient.family": "muller"}))) \
-        == [f"{tag}-o1", f"{tag}-o3"]
+    chain = {"subject:Patient.family": "muller"}
+    assert sorted(ids(find(client, "/Observation", **tagged(tag, **chain)))) == [
+        f"{tag}-o1", f"{tag}-o3"]
     two_level = {"encounter.subject:Patient.organization.name": "saint zo"}
     assert sorted(ids(find(client, "/Observation", **tagged(tag, **two_level)))) == [
         f"{tag}-o1", f"{tag}-o3"]

@@ -44,6 +44,7 @@ def stored(database_url: str) -> Callable[[], int]:
      "application/fhir+json"),
     ("application/fhir+json; fhirVersion=4.0", "application/fhir+json"),
 ])
+@pytest.mark.http_only
 def test_accept(client: httpx.Client, accept: str | None, expected: str) -> None:
     pid = _created(client)
     headers = {"Accept": accept} if accept else {}
@@ -52,6 +53,7 @@ def test_accept(client: httpx.Client, accept: str | None, expected: str) -> None
     assert response.headers["content-type"] == f"{expected}; charset=utf-8"
 
 
+@pytest.mark.http_only
 @pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml",
                                     "application/fhir+json; fhirVersion=3.0"])
 def test_unsupported_accept_is_406(client: httpx.Client, accept: str) -> None:
@@ -68,6 +70,7 @@ def test_unsupported_accept_is_406(client: httpx.Client, accept: str) -> None:
     ("application/fhir json", 200, "application/fhir+json"),
     ("xml", 406, "application/fhir+json"),
 ])
+@pytest.mark.http_only
 def test_format_parameter(client: httpx.Client, fmt: str, status: int, media: str) -> None:
     pid = _created(client)
     response = client.get(f"/Patient/{pid}", params={"_format": fmt},
@@ -76,6 +79,7 @@ def test_format_parameter(client: httpx.Client, fmt: str, status: int, media: st
     assert response.headers["content-type"] == f"{media}; charset=utf-8"
 
 
+@pytest.mark.http_only
 def test_pretty(client: httpx.Client) -> None:
     pid = _created(client)
     pretty = client.get(f"/Patient/{pid}", params={"_pretty": "true"})
@@ -108,6 +112,7 @@ def test_summary_and_elements_on_read(client: httpx.Client) -> None:
     assert client.get(f"/Patient/{pid}", params={"_summary": "bogus"}).status_code == 400
 
 
+@pytest.mark.http_only
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml",
                                           "application/x-www-form-urlencoded",
                                           "application/fhir+json; charset=latin-1"])
@@ -139,6 +144,7 @@ def test_wrong_content_type_is_415(client: httpx.Client, content_type: str | Non
     (b'{"resourceType":"Patient","unknownElement":true}', 422),
     (b'{"resourceType":"Patient","birthDate":"2020-13-45"}', 422),
 ])
+@pytest.mark.http_only
 def test_hostile_bodies_are_4xx_and_nothing_stored(
         client: httpx.Client, root_client: httpx.Client, stored: Callable[[], int],
         body: bytes, status: int) -> None:
@@ -156,6 +162,7 @@ def test_hostile_bodies_are_4xx_and_nothing_stored(
     assert root_client.get("/api/v1/health").status_code == 200
 
 
+@pytest.mark.http_only
 def test_body_over_limit_is_413(client: httpx.Client, root_client: httpx.Client,
                                 stored: Callable[[], int]) -> None:
     big = b'{"resourceType":"Patient","text":{"status":"generated","div":"<div>' + \
@@ -177,6 +184,7 @@ def test_invalid_resource_names_each_problem(client: httpx.Client) -> None:
     assert {"Patient.gender", "Patient.birthDate", "Patient.name[0].family"} <= expressions
 
 
+@pytest.mark.http_only
 def test_one_date_header_never_before_last_modified(client: httpx.Client,
                                                     root_client: httpx.Client) -> None:
     import time
@@ -196,6 +204,7 @@ def test_one_date_header_never_before_last_modified(client: httpx.Client,
         assert len(root_client.get(path).headers.get_list("date")) == 1, path
 
 
+@pytest.mark.http_only
 def test_large_answers_are_gzipped_when_the_client_accepts_it(client: httpx.Client) -> None:
     tag = f"gz{uuid.uuid4().hex[:10]}"
     for n in range(30):

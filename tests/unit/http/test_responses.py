@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from fhir_server.http.responses import query_string
+from fhir_server.api.common import query_string
 
 
 def test_query_strings_keep_fhir_punctuation_readable() -> None:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fhir_server.api.body import parse_json, read_limited
 from fhir_server.errors import BadRequest, PayloadTooLarge
-from fhir_server.http.body import parse_json, read_limited
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from fhir_server.errors import BadRequest
-from fhir_server.http.headers import (
+from fhir_server.api.headers import (
     etag,
     http_date,
     instant,
@@ -16,6 +15,7 @@ from fhir_server.http.headers import (
     prefer_handling,
     prefer_return,
 )
+from fhir_server.errors import BadRequest
 
 
 def test_etag_round_trip() -> None:

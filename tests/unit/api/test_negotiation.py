@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.api.negotiation import check_body_media_type, response_media_type
 from fhir_server.errors import NotAcceptable, UnsupportedMediaType
-from fhir_server.http.negotiation import check_body_media_type, response_media_type
 
 
 @pytest.mark.parametrize(("accept", "fmt", "expected"), [
