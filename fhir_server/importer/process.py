@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from fhir_server.api import bundle as bundle_api
+from fhir_server.api.body import parse_json, parse_json_exact
 from fhir_server.api.messages import FhirRequest
 from fhir_server.api.routes import ROUTER
 from fhir_server.errors import BadRequest, FhirError
-from fhir_server.http.body import parse_json, parse_json_exact
 from fhir_server.importer.files import ChunkItem, FileItem, WorkItem
 from fhir_server.importer.prepare import (
     prepare_bundle,

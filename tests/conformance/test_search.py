@@ -32,8 +32,9 @@ def find(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def tag() -> str:
-    """A unique tag so each run's resources are found apart from other tests'."""
+def tag(client: httpx.Client) -> str:
+    """A unique tag so each run's resources are found apart from other tests' (and
+    from the other client's run)."""
     return f"t{uuid.uuid4().hex[:10]}"
 
 

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import psycopg
 
-from fhir_server.http.body import parse_json_exact
+from fhir_server.api.body import parse_json_exact
 from fhir_server.importer.prepare import prepare_bundle, resource_id
 from fhir_server.service.write import dumps
 from tests.conftest import start_server

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
 from fhir_server.api.docs import docs_router
+
 from fhir_server.api.openapi import openapi_provider
 
 TYPES = ["Patient", "Encounter"]

@@ -1,4 +1,4 @@
-"""Date index rows and predicates, without a database."""
+"""Date index rows and date search values parsed, without a database."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Node, SearchContext
-from fhir_server.search.date import DATE, PREFIXES, date_range, parse_prefix
+from fhir_server.search.base import IndexContext, Node, ParseContext
+from fhir_server.search.date import (
+    DATE,
+    PREFIXES,
+    DateValue,
+    bound_text,
+    date_range,
+    parse_date_value,
+    parse_prefix,
+)
 
-CTX = SearchContext(now=datetime(2025, 1, 1, tzinfo=UTC))
-A = sql.Identifier("a")
+CTX = IndexContext()
+PARSE = ParseContext(now=datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def d(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
@@ -74,12 +81,14 @@ def test_malformed_dates(value: str) -> None:
 @pytest.mark.parametrize("value", ["2020-13-45", "gt2020-02-30", "ap", "yesterday", "gtgt2020"])
 def test_malformed_search_value_is_bad_request(value: str) -> None:
     with pytest.raises(BadRequest, match="date"):
-        DATE.predicate(1, None, [value], A, CTX)
+        DATE.parse(1, None, value, PARSE)
 
 
-def test_modifiers_are_rejected() -> None:
-    with pytest.raises(BadRequest, match=":exact"):
-        DATE.predicate(1, "exact", ["2020"], A, CTX)
+@pytest.mark.parametrize("modifier", ["exact", "missingx", "not", "above"])
+def test_modifiers_are_rejected(modifier: str) -> None:
+    assert frozenset() == DATE.modifiers
+    with pytest.raises(BadRequest, match=f":{modifier}"):
+        DATE.parse(1, modifier, "2020", PARSE)
 
 
 def test_rows_of_primitives() -> None:
@@ -124,36 +133,45 @@ def test_rows_skip_non_dates() -> None:
                          Node(5, "integer")], CTX) == []
 
 
-def _params(value: str) -> list[object]:
-    return DATE.predicate(3, None, [value], A, CTX)[1]
+def _parse(value: str) -> DateValue:
+    return DATE.parse(3, None, value, PARSE)
 
 
-def test_predicate_parameters_by_prefix() -> None:
-    s, e = iso(d(2020, 1, 1)), iso(d(2021, 1, 1))
-    assert _params("2020") == [3, s, e]
-    assert _params("eq2020") == [3, s, e]
-    assert _params("ne2020") == [3, s, e]
-    assert _params("gt2020") == [3, e]
-    assert _params("lt2020") == [3, s]
-    assert _params("ge2020") == [3, s]
-    assert _params("le2020") == [3, e]
-    assert _params("sa2020") == [3, e]
-    assert _params("eb2020") == [3, s]
+@pytest.mark.parametrize("prefix", sorted(PREFIXES - {"ap"}))
+def test_search_values_by_prefix(prefix: str) -> None:
+    assert _parse(f"{prefix}2020") == DateValue(prefix, d(2020, 1, 1), d(2021, 1, 1))
+    assert _parse("2020") == DateValue("eq", d(2020, 1, 1), d(2021, 1, 1))
+
+
+def test_search_value_in_a_time_zone_is_utc() -> None:
+    assert _parse("ge2020-05-01T10:00:01+02:00") == DateValue(
+        "ge", d(2020, 5, 1, 8, 0, 1), d(2020, 5, 1, 8, 0, 2))
+    assert _parse("9999") == DateValue("eq", d(9999, 1, 1), None)  # open above
 
 
 def test_ap_widens_by_a_tenth_of_the_distance_to_now() -> None:
-    # 2015 is 10 years before CTX.now (2025-01-01): about one year either side.
-    end, start = _params("ap2015")[1:]
-    assert datetime.fromisoformat(str(start)) == d(2015, 1, 1) - timedelta(days=3653) / 10
-    assert datetime.fromisoformat(str(end)) == d(2016, 1, 1) + timedelta(days=3288) / 10
+    # 2015 is 10 years before PARSE.now (2025-01-01): about one year either side.
+    value = _parse("ap2015")
+    assert value.prefix == "ap"
+    assert value.low == d(2015, 1, 1) - timedelta(days=3653) / 10
+    assert value.high == d(2016, 1, 1) + timedelta(days=3288) / 10
 
 
-def test_predicate_sql_shape() -> None:
-    query, params = DATE.predicate(3, None, ["2020", "gt2021"], A, CTX)
-    text = query.as_string(None)
-    assert text.startswith('("a".p = %s AND (')
-    assert " OR " in text
-    assert text.count("%s") == len(params)
+def test_ap_around_now_is_not_widened_at_now() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_date_value("ap2025-01-01T00:00:00Z", now) == DateValue(
+        "ap", now, now + timedelta(seconds=1) + timedelta(seconds=1) / 10)
+
+
+def test_ap_without_a_clock_uses_the_current_time() -> None:
+    value = DATE.parse(3, None, "ap2000", ParseContext())
+    assert value.low is not None and value.low < d(2000, 1, 1) - timedelta(days=365 * 2)
+
+
+def test_bound_text() -> None:
+    assert bound_text(None, high=False) == "-infinity"
+    assert bound_text(None, high=True) == "infinity"
+    assert bound_text(d(2020, 1, 1), high=True) == "2020-01-01T00:00:00+00:00"
 
 
 @settings(database=None)

@@ -1,4 +1,4 @@
-"""Number index rows and predicates, without a database."""
+"""Number index rows and number search values parsed, without a database."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Node, SearchContext
-from fhir_server.search.number import NUMBER, parse_number
+from fhir_server.search.base import IndexContext, Node, ParseContext
+from fhir_server.search.number import NUMBER, NumberValue, approximate, parse_number
 
-CTX = SearchContext()
-A = sql.Identifier("a")
+CTX = IndexContext()
+PARSE = ParseContext()
 
 
 @pytest.mark.parametrize(("text", "low", "high"), [
@@ -45,12 +44,14 @@ def test_malformed_numbers(text: str) -> None:
 @pytest.mark.parametrize("value", ["abc", "gt", "GT100", "100mg", "ge1,5"])
 def test_malformed_search_value_is_bad_request(value: str) -> None:
     with pytest.raises(BadRequest, match="number"):
-        NUMBER.predicate(1, None, [value], A, CTX)
+        NUMBER.parse(1, None, value, PARSE)
 
 
-def test_modifiers_are_rejected() -> None:
-    with pytest.raises(BadRequest, match=":missingx"):
-        NUMBER.predicate(1, "missingx", ["1"], A, CTX)
+@pytest.mark.parametrize("modifier", ["missingx", "exact", "not"])
+def test_modifiers_are_rejected(modifier: str) -> None:
+    assert frozenset() == NUMBER.modifiers
+    with pytest.raises(BadRequest, match=f":{modifier}"):
+        NUMBER.parse(1, modifier, "1", PARSE)
 
 
 def test_rows() -> None:
@@ -67,25 +68,18 @@ def test_rows() -> None:
     ]
 
 
-def _params(value: str) -> list[object]:
-    return NUMBER.predicate(9, None, [value], A, CTX)[1]
+def test_search_values() -> None:
+    value = NUMBER.parse(9, None, "100", PARSE)
+    assert value == NumberValue("eq", parse_number("100"))
+    assert NUMBER.parse(9, None, "ge5.40e-3", PARSE) == NumberValue("ge", parse_number("5.40e-3"))
+    assert NUMBER.parse(9, None, " 1 ", PARSE) == NumberValue("eq", parse_number("1"))
 
 
-def test_prefix_parameters() -> None:
-    assert _params("100") == [9, Decimal("99.5"), Decimal("100.5")]
-    assert _params("ne100") == [9, Decimal("99.5"), Decimal("100.5")]
-    # Comparisons ignore the implicit precision ("treated as arbitrarily high precision").
-    for prefix in ("gt", "lt", "ge", "le", "sa", "eb"):
-        assert _params(f"{prefix}100") == [9, Decimal("100")]
+def test_approximate() -> None:
     # ap: 10 % of the value, never narrower than its precision.
-    assert _params("ap100") == [9, Decimal("110.0"), Decimal("90.0")]
-    assert _params("ap0") == [9, Decimal("0.5"), Decimal("-0.5")]
-
-
-def test_several_values_are_or_ed() -> None:
-    query, params = NUMBER.predicate(9, None, ["1", "gt5"], A, CTX)
-    assert " OR " in query.as_string(None)
-    assert query.as_string(None).count("%s") == len(params) == 4
+    assert approximate(parse_number("100")) == (Decimal("90.0"), Decimal("110.0"))
+    assert approximate(parse_number("0")) == (Decimal("-0.5"), Decimal("0.5"))
+    assert approximate(parse_number("-5")) == (Decimal("-5.5"), Decimal("-4.5"))
 
 
 def _sig_range(text: str) -> tuple[Fraction, Fraction]:

@@ -1,18 +1,22 @@
-"""Quantity index rows and predicates, without a database."""
+"""Quantity index rows and quantity search values parsed, without a database."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
-from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Node, SearchContext
-from fhir_server.search.quantity import CURRENCY_SYSTEM, QUANTITY, split_quantity
+from fhir_server.search.base import IndexContext, Node, ParseContext
+from fhir_server.search.number import parse_number
+from fhir_server.search.quantity import (
+    CURRENCY_SYSTEM,
+    QUANTITY,
+    QuantityValue,
+    parse_quantity,
+    split_quantity,
+)
 
-CTX = SearchContext()
-A = sql.Identifier("a")
+CTX = IndexContext()
+PARSE = ParseContext()
 UCUM = "http://unitsofmeasure.org"
 
 
@@ -57,31 +61,25 @@ def test_split(raw: str, expected: tuple[str, str | None, str | None]) -> None:
 @pytest.mark.parametrize("raw", ["5.4|mg", "5.4|a|b|c", "abc", "gt||mg", "", "||", "5,4||mg"])
 def test_malformed_is_bad_request(raw: str) -> None:
     with pytest.raises(BadRequest, match="quantity"):
-        QUANTITY.predicate(1, None, [raw], A, CTX)
+        QUANTITY.parse(1, None, raw, PARSE)
 
 
-def test_modifiers_are_rejected() -> None:
-    with pytest.raises(BadRequest, match=":exact"):
-        QUANTITY.predicate(1, "exact", ["5"], A, CTX)
+@pytest.mark.parametrize("modifier", ["exact", "missingx", "not"])
+def test_modifiers_are_rejected(modifier: str) -> None:
+    assert frozenset() == QUANTITY.modifiers
+    with pytest.raises(BadRequest, match=f":{modifier}"):
+        QUANTITY.parse(1, modifier, "5", PARSE)
 
 
-def _pred(raw: str) -> tuple[str, list[object]]:
-    query, params = QUANTITY.predicate(4, None, [raw], A, CTX)
-    return query.as_string(None), params
-
-
-def test_predicate_forms() -> None:
-    text, params = _pred("5.4")
-    assert params == [4, Decimal("5.35"), Decimal("5.45")]
-    assert "system" not in text and "code" not in text
-    text, params = _pred(f"5.4|{UCUM}|mg")
-    assert params == [4, Decimal("5.35"), Decimal("5.45"), UCUM, "mg"]
-    assert '"a"."unit"' not in text
-    text, params = _pred("5.4||mg")
-    assert params == [4, Decimal("5.35"), Decimal("5.45"), "mg", "mg"]
-    assert '"a"."code" = %s OR "a"."unit" = %s' in text
-    text, params = _pred("||mg")
-    assert params == [4, "mg", "mg"]
-    text, params = _pred("gt5|urn:iso:std:iso:4217|EUR")
-    assert params == [4, Decimal("5"), CURRENCY_SYSTEM, "EUR"]
-    assert text.count("%s") == len(params)
+def test_search_value_forms() -> None:
+    n = parse_number("5.4")
+    assert QUANTITY.parse(4, None, "5.4", PARSE) == QuantityValue("eq", n, None, None)
+    assert QUANTITY.parse(4, None, f"5.4|{UCUM}|mg", PARSE) == QuantityValue(
+        "eq", n, UCUM, "mg")
+    assert QUANTITY.parse(4, None, "5.4||mg", PARSE) == QuantityValue("eq", n, None, "mg")
+    assert QUANTITY.parse(4, None, "||mg", PARSE) == QuantityValue(None, None, None, "mg")
+    assert QUANTITY.parse(4, None, f"|{UCUM}|", PARSE) == QuantityValue(None, None, UCUM, None)
+    assert QUANTITY.parse(4, None, "gt5|urn:iso:std:iso:4217|EUR", PARSE) == QuantityValue(
+        "gt", parse_number("5"), CURRENCY_SYSTEM, "EUR")
+    assert parse_quantity("le5.40e-3||g") == QuantityValue(
+        "le", parse_number("5.40e-3"), None, "g")

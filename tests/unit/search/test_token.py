@@ -1,18 +1,17 @@
-"""Token index: rows from each data type and the SQL of each search form (no database)."""
+"""Token index rows from each data type, and token search values parsed (no database)."""
 
 from __future__ import annotations
 
 import pytest
-from psycopg import sql
 
 from fhir_server.errors import BadRequest
-from fhir_server.search.base import Node, SearchContext
+from fhir_server.search.base import IndexContext, Node, ParseContext
 from fhir_server.search.hashing import h64
-from fhir_server.search.token import TOKEN, parse_token
+from fhir_server.search.token import TOKEN, TokenKey, TokenKeys, TokenText, parse_token
 
 P = 42
-A = sql.Identifier("a")
-CTX = SearchContext()
+CTX = IndexContext()
+PARSE = ParseContext()
 
 
 def rows(*nodes: Node) -> list[tuple[object, ...]]:
@@ -20,17 +19,16 @@ def rows(*nodes: Node) -> list[tuple[object, ...]]:
     return TOKEN.rows(P, list(nodes), CTX)
 
 
-def render(modifier: str | None, values: list[str], ctx: SearchContext = CTX
-           ) -> tuple[str, list[object]]:
-    """The predicate as SQL text and its parameters."""
-    fragment, params = TOKEN.predicate(P, modifier, values, A, ctx)
-    return fragment.as_string(None), params
+def parse(modifier: str | None, raw: str, ctx: ParseContext = PARSE) -> object:
+    """One token search value of parameter P."""
+    return TOKEN.parse(P, modifier, raw, ctx)
 
 
 def test_columns_match_the_migration() -> None:
     assert [c for c, _ in TOKEN.columns] == [
         "h_code", "h_sys_code", "h_sys", "h_type_value", "system", "code", "display"]
-    assert TOKEN.table == "idx_token" and TOKEN.name == "token"
+    assert TOKEN.name == "token"
+    assert frozenset({"not", "text", "in", "not-in", "of-type"}) == TOKEN.modifiers
 
 
 def test_coding_row_hashes() -> None:
@@ -80,83 +78,61 @@ def test_rows_are_deduplicated_and_odd_nodes_skipped() -> None:
 
 
 @pytest.mark.parametrize(("raw", "column", "key"), [
-    ("x", "h_code", h64(P, "x")),
-    ("s|x", "h_sys_code", h64(P, "s", "x")),
-    ("|x", "h_sys_code", h64(P, "", "x")),
-    ("s|", "h_sys", h64(P, "s")),
-    (r"a\|b", "h_code", h64(P, "a|b")),
-    (r"s|a\|b", "h_sys_code", h64(P, "s", "a|b")),
-    (r"a\\b", "h_code", h64(P, "a\\b")),
+    ("x", "code", h64(P, "x")),
+    ("s|x", "system_code", h64(P, "s", "x")),
+    ("|x", "system_code", h64(P, "", "x")),
+    ("s|", "system", h64(P, "s")),
+    (r"a\|b", "code", h64(P, "a|b")),
+    (r"s|a\|b", "system_code", h64(P, "s", "a|b")),
+    (r"a\\b", "code", h64(P, "a\\b")),
 ])
 def test_parse_token(raw: str, column: str, key: int) -> None:
-    parsed = parse_token(P, raw)
-    assert (parsed.column, parsed.key) == (column, key)
+    assert parse_token(P, raw) == TokenKey(column, key)
+    assert parse(None, raw) == TokenKey(column, key)
+    assert parse("not", raw) == TokenKey(column, key)  # :not parses as the positive value
 
 
 @pytest.mark.parametrize("raw", ["", "|", "a|b|c"])
 def test_parse_token_rejects(raw: str) -> None:
     with pytest.raises(BadRequest):
         parse_token(P, raw)
+    with pytest.raises(BadRequest):
+        parse(None, raw)
 
 
-def test_single_code_predicate() -> None:
-    assert render(None, ["x"]) == ('"a"."h_code" = %s', [h64(P, "x")])
-
-
-def test_mixed_forms_group_by_column() -> None:
-    text, params = render(None, ["x", "y", "s|x", "s|"])
-    assert text == ('("a"."h_code" = ANY(%s::bigint[]) OR "a"."h_sys_code" = %s'
-                    ' OR "a"."h_sys" = %s)')
-    assert params == [[h64(P, "x"), h64(P, "y")], h64(P, "s", "x"), h64(P, "s")]
-
-
-def test_long_or_list_is_one_array() -> None:
-    values = [f"c{i}" for i in range(500)]
-    text, params = render(None, values)
-    assert text == '"a"."h_code" = ANY(%s::bigint[])'
-    assert len(params) == 1 and len(params[0]) == 500  # type: ignore[arg-type]
-
-
-def test_not_is_the_positive_condition() -> None:
-    assert render("not", ["x"]) == render(None, ["x"])
-
-
-def test_text_is_a_prefix_of_normalized_display() -> None:
-    assert render("text", ["Héad_%"]) == ('"a"."p" = %s AND "a"."display" LIKE %s',
-                                          [P, "head\\_\\%%"])
-    text, params = render("text", ["a", "b"])
-    assert text == '"a"."p" = %s AND "a"."display" LIKE ANY(%s::text[])'
-    assert params == [P, ["a%", "b%"]]
+def test_text_is_the_folded_search_text() -> None:
+    assert parse("text", "Héad_%") == TokenText("head_%")
+    assert parse("text", r"A\|B  c") == TokenText("a|b c")
 
 
 def test_of_type() -> None:
-    assert render("of-type", ["v2|MR|123"]) == ('"a"."h_type_value" = %s',
-                                                [h64(P, "v2", "MR", "123")])
+    assert parse("of-type", "v2|MR|123") == TokenKey("type_value", h64(P, "v2", "MR", "123"))
+    assert parse("of-type", "|MR|123") == TokenKey("type_value", h64(P, "", "MR", "123"))
     for bad in ["MR|123", "v2||123", "v2|MR|", "a|b|c|d"]:
-        with pytest.raises(BadRequest):
-            render("of-type", [bad])
+        with pytest.raises(BadRequest, match="of-type"):
+            parse("of-type", bad)
 
 
 def test_in_and_not_in() -> None:
     sets = {"http://vs/1": {("s", "a"), ("s", "b")}, "http://vs/empty": set()}
-    ctx = SearchContext(expand_valueset=sets.get)
-    text, params = render("in", ["http://vs/1"], ctx)
-    assert text == '"a"."h_sys_code" = ANY(%s::bigint[])'
-    assert sorted(params[0]) == sorted([h64(P, "s", "a"), h64(P, "s", "b")])  # type: ignore
-    assert render("not-in", ["http://vs/1"], ctx) == (text, params)
-    assert render("in", ["http://vs/empty"], ctx) == ('"a"."p" = %s AND false', [P])
+    ctx = ParseContext(expand_valueset=sets.get)
+    value = parse("in", "http://vs/1", ctx)
+    assert isinstance(value, TokenKeys)
+    assert sorted(value.keys) == sorted([h64(P, "s", "a"), h64(P, "s", "b")])
+    assert parse("not-in", "http://vs/1", ctx) == value
+    assert parse("in", "http://vs/empty", ctx) == TokenKeys(())
     with pytest.raises(BadRequest, match="value set not known"):
-        render("in", ["http://vs/unknown"], ctx)
+        parse("in", "http://vs/unknown", ctx)
     with pytest.raises(BadRequest, match="value set not known"):
-        render("in", ["http://vs/1"])  # no terminology at all
+        parse("in", "http://vs/1")  # no terminology at all
 
 
-@pytest.mark.parametrize("modifier", ["above", "below", "exact", "contains"])
+def test_in_without_a_system_uses_the_empty_system() -> None:
+    ctx = ParseContext(expand_valueset={"http://vs": {(None, "a")}}.get)
+    assert parse("in", "http://vs", ctx) == TokenKeys((h64(P, "", "a"),))
+
+
+@pytest.mark.parametrize("modifier", ["above", "below", "exact", "contains", "missingx"])
 def test_unsupported_modifiers(modifier: str) -> None:
-    with pytest.raises(BadRequest):
-        render(modifier, ["x"])
-
-
-def test_sort_key() -> None:
-    assert TOKEN.sort_key(A, False).as_string(None) == 'min("a"."code")'
-    assert TOKEN.sort_key(A, True).as_string(None) == 'max("a"."code")'
+    with pytest.raises(BadRequest, match=f":{modifier}"):
+        parse(modifier, "x")
