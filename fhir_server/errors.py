@@ -68,20 +68,6 @@ class BadRequest(FhirError):
     code = "invalid"
 
 
-class Unauthorized(FhirError):
-    """401: authentication required."""
-
-    status = 401
-    code = "login"
-
-
-class Forbidden(FhirError):
-    """403: authenticated but not allowed."""
-
-    status = 403
-    code = "forbidden"
-
-
 class NotFound(FhirError):
     """404: unknown resource type, id or version."""
 
