@@ -31,7 +31,7 @@ def build_search(settings: Settings, definitions: Definitions,
                              Extractor(definitions))
     registry.freeze_base()
     return SearchServices(registry=registry, parser=Parser(registry),
-                          indexer=IndexBuilder(registry, (settings.fhir_base_url,)),
+                          indexer=IndexBuilder(registry, settings.local_bases),
                           expand_valueset=ValueSets(profiles))
 
 

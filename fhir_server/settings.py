@@ -38,6 +38,9 @@ class Settings:
     db_statement_timeout_ms: int = 30_000
     #: absolute base URL used in links; empty means derived from each request.
     fhir_base_url: str = ""
+    #: further base URLs (comma-separated) this server is reached by; references to
+    #: them are stored and searched as local, like references to FHIR_BASE_URL.
+    fhir_base_aliases: str = ""
     #: largest accepted request body in bytes.
     max_body_bytes: int = 16 * 1024 * 1024
     #: deepest accepted JSON nesting.
@@ -66,6 +69,12 @@ class Settings:
     def cors_origin_list(self) -> list[str]:
         """``CORS_ORIGINS`` as a list (empty: CORS is off)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def local_bases(self) -> tuple[str, ...]:
+        """``FHIR_BASE_URL`` and ``FHIR_BASE_ALIASES``, without trailing slashes."""
+        bases = [self.fhir_base_url, *self.fhir_base_aliases.split(",")]
+        return tuple(dict.fromkeys(b.strip().rstrip("/") for b in bases if b.strip()))
 
     @property
     def embedded(self) -> bool:
@@ -135,6 +144,10 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         values["database_url"] = database_url_from_pg_env(merged)
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
+    for base in settings.local_bases:
+        if not base.startswith(("http://", "https://")):
+            raise SettingsError(f"FHIR_BASE_URL and FHIR_BASE_ALIASES take http(s) URLs, "
+                                f"not {base!r}")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("LOG_FORMAT must be json or text")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:

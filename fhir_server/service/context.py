@@ -79,9 +79,10 @@ class ServiceContext:
 
     @property
     def bases(self) -> tuple[str, ...]:
-        """The base URLs references to which are local: ``FHIR_BASE_URL`` and the base
-        this request was sent to."""
-        return tuple(b for b in dict.fromkeys((self.base_url, self.request_base)) if b)
+        """The base URLs references to which are local: ``FHIR_BASE_URL``, the aliases
+        of ``FHIR_BASE_ALIASES`` and the base this request was sent to."""
+        return tuple(b for b in dict.fromkeys(
+            (self.base_url, *self.settings.local_bases, self.request_base)) if b)
 
     def parse_context(self) -> ParseContext:
         """What parsing this request's search values needs."""

@@ -62,13 +62,16 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         await self.refresh_registry()
         types = job.params.get("types")
+        # the bases the job was asked through: references to them stay local
+        bases = [b for b in job.params.get("bases", []) if isinstance(b, str)]
         cursor = job.cursor
         indexer = self.ctx.search.indexer
         while True:
             batch = await self.jobs.batch(cursor, types, BATCH)
             if not batch:
                 break
-            rows = [(rid, indexer.rows(orjson.loads(content))) for rid, content in batch]
+            rows = [(rid, indexer.rows(orjson.loads(content), bases))
+                    for rid, content in batch]
             cursor = batch[-1][0]
             if not await self.jobs.write_batch(job.id, rows, cursor, LEASE_SECONDS):
                 log.info("reindex job %s was taken away", job.id)
@@ -101,4 +104,5 @@ async def start(ctx: ServiceContext, jobs: JobStore, resource_type: str | None) 
                        for p in ctx.search.registry.params(t).values()
                        if p.status == "building" and p.url})
     total = await jobs.count(types)
-    return await jobs.create(KIND, {"types": types}, total, building)
+    return await jobs.create(KIND, {"types": types, "bases": list(ctx.bases)}, total,
+                             building)

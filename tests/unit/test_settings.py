@@ -61,3 +61,12 @@ def test_every_setting_is_documented(name: str) -> None:
                                   "/api/openapi.json", "/fhir/metadata", "_history"])
 def test_every_endpoint_is_documented(path: str) -> None:
     assert path in README
+
+
+def test_local_bases() -> None:
+    settings = load_settings({"FHIR_BASE_URL": "https://h.example/fhir/",
+                              "FHIR_BASE_ALIASES": " http://10.0.0.5:3000/fhir, "
+                                                   "https://h.example/fhir,"}, env_file=None)
+    assert settings.local_bases == ("https://h.example/fhir", "http://10.0.0.5:3000/fhir")
+    with pytest.raises(SettingsError, match="FHIR_BASE_ALIASES"):
+        load_settings({"FHIR_BASE_ALIASES": "h.example/fhir"}, env_file=None)
