@@ -23,7 +23,8 @@ def _entry(base: str, v: StoredVersion) -> dict[str, Any]:
     if v.content is not None:
         entry["resource"] = orjson.Fragment(v.content)
     url = v.resource_type if method == "POST" else f"{v.resource_type}/{v.id}"
-    status = _STATUS.get(method) or ("201 Created" if v.version_id == 1 else "200 OK")
+    status = _STATUS.get(method) or (
+        "201 Created" if v.version_id == 1 or v.recreated else "200 OK")
     entry["request"] = {"method": method, "url": url}
     entry["response"] = {
         "status": status,

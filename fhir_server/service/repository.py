@@ -35,6 +35,8 @@ class StoredVersion:
     deleted: bool
     content: str | None
     method: WriteMethod | None = None
+    #: history only: this version created the resource again after its deletion
+    recreated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,12 @@ def history_statement(query: HistoryQuery, visible: Fragment | None = None
     where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
     stmt = sql.SQL(
         "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.method,"
-        " h.content::text, h.hid FROM resource_history h WHERE {}"
+        " h.content::text, h.hid,"
+        # a write after a deletion created the resource again (201, not 200)
+        " h.method <> 'DELETE' AND h.version_id > 1 AND EXISTS (SELECT 1 FROM"
+        " resource_history p WHERE p.resource_type = h.resource_type AND p.id = h.id"
+        " AND p.version_id = h.version_id - 1 AND p.method = 'DELETE')"
+        " FROM resource_history h WHERE {}"
         " ORDER BY h.last_updated DESC, h.hid DESC LIMIT %s"
     ).format(where)
     return stmt, page_params, count

@@ -152,7 +152,8 @@ class PgSession:
             rows = rows[: query.count]
             next_cursor = cursor.encode([rows[-1][3], rows[-1][6]])
         entries = [
-            StoredVersion(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4]) for r in rows
+            StoredVersion(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4], bool(r[7]))
+            for r in rows
         ]
         return HistoryPage(entries, next_cursor, total)
 

@@ -108,3 +108,16 @@ def test_system_history_contains_recent_writes(client: httpx.Client) -> None:
     bundle = client.get("/_history", params={"_count": "5"}).json()
     assert bundle["type"] == "history"
     assert f"{client.base_url}Organization/{rid}" in [e["fullUrl"] for e in bundle["entry"]]
+
+
+def test_recreation_after_delete_is_201_in_history_too(client: httpx.Client) -> None:
+    pid = f"recreate-{uuid.uuid4().hex[:10]}"
+    body = orjson.dumps({"resourceType": "Patient", "id": pid})
+    headers = {"Content-Type": "application/fhir+json"}
+    assert client.put(f"/Patient/{pid}", content=body, headers=headers).status_code == 201
+    assert client.delete(f"/Patient/{pid}").status_code == 204
+    again = client.put(f"/Patient/{pid}", content=body, headers=headers)
+    assert again.status_code == 201 and again.headers["etag"] == 'W/"3"'
+    entries = client.get(f"/Patient/{pid}/_history").json()["entry"]
+    assert [(e["request"]["method"], e["response"]["status"]) for e in entries] == [
+        ("PUT", "201 Created"), ("DELETE", "204 No Content"), ("PUT", "201 Created")]
