@@ -21,6 +21,9 @@ from fhir_server.errors import (
 
 log = logging.getLogger(__name__)
 
+#: How fhir_write says that a concurrent transaction inserted the same new id first.
+CREATED_CONCURRENTLY = "was created concurrently"
+
 
 def translate(exc: BaseException) -> FhirError | None:
     """The FhirError for a database exception, or None when it is a real bug."""

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from fhir_server.errors import Conflict
 from fhir_server.search.hashing import h64
 from fhir_server.search.registry import SearchParam
 from fhir_server.search.request import SearchRequest
@@ -36,7 +37,7 @@ from fhir_server.service.repository import (
 )
 from fhir_server.storage import cursor, migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
-from fhir_server.storage.errors import translated
+from fhir_server.storage.errors import CREATED_CONCURRENTLY, translated
 from fhir_server.storage.history import history_statement
 from fhir_server.storage.sql import statements
 from fhir_server.storage.sql.common import Fragment
@@ -295,9 +296,19 @@ class PgRepository:
     async def write(self, resource_type: str, id: str, content: str | None,
                     method: WriteMethod, if_match: int | None = None,
                     index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
-        """Create, update or delete one resource (one statement, so one transaction)."""
-        async with self._session() as s:
-            return await s.write(resource_type, id, content, method, if_match, index)
+        """Create, update or delete one resource (one statement, so one transaction).
+
+        Two updates-as-create of one new id race on its insert; the loser is run again,
+        now as an update of the winner's version (a plain PUT never answers 409)."""
+        for attempt in (1, 2):
+            try:
+                async with self._session() as s:
+                    return await s.write(resource_type, id, content, method, if_match, index)
+            except Conflict as exc:
+                if attempt == 2 or method not in ("PUT", "PATCH") or (
+                        CREATED_CONCURRENTLY not in exc.diagnostics):
+                    raise
+        raise AssertionError("unreachable")
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """A page of history entries, newest first."""
