@@ -11,26 +11,19 @@ Only a small, common subset is understood (everything else returns ``None`` from
 * a final ``.exists()``, and ``X.exists() and X != literal`` (Patient ``deceased``).
 
 Union (``|``) splitting is textual (:func:`split_union`) so that each part can fall back
-on its own.
+on its own. Tokens come from :mod:`fhir_server.search.fhirpath_lex` (shared with FHIRPath
+Patch); any token this subset does not use (``+``, ``$this``, dates...) makes the part
+unparseable.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-# One token: a string literal, an integer, an identifier (maybe backticked), a %variable,
-# or an operator. Anything else (e.g. ``+``, ``>``) makes the part unparseable.
-_TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)"
-    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)|(?P<var>%[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>!=|[.()\[\]=|]))")
-_ESCAPES: Mapping[str, str] = MappingProxyType({
-    "'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "f": "\f", "n": "\n", "r": "\r",
-    "t": "\t"})
+from fhir_server.search.fhirpath_lex import LexError, Token, literal, tokenize
+from fhir_server.search.fhirpath_lex import name as token_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,59 +123,40 @@ def root_name(part: str) -> str:
     return match.group(1) if match else ""
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    """Tokens as (kind, text); raises :class:`_Unsupported` on anything unknown."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise _Unsupported(text[pos:])
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-def _literal(kind: str, text: str) -> Any:
-    """The Python value of a literal token."""
-    if kind == "str":
-        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
-    if kind == "num":
-        return float(text) if "." in text else int(text)
-    if kind == "id" and text in ("true", "false"):
-        return text == "true"
-    raise _Unsupported(text)
+def _literal(token: Token) -> Any:
+    """The Python value of a string, number or boolean token (dates are not used)."""
+    value = literal(token)
+    if value is None or token.kind == "date":
+        raise _Unsupported(token.text)
+    return value
 
 
 class _Parser:
     """Recursive descent over the tokens of one union part."""
 
-    def __init__(self, tokens: list[tuple[str, str]], relative: bool) -> None:
+    def __init__(self, tokens: list[Token], relative: bool) -> None:
         self.tokens = tokens
         self.pos = 0
         self.relative = relative
 
-    def peek(self, offset: int = 0) -> tuple[str, str]:
+    def peek(self, offset: int = 0) -> Token:
         """The token ``offset`` ahead, or ``("", "")`` past the end."""
         i = self.pos + offset
-        return self.tokens[i] if i < len(self.tokens) else ("", "")
+        return self.tokens[i] if i < len(self.tokens) else Token("", "")
 
     def take(self, text: str | None = None, kind: str | None = None) -> str:
         """Consume one token, checking its text or kind."""
-        tok_kind, tok_text = self.peek()
-        if (text is not None and tok_text != text) or (kind is not None and tok_kind != kind):
-            raise _Unsupported(tok_text)
-        if not tok_kind:
+        token = self.peek()
+        if (text is not None and token.text != text) or (kind is not None and token.kind != kind):
+            raise _Unsupported(token.text)
+        if not token.kind:
             raise _Unsupported("end")
         self.pos += 1
-        return tok_text.strip("`") if tok_kind == "id" else tok_text
+        return token_name(token) if token.kind == "id" else token.text
 
     def literal(self) -> Any:
         """Consume a literal."""
-        kind, text = self.peek()
-        value = _literal(kind, text)
+        value = _literal(self.peek())
         self.pos += 1
         return value
 
@@ -255,7 +229,7 @@ class _Parser:
         elif name == "exists":
             steps.append(Exists())
         elif name == "extension":
-            steps += [Child("extension"), WhereEq("url", _literal(*self.peek()))]
+            steps += [Child("extension"), WhereEq("url", _literal(self.peek()))]
             self.pos += 1
         elif name == "where" and self.peek()[1] == "resolve":
             self.take("resolve")
@@ -279,8 +253,8 @@ def parse_part(part: str, relative: bool = False) -> PathExpr | None:
     of the context node rather than type names.
     """
     try:
-        parsed = _Parser(_tokenize(part), relative).part()
-    except (_Unsupported, ValueError):
+        parsed = _Parser(tokenize(part), relative).part()
+    except (_Unsupported, LexError, ValueError):
         return None
     # exists() is understood only as the very last step.
     if Exists() in parsed.steps[:-1]:

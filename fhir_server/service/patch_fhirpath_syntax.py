@@ -6,28 +6,21 @@ Supported: member navigation (``Patient.name.given``), indexers (``[n]``),
 ``first()``, ``last()``, ``ofType(T)`` / ``as(T)``, ``extension('url')``, and inside
 criteria ``exists()``, ``empty()``, ``not()``. :func:`parse_path` turns a path into a
 tree of the dataclasses below; syntax errors and unsupported functions are
-``BadRequest``. :mod:`fhir_server.service.patch_fhirpath` evaluates the tree.
+``BadRequest``. :mod:`fhir_server.service.patch_fhirpath` evaluates the tree. Tokens
+come from :mod:`fhir_server.search.fhirpath_lex`, shared with the search parser so that
+both read strings, names and dates the same (N1) way.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.errors import BadRequest
+from fhir_server.search.fhirpath_lex import LexError, Token, literal, name, tokenize
 
 _FUNCTIONS = {"where": 1, "first": 0, "last": 0, "ofType": 1, "as": 1, "extension": 1,
               "exists": 0, "empty": 0, "not": 0}
-_TOKEN = re.compile(r"""\s*(?:
-      (?P<str>'(?:[^'\\]|\\.)*')
-    | (?P<date>@[0-9T:.+\-Z]+)
-    | (?P<num>\d+(?:\.\d+)?)
-    | (?P<ident>[A-Za-z_][A-Za-z0-9_]*|`[^`]+`|\$this)
-    | (?P<op>!=|!~|[.()\[\],=~])
-    )""", re.VERBOSE)
-_ESCAPES = {"'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "f": "\f", "n": "\n",
-            "r": "\r", "t": "\t"}
 
 
 @dataclass(frozen=True)
@@ -72,49 +65,39 @@ class Binary:
 Expr = PathExpr | Literal | Binary
 
 
-def _unescape(body: str) -> str:
-    """Undo FHIRPath string escapes (``\\'``, ``\\n``, ``\\u00e9``...)."""
-    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", lambda m: chr(int(m[1][1:], 16))
-                  if len(m[1]) == 5 else _ESCAPES.get(m[1], m[1]), body)
-
-
 class _Parser:
     """Recursive descent over the token list; ``and`` binds tighter than ``or``."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        while text[pos:].strip():
-            match = _TOKEN.match(text, pos)
-            if match is None or match.lastgroup is None:
-                raise self.error(f"unexpected text at {text[pos:].strip()[:20]!r}")
-            self.tokens.append((match.lastgroup, match.group(match.lastgroup)))
-            pos = match.end()
+        try:
+            self.tokens = tokenize(text)
+        except LexError as e:
+            raise self.error(str(e)) from None
         self.pos = 0
 
     def error(self, what: str) -> BadRequest:
         return BadRequest(f"Invalid FHIRPath {self.text!r}: {what}")
 
-    def peek(self) -> tuple[str, str] | None:
+    def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def take(self, text: str | None = None) -> tuple[str, str]:
+    def take(self, text: str | None = None) -> Token:
         token = self.peek()
-        if token is None or (text is not None and token[1] != text):
+        if token is None or (text is not None and token.text != text):
             raise self.error(f"expected {text!r}" if text else "unexpected end")
         self.pos += 1
         return token
 
     def at(self, text: str) -> bool:
         token = self.peek()
-        return token is not None and token[1] == text and token[0] in ("op", "ident")
+        return token is not None and token.text == text and token.kind in ("op", "id")
 
     def parse(self) -> PathExpr:
         expr = self.expression()
         extra = self.peek()
         if extra is not None:
-            raise self.error(f"unexpected {extra[1]!r}")
+            raise self.error(f"unexpected {extra.text!r}")
         if not isinstance(expr, PathExpr):
             raise self.error("a patch path must be a location, not a comparison or literal")
         return expr
@@ -132,35 +115,35 @@ class _Parser:
     def comparison(self) -> Expr:
         left = self.operand()
         token = self.peek()
-        if token is not None and token[0] == "op" and token[1] in ("=", "!=", "~", "!~"):
+        if token is not None and token.kind == "op" and token.text in ("=", "!=", "~", "!~"):
             self.take()
-            return Binary(token[1], left, self.operand())
+            return Binary(token.text, left, self.operand())
         return left
 
     def operand(self) -> Expr:
-        kind, text = self.peek() or ("", "")
-        if text == "(" and kind == "op":
+        token = self.peek() or Token("", "")
+        if token == ("op", "("):
             self.take()
             inner = self.expression()
             self.take(")")
             return inner
-        if kind in ("str", "date", "num") or (kind == "ident" and text in ("true", "false")):
+        value = literal(token)
+        if value is not None:
             self.take()
-            return Literal(_unescape(text[1:-1]) if kind == "str" else text[1:]
-                           if kind == "date" else text == "true" if kind == "ident"
-                           else float(text) if "." in text else int(text))
-        if kind == "ident":
+            return Literal(value)
+        if token.kind == "id" or token == ("special", "$this"):
             return self.path()
-        raise self.error(f"unexpected {text!r}" if text else "unexpected end")
+        # e.g. ``%variable``, ``$index`` or an operator: outside the patch subset
+        raise self.error(f"unexpected {token.text!r}" if token.text else "unexpected end")
 
     def path(self) -> PathExpr:
         steps: list[Member | Index | Call] = []
-        if self.peek() == ("ident", "$this"):
+        if self.peek() == ("special", "$this"):
             self.take()
         else:
             steps.append(self.step())
         while self.at(".") or self.at("["):
-            if self.take()[1] == ".":
+            if self.take().text == ".":
                 steps.append(self.step())
                 continue
             kind, text = self.take()
@@ -171,12 +154,12 @@ class _Parser:
         return PathExpr(tuple(steps))
 
     def step(self) -> Member | Call:
-        kind, text = self.take()
-        if kind != "ident" or text == "$this":
-            raise self.error(f"expected an element name, found {text!r}")
-        name = text.strip("`")
+        token = self.take()
+        if token.kind != "id":
+            raise self.error(f"expected an element name, found {token.text!r}")
+        member = name(token)
         if not self.at("("):
-            return Member(name)
+            return Member(member)
         self.take("(")
         args: list[Expr] = []
         while not self.at(")"):
@@ -184,11 +167,11 @@ class _Parser:
                 self.take(",")
             args.append(self.expression())
         self.take(")")
-        if name not in _FUNCTIONS:
-            raise self.error(f"function {name}() is not supported in patch paths")
-        if len(args) != _FUNCTIONS[name]:
-            raise self.error(f"{name}() takes {_FUNCTIONS[name]} argument(s)")
-        return Call(name, tuple(args))
+        if member not in _FUNCTIONS:
+            raise self.error(f"function {member}() is not supported in patch paths")
+        if len(args) != _FUNCTIONS[member]:
+            raise self.error(f"{member}() takes {_FUNCTIONS[member]} argument(s)")
+        return Call(member, tuple(args))
 
 
 def parse_path(text: str) -> PathExpr:

@@ -18,7 +18,13 @@ from fhirpathpy.models import models
 from fhir_server.definitions import Definitions
 from fhir_server.search.base import Node
 from fhir_server.search.fhirpath import Extractor
-from fhir_server.search.fhirpath_parse import split_union
+from fhir_server.search.fhirpath_parse import (
+    Child,
+    PathExpr,
+    WhereEq,
+    parse_part,
+    split_union,
+)
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 EXAMPLES = sorted((SHARED / "fhir-r4" / "examples").glob("*.json"))
@@ -474,6 +480,20 @@ def test_profile_style_expressions_take_the_fast_path(extractor: Extractor) -> N
 def test_union_split_respects_quotes_and_brackets() -> None:
     assert split_union("Patient.name.where(text = 'a|b') | (Patient.a | Patient.b).c") == [
         "Patient.name.where(text = 'a|b')", "(Patient.a | Patient.b).c"]
+
+
+def test_parse_part_lexing() -> None:
+    """The shared lexer's N1 rules as the fast-path parser sees them."""
+    name = PathExpr("type", "Patient", (Child("name"),))
+    assert parse_part("Patient.`name`") == name
+    assert parse_part("Patient.name // a comment") == name
+    assert parse_part("Patient /* x */ .name") == name
+    assert parse_part("Patient.extension('caf\\u00e9')") == PathExpr(
+        "type", "Patient", (Child("extension"), WhereEq("url", "café")))
+    for unsupported in ["$this.name", "Patient.name.where($this = 'a')", "%`vs`.name",
+                        "Patient.birthDate.where($this = @2020)", "Patient.name.given + 'x'",
+                        "Patient.name#"]:
+        assert parse_part(unsupported) is None, unsupported
 
 
 # -- fallback -------------------------------------------------------------------------

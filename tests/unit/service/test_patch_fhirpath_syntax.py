@@ -46,10 +46,19 @@ def test_parentheses_group() -> None:
 @pytest.mark.parametrize(("literal", "value"), [
     ("'it\\'s'", "it's"), ("'caf\\u00e9'", "café"), ("'a\\nb'", "a\nb"), ("5", 5),
     ("1.5", 1.5), ("true", True), ("false", False), ("@1974-12-25", "1974-12-25"),
+    ("@2015-02-04T14:34:28.5+09:00", "2015-02-04T14:34:28.5+09:00"), ("@T14:34", "T14:34"),
+    ("'\\`\\/\\\\'", "`/\\"),
 ])
 def test_literals(literal: str, value: object) -> None:
     where = parse_path(f"name.where($this = {literal})")
     assert where.steps[1] == Call("where", (Binary("=", PathExpr(()), Literal(value)),))
+
+
+def test_delimited_names_and_comments() -> None:
+    assert parse_path("`Patient`.`a\\`b` /* c */ // d") == _path("Patient", "a`b")
+    # a delimited keyword is a name, not the operator
+    where = parse_path("name.where(`and` = 'x')")
+    assert where.steps[1] == Call("where", (Binary("=", _path("and"), Literal("x")),))
 
 
 def test_type_arguments_are_paths() -> None:
@@ -61,7 +70,9 @@ def test_type_arguments_are_paths() -> None:
     "Patient.name[", "Patient..name", "Patient.name.resolve()", "Patient.name.where(",
     "Patient.name.where(use = 'x)", "Patient.name[a]", "Patient.name[1.5]", "Patient.name#",
     "Patient.name.first(1)", "Patient.name.where()", "Patient.name = 'x'", "'Patient'",
-    "Patient.name.descendants()", "", "$this.",
+    "Patient.name.descendants()", "", "$this.", "name.where($this = @20)",
+    "name.where($index = 0)", "name.where(%resource = 'x')", "Patient.$this", "a\u00a0b",
+    "Patient.name.where(use = 'x') | Patient.contact",
 ])
 def test_bad_paths_are_bad_requests(path: str) -> None:
     with pytest.raises(BadRequest, match="Invalid FHIRPath"):
