@@ -25,7 +25,6 @@ from psycopg import sql
 from fhir_server.settings import database_url_from_pg_env
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 
 def _admin_url() -> tuple[str, Any]:

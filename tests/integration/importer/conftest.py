@@ -24,9 +24,8 @@ from psycopg import sql
 
 from fhir_server.paths import data_dir
 from fhir_server.storage.admin import apply_migrations
-from tests.conftest import ROOT, SHARED, _with_database
+from tests.conftest import ROOT, _with_database
 
-US_CORE = SHARED / "data" / "us-core-bundles"
 _numbers = itertools.count()
 
 
