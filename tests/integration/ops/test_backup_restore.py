@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import start_server
+from tests.conftest import scratch_name, start_server
 from tests.data import us_core_bundles
 from tests.integration.ops.cluster import PG_BIN, stop_server
 
@@ -73,8 +72,7 @@ def _client_tool(name: str, major: int) -> str:
 def scratch() -> Iterator[tuple[str, str]]:
     """Two fresh databases on the system server: (source, restore target)."""
     _system_major()
-    suffix = f"{os.getpid()}_{time.monotonic_ns()}"
-    names = (f"ops_test_src_{suffix}", f"ops_test_dst_{suffix}")
+    names = (scratch_name("ops_test_src"), scratch_name("ops_test_dst"))
     with psycopg.connect(_url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names[0])))
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from fhir_server.search.base import IndexType, Node, SearchContext
+from tests.conftest import scratch_name
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -44,10 +44,11 @@ def admin_url(request: pytest.FixtureRequest) -> str:
 def scratch_url(admin: str, prefix: str) -> Iterator[str]:
     """The URL of a fresh, empty database ``<prefix>_*`` on ``admin``'s server.
 
-    The name is random so that xdist workers and modules never meet; the database is
+    The name is unique in the run (``scratch_name``) so that xdist workers and modules
+    never meet, and carries the run's token; the database is
     dropped afterwards even if connections to it are still open.
     """
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    name = scratch_name(prefix)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
