@@ -30,8 +30,7 @@ install-test: $(TEST_STAMP)
 # the server's own settings apply (HOST/PORT/WORKERS from the environment or .env,
 # else 0.0.0.0:3000 with one worker).
 run: $(RUN_STAMP)
-	$(BIN)/fhir-server serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) \
-		$(if $(WORKERS),--workers $(WORKERS))
+	$(BIN)/fhir-server serve$(if $(HOST), --host $(HOST))$(if $(PORT), --port $(PORT))$(if $(WORKERS), --workers $(WORKERS))
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check fhir_server tests bench
