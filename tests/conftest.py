@@ -118,7 +118,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = f"scratch databases left behind by this run (now dropped): {left}"
         if reporter is not None:
-            reporter.write_line(message, red=True)
+            reporter.write("\n")
+            reporter.write_sep("=", message, red=True)
         else:
             print(message, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
