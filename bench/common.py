@@ -35,12 +35,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tests.data import fhir_r4_example
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 LUA = BENCH / "lua"
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
-PATIENT_EXAMPLE = ROOT.parent / "shared" / "fhir-r4" / "examples" / "Patient-example.json"
+PATIENT_EXAMPLE = fhir_r4_example("Patient-example.json")
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FHIR_JSON = "application/fhir+json"
 

@@ -3,7 +3,7 @@
 The data set is an ordered list of resources, written once to a cache folder
 (``bench/.cache/search-data/``) and read back on later runs:
 
-1. the six US Core example bundles of ``/work/shared/data/us-core-bundles/`` (Synthea
+1. the six US Core example bundles of ``tests/data/us-core-bundles/`` (Synthea
    patients 355 and 85, the Inferno client-test patient, two tiny patients, and a bundle
    holding a StructureDefinition and a SearchParameter), in file-name order;
 2. carebundle patients (``carebundle.generate_bundle``), one bundle per patient index
@@ -38,9 +38,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.data import US_CORE_BUNDLES
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache" / "search-data"
-US_CORE = ROOT.parent / "shared" / "data" / "us-core-bundles"
+US_CORE = US_CORE_BUNDLES
 #: Bumped whenever the generation below changes, so old caches are not reused.
 FORMAT_VERSION = 1
 

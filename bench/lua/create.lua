@@ -1,7 +1,7 @@
 -- wrk script: POST /fhir/Patient with the body of a file (the official Patient example).
 --
 --   wrk -t2 -c32 -d20s --latency -s bench/lua/create.lua http://127.0.0.1:8080 \
---       -- /work/shared/fhir-r4/examples/Patient-example.json
+--       -- tests/data/fhir-r4-examples/Patient-example.json
 --
 -- Every response's status is counted per thread (response() callback), so that the
 -- number of 201s can be compared with the rows the database gained.

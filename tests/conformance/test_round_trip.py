@@ -15,10 +15,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import SHARED
+from tests.data import FHIR_R4_EXAMPLE_COUNT, fhir_r4_examples, us_core_bundles
 
-EXAMPLES = sorted((SHARED / "fhir-r4" / "examples").glob("*.json"))
-BUNDLES = sorted((SHARED / "data" / "us-core-bundles").glob("*.json"))
+EXAMPLES = fhir_r4_examples()
+BUNDLES = us_core_bundles()
 HEADERS = {"Content-Type": "application/fhir+json"}
 
 
@@ -37,7 +37,7 @@ def _exact(raw: bytes | str) -> Any:
 
 
 def test_examples_are_present() -> None:
-    assert len(EXAMPLES) == 709
+    assert len(EXAMPLES) == FHIR_R4_EXAMPLE_COUNT
     assert len(BUNDLES) == 6
 
 

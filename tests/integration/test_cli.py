@@ -10,10 +10,8 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import pytest
-from psycopg import sql
 
-from tests.conftest import ROOT, _free_port, _with_database, start_server
+from tests.conftest import ROOT, _free_port, start_server
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -24,13 +22,7 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def scratch_url(database_url: str) -> str:
-    """A second, empty database next to the worker's one."""
-    name = f"cli_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return _with_database(database_url, name)
+# ``scratch_url`` (tests/conftest.py): an empty database, dropped after the test.
 
 
 def test_migrate_and_info(scratch_url: str) -> None:

@@ -24,9 +24,8 @@ from psycopg import sql
 
 from fhir_server.paths import data_dir
 from fhir_server.storage.admin import apply_migrations
-from tests.conftest import ROOT, SHARED, _with_database
+from tests.conftest import ROOT, _with_database, scratch_name
 
-US_CORE = SHARED / "data" / "us-core-bundles"
 _numbers = itertools.count()
 
 
@@ -57,7 +56,7 @@ def make_db(database_url: str) -> Iterator[Callable[[bool], str]]:
     names: list[str] = []
 
     def make(migrated: bool = True) -> str:
-        name = f"imp_test_{os.getpid()}_{next(_numbers)}"
+        name = scratch_name("imp_test")
         _drop(database_url, name)
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fhir_server.importer.prepare import content_id
-from tests.integration.importer.conftest import US_CORE, run_import, scalar, stored_types
+from tests.data import US_CORE_BUNDLES
+from tests.integration.importer.conftest import run_import, scalar, stored_types
 
 
 def _bundle_types(folder: Path) -> Counter[str]:
@@ -24,9 +25,9 @@ def _bundle_types(folder: Path) -> Counter[str]:
 def test_us_core_bundles_load_and_a_second_run_changes_nothing(
         make_db: Callable[..., str], tmp_path: Path) -> None:
     url = make_db()
-    first = run_import(url, US_CORE, tmp_path=tmp_path)
+    first = run_import(url, US_CORE_BUNDLES, tmp_path=tmp_path)
     assert first.status == 0, first.stderr
-    expected = _bundle_types(US_CORE)
+    expected = _bundle_types(US_CORE_BUNDLES)
     assert stored_types(url) == expected
     assert first.summary["problems"] == []
     assert first.summary["outcomes"] == {"created": sum(expected.values())}
@@ -36,7 +37,7 @@ def test_us_core_bundles_load_and_a_second_run_changes_nothing(
     history = scalar(url, "SELECT count(*) FROM resource_history")
     index_rows = scalar(url, "SELECT count(*) FROM idx_token")
 
-    second = run_import(url, US_CORE, tmp_path=tmp_path)
+    second = run_import(url, US_CORE_BUNDLES, tmp_path=tmp_path)
     assert second.status == 0, second.stderr
     assert set(second.summary["outcomes"]) <= {"unchanged", "found"}
     assert sum(second.summary["outcomes"].values()) == sum(expected.values())
@@ -188,7 +189,7 @@ def test_a_transaction_whose_conditional_reference_is_not_there_yet_is_retried(
 def test_refuses_a_database_with_pending_migrations(make_db: Callable[..., str],
                                                      tmp_path: Path) -> None:
     url = make_db(False)
-    run = run_import(url, US_CORE, tmp_path=tmp_path)
+    run = run_import(url, US_CORE_BUNDLES, tmp_path=tmp_path)
     assert run.status == 1
     assert "fhir-server migrate" in run.stderr
     assert scalar(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'resource'") == 0

@@ -23,12 +23,13 @@ from fhir_server.api.body import parse_json_exact
 from fhir_server.importer.prepare import prepare_bundle, resource_id
 from fhir_server.service.write import dumps
 from tests.conftest import start_server
-from tests.integration.importer.conftest import US_CORE, run_import
+from tests.data import us_core_bundles
+from tests.integration.importer.conftest import run_import
 
 HEADERS = {"Content-Type": "application/fhir+json"}
 #: The patient Bundles (the sixth defines a SearchParameter, which would change the
 #: index rows of later Conditions at a moment that differs between the two servers).
-BUNDLES = sorted(p for p in US_CORE.glob("uscore_bundle_patient_*.json"))
+BUNDLES = us_core_bundles("uscore_bundle_patient_*.json")
 LINES = [
     {"resourceType": "Patient", "id": "dup", "gender": "female"},
     {"resourceType": "Observation", "id": "q1", "status": "final", "code": {"coding": [

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,11 +33,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import SHARED, start_server
+from tests.conftest import scratch_name, start_server
+from tests.data import us_core_bundles
 from tests.integration.ops.cluster import PG_BIN, stop_server
 
 HOST, PORT, USER = "127.0.0.1", "5432", "postgres"
-BUNDLES = SHARED / "data" / "us-core-bundles"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 # The same absolute base on both servers, so that links in bundles compare equal.
 BASE_URL = "http://fhir.example.test/fhir"
@@ -73,8 +72,7 @@ def _client_tool(name: str, major: int) -> str:
 def scratch() -> Iterator[tuple[str, str]]:
     """Two fresh databases on the system server: (source, restore target)."""
     _system_major()
-    suffix = f"{os.getpid()}_{time.monotonic_ns()}"
-    names = (f"ops_test_src_{suffix}", f"ops_test_dst_{suffix}")
+    names = (scratch_name("ops_test_src"), scratch_name("ops_test_dst"))
     with psycopg.connect(_url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names[0])))
     try:
@@ -89,7 +87,7 @@ def scratch() -> Iterator[tuple[str, str]]:
 def _load(client: httpx.Client) -> list[str]:
     """Post every US Core bundle as a transaction, then update and delete; return paths."""
     created: list[str] = []
-    for path in sorted(BUNDLES.glob("*.json")):
+    for path in us_core_bundles():
         r = client.post("", content=path.read_bytes(), headers=FHIR_JSON)
         assert r.status_code == 200, (path.name, r.text[:500])
         for entry in r.json()["entry"]:

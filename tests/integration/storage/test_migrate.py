@@ -26,6 +26,7 @@ from fhir_server.storage.migration_files import (
     lock_key,
     status_summary,
 )
+from tests.conftest import scratch_name
 
 SEED_A = "INSERT INTO a VALUES (1, 'x');\nINSERT INTO a VALUES (2, 'y');"
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -40,7 +41,7 @@ def _with(url: str, **params: str) -> str:
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
     """A scratch database for this module, dropped afterwards."""
-    name = f"mig_test_{uuid.uuid4().hex[:12]}"
+    name = scratch_name("mig_test")
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

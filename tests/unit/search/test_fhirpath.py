@@ -25,10 +25,10 @@ from fhir_server.search.fhirpath_parse import (
     parse_part,
     split_union,
 )
+from tests.data import US_CORE_BUNDLES, fhir_r4_example, fhir_r4_examples, us_core_bundles
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-EXAMPLES = sorted((SHARED / "fhir-r4" / "examples").glob("*.json"))
-US_CORE = sorted((SHARED / "data" / "us-core-bundles").glob("*.json"))
+EXAMPLES = fhir_r4_examples()
+US_CORE = us_core_bundles()
 # fhirpathpy's node factory is untyped
 create_node: Callable[..., Any] = ResourceNode.create_node
 SYSTEM = {"DateTime": "dateTime", "String": "string", "Boolean": "boolean",
@@ -137,7 +137,7 @@ def reference(definitions: Definitions) -> Reference:
 
 def _resources(path: Path) -> list[dict[str, Any]]:
     data = orjson.loads(path.read_bytes())
-    if path.parent.name == "us-core-bundles":
+    if path.parent == US_CORE_BUNDLES:
         return [e["resource"] for e in data.get("entry", []) if "resource" in e]
     return [data]
 
@@ -233,7 +233,7 @@ def _component_problems(extractor: Extractor, reference: Reference, param: dict[
 # -- types ----------------------------------------------------------------------------
 
 def _example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((SHARED / "fhir-r4" / "examples" / name).read_bytes())
+    data: dict[str, Any] = orjson.loads(fhir_r4_example(name).read_bytes())
     return data
 
 

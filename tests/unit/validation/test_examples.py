@@ -9,19 +9,22 @@ import orjson
 import pytest
 
 from fhir_server.validation import Validator
-
-SHARED = Path(__file__).resolve().parents[4] / "shared"
-EXAMPLES = SHARED / "fhir-r4" / "examples"
-US_CORE = SHARED / "data" / "us-core-bundles"
+from tests.data import (
+    FHIR_R4_EXAMPLE_COUNT,
+    FHIR_R4_EXAMPLES,
+    US_CORE_BUNDLES,
+    fhir_r4_examples,
+    us_core_bundles,
+)
 
 
 def _examples() -> list[Path]:
-    return sorted(EXAMPLES.glob("*.json")) if EXAMPLES.is_dir() else []
+    return fhir_r4_examples()
 
 
 def _us_core_entries() -> list[Any]:
     params = []
-    for bundle_path in sorted(US_CORE.glob("*.json")) if US_CORE.is_dir() else []:
+    for bundle_path in us_core_bundles():
         bundle = orjson.loads(bundle_path.read_bytes())
         for index, entry in enumerate(bundle.get("entry", ())):
             params.append(pytest.param(entry["resource"], id=f"{bundle_path.stem}#{index}"))
@@ -37,9 +40,8 @@ def _problems(validator: Validator, resource: dict[str, Any]) -> list[str]:
     return [f"{i.code} {i.expression}: {i.diagnostics}" for i in validator.issues(resource)]
 
 
-@pytest.mark.skipif(not _examples(), reason="official examples not available")
 def test_all_official_examples_present() -> None:
-    assert len(_examples()) == 709
+    assert len(_examples()) == FHIR_R4_EXAMPLE_COUNT
 
 
 @pytest.mark.parametrize("path", _examples(), ids=lambda p: p.name)
@@ -67,9 +69,7 @@ KNOWN_DEFECTS = [
 def test_known_defects_are_real(strict_validator: Validator, file_name: str,
                                 entry: int | None, expected: tuple[str, str]) -> None:
     """The tolerated defects are genuine: the strict validator reports them."""
-    folder = EXAMPLES if entry is None else US_CORE
-    if not (folder / file_name).is_file():
-        pytest.skip(f"{file_name} not available")
+    folder = FHIR_R4_EXAMPLES if entry is None else US_CORE_BUNDLES
     resource = _load(folder / file_name)
     if entry is not None:
         resource = resource["entry"][entry]["resource"]
