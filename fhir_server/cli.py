@@ -120,6 +120,8 @@ def _serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # parser refusals (an over-long URL: 414) as OperationOutcomes
+        http="fhir_server.http.protocol:FhirHttpToolsProtocol",
         # The app sets Date itself, exact to the second (observability/middleware.py).
         date_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

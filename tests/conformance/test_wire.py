@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Callable
 
@@ -224,3 +225,36 @@ def test_large_answers_are_gzipped_when_the_client_accepts_it(client: httpx.Clie
     one = zipped.json()["entry"][0]["resource"]["id"]
     small = client.get(f"/Patient/{one}", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in small.headers  # under 4 KiB: sent as it is
+
+
+def raw_exchange(server: str, request: bytes) -> tuple[bytes, bytes]:
+    """Send bytes no HTTP client would, and read the answer's head and body."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.http_only
+def test_over_long_url_is_414_operation_outcome(client: httpx.Client, server: str) -> None:
+    fits = client.get("/Patient", params={"name": "a" * 60_000})
+    assert fits.status_code == 200
+    head, body = raw_exchange(server, b"GET /fhir/Patient?name=" + b"a" * 70_000
+                              + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+    assert b"content-type: application/fhir+json; charset=utf-8" in head
+    issue = orjson.loads(body)["issue"][0]
+    assert (issue["severity"], issue["code"]) == ("error", "too-long")
+    assert "POST [base]/[type]/_search" in issue["diagnostics"]
+
+
+@pytest.mark.http_only
+def test_what_the_http_parser_refuses_is_an_operation_outcome(server: str) -> None:
+    head, body = raw_exchange(server, b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"content-type: application/fhir+json; charset=utf-8" in head
+    assert orjson.loads(body)["issue"][0]["code"] == "structure"
