@@ -11,12 +11,28 @@ from fhir_server.api.common import (
     written,
 )
 from fhir_server.api.messages import FhirRequest, FhirResponse
+from fhir_server.errors import BadRequest
 from fhir_server.service import write as write_service
 from fhir_server.service.context import ServiceContext
 
 
+#: Query parameters every interaction takes (http.html#parameters).
+_FORMAT_PARAMS = frozenset({"_format", "_pretty", "_summary", "_elements"})
+
+
 async def create(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """create: 201 with a server-assigned id; ``If-None-Exist`` makes it conditional."""
+    """create: 201 with a server-assigned id; ``If-None-Exist`` makes it conditional.
+
+    Search criteria in the URL (``POST Patient?identifier=x``, what some clients send
+    for get-or-create) are refused rather than ignored: R4 puts a create's condition in
+    ``If-None-Exist`` only, and silently creating would make the duplicate the client
+    meant to avoid."""
+    named = sorted({k for k, _ in request.pairs} - _FORMAT_PARAMS)
+    if named:
+        raise BadRequest(
+            f"create takes no search parameters in the URL ({', '.join(named)}); for a "
+            f"conditional create send them in the If-None-Exist header "
+            f"(If-None-Exist: {'&'.join(f'{k}={v}' for k, v in request.pairs)})")
     body, text = resource_body(request, ctx)
     result = await write_service.create(ctx, request.params["resource_type"], body, text,
                                         request.header("if-none-exist"),

@@ -221,3 +221,19 @@ def test_decimal_precision_is_kept(client: httpx.Client) -> None:
     assert created.status_code == 201
     read = client.get(f"/Observation/{created.json()['id']}")
     assert b'"value": 72.50' in read.content or b'"value":72.50' in read.content
+
+
+def test_create_refuses_search_criteria_in_the_url(client: httpx.Client) -> None:
+    ident = f"urn:getorcreate|{uuid.uuid4().hex}"
+    response = client.post("/Patient", params={"identifier": ident},
+                           content=orjson.dumps(patient()), headers=HEADERS)
+    assert response.status_code == 400
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert ("create takes no search parameters in the URL (identifier); for a conditional "
+            f"create send them in the If-None-Exist header (If-None-Exist: identifier={ident})"
+            ) in diagnostics
+    assert client.get("/Patient", params={"identifier": ident}).json().get("total", 0) == 0
+    assert post(client, patient(), **{"If-None-Exist": f"identifier={ident}"}
+                ).status_code == 201
+    assert client.post("/Patient", params={"_pretty": "true"}, content=orjson.dumps(patient()),
+                       headers=HEADERS).status_code == 201
