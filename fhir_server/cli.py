@@ -84,6 +84,12 @@ def _serve(settings: Settings) -> int:
         if settings.should_migrate_on_start and _migrate(settings, show_info=False):
             return 1
         state = admin.start_check(settings.database_url, folder)
+        if not admin.text_search_config_known(settings.database_url,
+                                              settings.search_text_language):
+            log.error("refusing to start: SEARCH_TEXT_LANGUAGE=%s is not a text search "
+                      "configuration of the database (see: SELECT cfgname FROM "
+                      "pg_ts_config)", settings.search_text_language)
+            return 1
     except psycopg.OperationalError as exc:
         # Come up anyway: liveness answers, readiness says 503 until the database is back.
         log.error("the database is unreachable (%s); serving, with /api/v1/ready at 503 "

@@ -30,8 +30,9 @@ def build_search(settings: Settings, definitions: Definitions,
     registry = Registry.load(data_dir("search"), definitions.resource_types,
                              Extractor(definitions))
     registry.freeze_base()
-    return SearchServices(registry=registry, parser=Parser(registry),
-                          indexer=IndexBuilder(registry, settings.local_bases),
+    text = settings.search_text_language
+    return SearchServices(registry=registry, parser=Parser(registry, text),
+                          indexer=IndexBuilder(registry, settings.local_bases, text),
                           expand_valueset=ValueSets(profiles))
 
 

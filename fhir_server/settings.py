@@ -7,6 +7,7 @@ Every field is documented in README.md (a test checks that).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,6 +53,8 @@ class Settings:
     max_includes: int = 1000
     #: statement timeout of one search, in milliseconds (0 = the general timeout).
     search_timeout_ms: int = 10_000
+    #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
+    search_text_language: str = "english"
     host: str = "0.0.0.0"
     port: int = 3000
     workers: int = 1
@@ -90,6 +93,8 @@ class Settings:
 
 
 _TRUE = {"1", "true", "yes", "on"}
+#: a text search configuration's name, maybe schema-qualified (search.text checks the same)
+_TEXT_CONFIG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -148,6 +153,9 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         if not base.startswith(("http://", "https://")):
             raise SettingsError(f"FHIR_BASE_URL and FHIR_BASE_ALIASES take http(s) URLs, "
                                 f"not {base!r}")
+    if not _TEXT_CONFIG.fullmatch(settings.search_text_language):
+        raise SettingsError("SEARCH_TEXT_LANGUAGE must name a text search configuration "
+                            f"(english, simple, ...), not {settings.search_text_language!r}")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("LOG_FORMAT must be json or text")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:

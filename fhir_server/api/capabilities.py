@@ -33,11 +33,15 @@ COMMON = ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source")
 SEARCH_DOC = (
     "Search: every parameter listed per type, with chaining, _has, _include/_revinclude "
     "(:iterate, *), _sort on any listed parameter, _count (default 20, at most 1000), "
-    "keyset paging through next/previous links, _summary, _elements, and _total: the "
+    "keyset paging through next/previous links, _text (the narrative) and _content (the "
+    "resource's text) as full-text searches, _summary, _elements, and _total: the "
     "default is _total=none (no total); ask for _total=accurate or _total=estimate. "
     "Unknown parameters are ignored (and left out of the self link) unless the request "
     "carries Prefer: handling=strict. Compartment searches: [base]/Patient/[id]/[type] "
     "and [base]/Patient/[id]/* for every type in the compartment.")
+
+#: The R4 resource types that are no DomainResource (so have no ``text``).
+_NOT_DOMAIN_RESOURCES = frozenset({"Binary", "Bundle", "Parameters"})
 
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
@@ -47,7 +51,10 @@ def _params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
     for code, param in sorted(registry.params(rtype).items()):
         if code in COMMON or param.status != "active":
             continue
-        if param.extract is None and code not in ("_id", "_lastUpdated"):
+        if code == "_text" and rtype in _NOT_DOMAIN_RESOURCES:
+            continue  # no narrative to search
+        # these are answered from the resource row or idx_text, not by an extractor
+        if param.extract is None and code not in ("_id", "_lastUpdated", "_text", "_content"):
             continue
         entry: dict[str, Any] = {"name": code, "type": param.type}
         if param.url:

@@ -15,7 +15,6 @@ from fhir_server.errors import BadRequest
 from fhir_server.service import write as write_service
 from fhir_server.service.context import ServiceContext
 
-
 #: Query parameters every interaction takes (http.html#parameters).
 _FORMAT_PARAMS = frozenset({"_format", "_pretty", "_summary", "_elements"})
 

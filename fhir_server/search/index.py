@@ -1,4 +1,5 @@
-"""Resource -> search index rows, for every indexed parameter of its type."""
+"""Resource -> search index rows, for every indexed parameter of its type, and its
+full-text row (``text``: narrative and content, see ``search.text``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fhir_server.search import composite, reference
 from fhir_server.search.base import IndexContext, Node, ParamType
 from fhir_server.search.kinds import PARAM_TYPES
 from fhir_server.search.registry import Registry, SearchParam
+from fhir_server.search.text import DEFAULT_CONFIG, text_row
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,13 @@ IndexRows = dict[str, list[dict[str, Any]]]
 class IndexBuilder:
     """Computes the rows ``fhir_write_index`` stores for a resource."""
 
-    def __init__(self, registry: Registry, bases: Sequence[str] = ()) -> None:
+    def __init__(self, registry: Registry, bases: Sequence[str] = (),
+                 text_config: str = DEFAULT_CONFIG) -> None:
         self._registry = registry
         #: the bases every write treats as local (FHIR_BASE_URL and its aliases)
         self._bases = tuple(b.rstrip("/") for b in bases if b)
+        #: the text search configuration of the ``idx_text`` row (SEARCH_TEXT_LANGUAGE)
+        self._text_config = text_config
 
     def rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> IndexRows:
         """Every index row of ``resource`` (its type's parameters that are indexed).
@@ -34,13 +39,22 @@ class IndexBuilder:
         rtype = resource.get("resourceType", "")
         ctx = IndexContext(tuple(dict.fromkeys((*self._bases,
                                                 *(b.rstrip("/") for b in bases if b)))))
-        for param in self._registry.params(rtype).values():
+        params = self._registry.params(rtype)
+        for param in params.values():
             if not param.indexed:
                 continue
             try:
                 self._param_rows(param, resource, out, ctx)
             except Exception:  # odd data must never block a valid write
                 log.exception("indexing %s.%s failed", rtype, param.code)
+        if "_content" in params or "_text" in params:
+            try:
+                row = text_row(resource, self._text_config)
+            except Exception:
+                log.exception("indexing the text of %s failed", rtype)
+                row = None
+            if row is not None:
+                out["text"] = [row]
         return out
 
     def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: IndexRows,

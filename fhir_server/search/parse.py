@@ -4,7 +4,9 @@ Every value is parsed here by its parameter's type (which alone decides the modi
 takes), so a malformed value or modifier is a 400 naming the parameter before anything
 runs. Unknown or unsupported parameters are collected, not fatal: the service ignores
 them (and leaves them out of the ``self`` link) unless the client asked for
-``Prefer: handling=strict``.
+``Prefer: handling=strict``. ``_query`` is always a 400: no named query is supported
+(search.html 3.1.1.7). ``_text`` and ``_content`` are full-text searches
+(``search.text``), read in the parser's text search configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fhir_server.search.request import (
     SearchRequest,
     Sort,
 )
+from fhir_server.search.text import DEFAULT_CONFIG, TEXT_PARAMS, parse_text_values
 
 #: Parameters that shape the result rather than select resources.
 RESULT_PARAMS = frozenset({
@@ -59,8 +62,10 @@ def parse_count(raw: str) -> int:
 class Parser:
     """Parses query pairs against a registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, text_config: str = DEFAULT_CONFIG) -> None:
         self._registry = registry
+        #: the text search configuration ``_text``/``_content`` values are read in
+        self._text_config = text_config
 
     def param(self, resource_type: str, code: str) -> SearchParam | None:
         """A parameter of a type (``_id`` and ``_lastUpdated`` included)."""
@@ -101,7 +106,16 @@ class Parser:
             return
         if name == "_type":
             return  # system search: the service reads _type before parsing
+        if base == "_query":
+            raise BadRequest(f"_query={value[:40]!r}: this server supports no named queries")
         types = request.resource_types
+        if len(types) != 1 and base in TEXT_PARAMS:
+            # idx_text is one row per resource whatever its type: one clause for all
+            # (a type without a narrative has no idx_text narrative to match).
+            having = [t for t in types if self.param(t, base) is not None]
+            if not having:
+                raise _Ignored(f"unknown parameter {base!r} for {'/'.join(types)}")
+            types = (having[0],)
         # System search: a parameter must exist on every type searched (e.g. _id).
         if len(types) != 1 and name.split(":")[0].split(".")[0] not in COMMON_PARAMS:
             raise _Ignored("only common parameters are supported across types")
@@ -133,7 +147,8 @@ class Parser:
             raise _Ignored(f"unknown parameter {code!r} for {'/'.join(current)}")
         if finals[0].status != "active":
             raise _Ignored(f"the index of {code!r} is still being built")
-        if not (finals[0].indexed or finals[0].code in COLUMN_PARAMS):
+        if not (finals[0].indexed or finals[0].code in COLUMN_PARAMS
+                or finals[0].code in TEXT_PARAMS):
             raise _Ignored(f"{code!r} is not supported")
         values = split_values(value)
         criteria = tuple(self._criterion(p, modifier or None, values, ctx) for p in finals)
@@ -143,6 +158,9 @@ class Parser:
                    ctx: ParseContext) -> Criterion:
         """The values of one parameter parsed by its type; BadRequest naming it."""
         try:
+            if param.code in TEXT_PARAMS and modifier != "missing":
+                return Criterion(param, None, parse_text_values(
+                    param.code, modifier, raw, self._text_config))
             return _criterion(param, modifier, raw, ctx)
         except BadRequest as exc:
             raise BadRequest(f"search parameter {param.code!r}: {exc.diagnostics}") from None

@@ -1,8 +1,9 @@
 """A parsed search, in FHIR terms: what the storage boundary takes.
 
 Values are typed by their parameter's type (``search.token.TokenKey``,
-``search.date.DateValue`` ...) when the query is parsed, so a storage backend only
-translates them; it never sees query strings.
+``search.date.DateValue`` ...; ``search.text.TextQuery`` for ``_text``/``_content``)
+when the query is parsed, so a storage backend only translates them; it never sees
+query strings.
 """
 
 from __future__ import annotations

@@ -26,6 +26,17 @@ def migration_info(url: str, migrations_dir: Path) -> list[MigrationInfo]:
 AHEAD_COMPATIBLE = "ahead, compatible"
 
 
+def text_search_config_known(url: str, config: str) -> bool:
+    """Whether ``config`` (``SEARCH_TEXT_LANGUAGE``) names a text search configuration
+    of the database: with an unknown one every write would fail."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn.execute("SELECT %s::regconfig", (config,))
+        except psycopg.errors.UndefinedObject:
+            return False
+    return True
+
+
 def start_check(url: str, migrations_dir: Path) -> str:
     """The migration state at start: ``up to date``, ``pending``, ``ahead``, ...
 

@@ -46,7 +46,10 @@ def test_metadata(client: httpx.Client) -> None:
         names = {p["name"] for p in resources[name]["searchParam"]}
         assert "patient" in names or name == "Patient"
     assert {p["name"] for p in resources["Patient"]["searchParam"]} >= {
-        "name", "family", "given", "birthdate", "gender", "identifier", "organization"}
+        "name", "family", "given", "birthdate", "gender", "identifier", "organization",
+        "_text", "_content"}
+    bundle_params = {p["name"] for p in resources["Bundle"]["searchParam"]}
+    assert "_content" in bundle_params and "_text" not in bundle_params
     rest = statement["rest"][0]
     assert rest["interaction"] == [{"code": c} for c in (
         "transaction", "batch", "history-system", "search-system")]

@@ -56,6 +56,13 @@ def test_serve_refuses_a_database_ahead_of_its_files(scratch_url: str) -> None:
     assert "ahead" in refused.stderr
 
 
+def test_serve_refuses_an_unknown_text_search_language(scratch_url: str) -> None:
+    refused = _cli("serve", "--port", str(_free_port()), DATABASE_URL=scratch_url,
+                   LOG_FORMAT="text", SEARCH_TEXT_LANGUAGE="klingon")
+    assert refused.returncode == 1
+    assert "SEARCH_TEXT_LANGUAGE=klingon is not a text search configuration" in refused.stderr
+
+
 def test_serve_runs_on_a_newer_but_compatible_schema(scratch_url: str) -> None:
     """A backward-compatible newer migration (helm rollback) leaves the server serving."""
     assert _cli("migrate", DATABASE_URL=scratch_url).returncode == 0

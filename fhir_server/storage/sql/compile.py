@@ -25,10 +25,12 @@ from fhir_server.search.request import (
     SearchRequest,
     Sort,
 )
+from fhir_server.search.text import TEXT_PARAMS
 from fhir_server.service.access import AccessScope
 from fhir_server.storage.sql.common import Fragment, join
 from fhir_server.storage.sql.date import date_condition
 from fhir_server.storage.sql.kinds import SQL_TYPES
+from fhir_server.storage.sql.text import text_condition
 
 #: SQL type of each parameter type's sort value (to cast cursor values back).
 SORT_SQL_TYPE = {"date": "timestamptz", "number": "numeric", "quantity": "numeric"}
@@ -155,6 +157,8 @@ class Compiler:
             return _column_id(modifier, values, res)
         if param.code == "_lastUpdated":
             return self._column_date(criterion, res)
+        if param.code in TEXT_PARAMS:
+            return text_condition(param.code, modifier, values, res, self.alias())
         p = param.p
         kind = SQL_TYPES[param.type]
         if modifier == "identifier":
