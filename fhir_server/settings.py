@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
 
@@ -73,7 +74,7 @@ class Settings:
         """``CORS_ORIGINS`` as a list (empty: CORS is off)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
-    @property
+    @cached_property
     def local_bases(self) -> tuple[str, ...]:
         """``FHIR_BASE_URL`` and ``FHIR_BASE_ALIASES``, without trailing slashes."""
         bases = [self.fhir_base_url, *self.fhir_base_aliases.split(",")]

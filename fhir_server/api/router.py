@@ -28,6 +28,9 @@ PARAM_PATTERNS = {
     "job_id": r"[^$].*",
 }
 _PARAM = re.compile(r"\{(\w+)\}")
+#: What a type-like segment is (a ``{resource_type}`` / ``{compartment}`` value); every
+#: other parameter takes any segment not empty and not an operation.
+_TYPE = re.compile(PARAM_PATTERNS["resource_type"])
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,32 @@ class Router:
         # Literal segments win over parameters (``Patient/_history`` is no read).
         self._by_length = {n: sorted(ps, key=lambda p: -p.literals)
                            for n, ps in by_length.items()}
+        self._literals = frozenset(seg for r in self.routes for seg in r.segments
+                                   if not _PARAM.fullmatch(seg))
+        # (method, shape of the path) -> route and the parameter name at each position
+        self._shapes: dict[tuple[str, ...], tuple[Route, tuple[str, ...]]] = {}
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        """The route and path parameters of a request; NotFound or MethodNotAllowed."""
+        """The route and path parameters of a request; NotFound or MethodNotAllowed.
+
+        Every request asks this, so a path's *shape* (its literal segments, and of the
+        others only which parameter patterns they fit) is matched once and remembered;
+        ids vary, shapes hardly do."""
         segments = path.split("/") if path else []
+        shape = (method, *(s if s in self._literals or s.startswith("$") else
+                           "T" if _TYPE.fullmatch(s) else "I" if s else "" for s in segments))
+        found = self._shapes.get(shape)
+        if found is not None:
+            route, names = found
+            return route, {n: v for n, v in zip(names, segments, strict=True) if n}
+        route, params = self._match(method, segments, path)
+        if len(self._shapes) < 4096:
+            self._shapes[shape] = (route, tuple(
+                m[1] if (m := _PARAM.fullmatch(seg)) else "" for seg in route.segments))
+        return route, params
+
+    def _match(self, method: str, segments: list[str], path: str
+               ) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for pattern in self._by_length.get(len(segments), ()):
             params = pattern.match(segments)

@@ -9,7 +9,7 @@ reaches storage through ``ctx.repository`` sees only what that caller may see.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from fhir_server.search.base import ParseContext
 from fhir_server.search.index import IndexBuilder
 from fhir_server.search.parse import Parser
 from fhir_server.search.registry import Registry
-from fhir_server.service.access import SYSTEM, RequestContext
+from fhir_server.service.access import RequestContext
 from fhir_server.service.repository import JobStore, Repository
 from fhir_server.settings import Settings
 
@@ -57,21 +57,31 @@ class ServiceContext:
     #: compartment type -> resource type -> parameter codes
     compartments: dict[str, dict[str, tuple[str, ...]]]
     jobs: JobStore | None = None
-    #: who is asking (the request of this copy; SYSTEM for work nobody asked for)
-    request: RequestContext = SYSTEM
     #: the base of links in answers: ``FHIR_BASE_URL``, else the request's own base
     base_url: str = ""
     #: the base the request itself was sent to (references to it are local too)
     request_base: str = ""
 
+    #: for_request's unscoped copies by request base (a read's hot path: no copy made)
+    #: (init=False: every copy, replace() included, starts with its own)
+    _unscoped: dict[str, ServiceContext] = field(default_factory=dict, init=False,
+                                                 compare=False, repr=False)
+
     def for_request(self, request: RequestContext, request_base: str) -> ServiceContext:
-        """This context for one request: its caller, its bases, and a repository bound
-        to its access scope."""
+        """This context for one request: its bases, and a repository bound to the
+        access scope of its caller."""
+        if request.scope is None:
+            known = self._unscoped.get(request_base)
+            if known is not None:
+                return known
         repository = (self.repository if request.scope is None
                       else self.repository.scoped(request.scope))
         own = request_base.rstrip("/")
-        return replace(self, repository=repository, request=request, request_base=own,
-                       base_url=self.settings.fhir_base_url.rstrip("/") or own)
+        derived = replace(self, repository=repository, request_base=own,
+                          base_url=self.settings.fhir_base_url.rstrip("/") or own)
+        if request.scope is None and len(self._unscoped) < 64:  # Host headers vary little
+            self._unscoped[request_base] = derived
+        return derived
 
     def with_repository(self, repository: Repository) -> ServiceContext:
         """This context on another repository (a transaction's session, a buffer)."""
