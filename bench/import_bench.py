@@ -143,7 +143,8 @@ def timed_import(url: str, folder: Path, workers: int | None, concurrency: int,
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = json.loads(summary_path.read_bytes()) if summary_path.exists() else {}
     importer_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    resources = int(summary.get("resources", 0))
+    # what the files held (the summary's "resources" counts what was stored)
+    resources = int(summary.get("read", summary.get("resources", 0)))
     cpu = importer_cpu + database.seconds
     cores = os.cpu_count() or 1
     return {

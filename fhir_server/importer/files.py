@@ -47,6 +47,8 @@ class FileItem:
     path: str
     estimate: int
     retry: bool = False
+    #: entries (0 for a single resource) superseded by a later copy (``duplicates.py``)
+    superseded: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class ChunkItem:
     path: str
     lines: list[tuple[int, bytes]] = field(default_factory=list)
     retry: bool = False
+    #: line numbers superseded by a later copy (``duplicates.py``)
+    superseded: frozenset[int] = frozenset()
 
     @property
     def estimate(self) -> int:

@@ -13,6 +13,7 @@ Idempotency (a second run stores nothing new): see :func:`prepare_bundle` and
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from fhir_server.api.routes import ROUTER
 from fhir_server.errors import BadRequest, FhirError
 from fhir_server.importer.files import ChunkItem, FileItem, WorkItem
 from fhir_server.importer.prepare import (
+    claim_conditional_creates,
+    drop_entries,
     prepare_bundle,
     resolve_conditional_references,
     resource_id,
@@ -63,9 +66,13 @@ class ItemResult:
     item_id: int
     path: str
     resources: int = 0
+    #: resources that were not stored because of a problem
+    failed: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     retryable: bool = False
+    #: tables the item wrote to (see ``WriteLog.tables``)
+    tables: set[str] = field(default_factory=set)
 
 
 def kind_of(exc: FhirError) -> str:
@@ -101,38 +108,51 @@ async def _file(ctx: ServiceContext, repo: BufferedRepository, item: FileItem, b
     try:
         raw = await asyncio.to_thread(Path(path).read_bytes)
     except OSError as exc:
+        result.failed = 1
         result.problems.append(Problem(path, f"cannot read: {exc.strerror or exc}",
                                        "unreadable file"))
         return
     try:
         value = parse_json_exact(raw, ctx.settings.max_json_depth)
     except BadRequest as exc:
-        result.resources = 1
+        result.resources = result.failed = 1
         result.problems.append(Problem(path, exc.diagnostics, "invalid JSON"))
         return
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        result.resources = 1
+        result.resources = result.failed = 1
         result.problems.append(Problem(path, "not a FHIR resource (no resourceType)",
                                        "bad request"))
         return
     kind = value.get("type")
     if value["resourceType"] == "Bundle" and kind in ("transaction", "batch"):
-        await _bundle(ctx, repo, path, value, base_url, result)
+        await _bundle(ctx, repo, item, value, base_url, result)
     elif value["resourceType"] == "Bundle":
         records: list[tuple[str, Any, str | None]] = []
         entries = _entries(value)
         for index, entry in enumerate(entries):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+            if index in item.superseded:
+                _superseded(resource, result)
+                continue
             records.append((f"{path}: entry[{index}]", resource,
                             full_url if isinstance(full_url, str) else None))
         await _upsert(ctx, repo, [(loc, res, write_service.dumps(res) if res else "", url)
                                   for loc, res, url in records], result)
+    elif 0 in item.superseded:
+        _superseded(value, result)
     else:
         # A single resource: parsed and stored as the API's PUT would (text as sent,
         # floats where the API has floats: index rows of decimals depend on it).
         body = parse_json(raw, ctx.settings.max_json_depth)
         await _upsert(ctx, repo, [(path, body, raw.decode("utf-8-sig"), None)], result)
+
+
+def _superseded(resource: Any, result: ItemResult) -> None:
+    """A copy left out because a later one is written (``duplicates.py``)."""
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    result.resources += 1
+    result.counts[(str(rtype or "?"), "superseded")] += 1
 
 
 async def _chunk(ctx: ServiceContext, repo: BufferedRepository, item: ChunkItem,
@@ -141,11 +161,18 @@ async def _chunk(ctx: ServiceContext, repo: BufferedRepository, item: ChunkItem,
     for number, line in item.lines:
         if not line.strip():
             continue
+        if number in item.superseded:
+            try:
+                _superseded(parse_json(line, ctx.settings.max_json_depth), result)
+            except BadRequest:
+                _superseded(None, result)
+            continue
         location = f"{item.path}:{number}"
         try:
             body = parse_json(line, ctx.settings.max_json_depth)
         except BadRequest as exc:
             result.resources += 1
+            result.failed += 1
             message = exc.diagnostics.replace("the request body", "the line")
             result.problems.append(Problem(location, message, "invalid JSON"))
             continue
@@ -192,38 +219,70 @@ async def _upsert(ctx: ServiceContext, repo: BufferedRepository,
             except FhirError as exc:
                 problems.append(Problem(location, exc.diagnostics, kind_of(exc)))
     result.resources += len(records)
+    result.failed += len(problems)
     result.problems.extend(problems)
+    result.tables |= log.tables
     for write in log.writes:
         result.counts[(write.resource_type, write.outcome or "unknown")] += 1
 
 
-async def _bundle(ctx: ServiceContext, repo: BufferedRepository, path: str,
+async def _bundle(ctx: ServiceContext, repo: BufferedRepository, item: FileItem,
                   bundle: dict[str, Any], base_url: str, result: ItemResult) -> None:
-    """A transaction (all or nothing) or batch Bundle, after :func:`prepare_bundle`."""
+    """A transaction (all or nothing) or batch Bundle, after :func:`prepare_bundle`,
+    :func:`claim_conditional_creates` and without its superseded copies."""
+    path = item.path
     prepare_bundle(bundle)
-    entries = _entries(bundle)
-    result.resources = len(entries)
+    result.resources = len(_entries(bundle))
     log = WriteLog()
     octx, _ = _with_log(ctx, repo, log)
     octx = octx.for_request(SYSTEM, base_url)
     # What the API does for POST [base] with this Bundle and Prefer: return=minimal.
     request = FhirRequest("POST", "", headers={"prefer": "return=minimal"},
                           base_url=base_url, context=SYSTEM)
+    kept: list[int] = list(range(result.resources))
     try:
+        unclaimed = await claim_conditional_creates(octx, bundle, item.superseded)
+        drop = unclaimed | {i for i in item.superseded
+                            if not _conditional_create(_entries(bundle)[i])}
+        if drop:
+            kept, keys = drop_entries(bundle, drop)
+            for rtype, _ in keys:
+                result.counts[(rtype, "superseded")] += 1
         await resolve_conditional_references(octx, bundle)
         if bundle["type"] == "transaction":
             response = await bundle_api.transaction(ROUTER, octx, request, bundle)
         else:
             response = await bundle_api.batch(ROUTER, octx, request, bundle)
     except FhirError as exc:
-        result.problems.append(Problem(path, exc.diagnostics, kind_of(exc)))
+        result.tables |= log.tables  # a batch commits entry by entry
+        result.problems.append(Problem(path, _original_entries(exc.diagnostics, kept),
+                                       kind_of(exc)))
         result.retryable = exc.status in RETRY_STATUSES
+        result.failed = len(kept)
         return
-    _count_entries(entries, response.get("entry", []), log, path, result)
+    result.tables |= log.tables
+    _count_entries(_entries(bundle), response.get("entry", []), log, path, result, kept)
+
+
+def _conditional_create(entry: Any) -> bool:
+    request = entry.get("request") if isinstance(entry, dict) else None
+    return isinstance(request, dict) and bool(request.get("ifNoneExist")) \
+        and str(request.get("method", "")).upper() == "POST"
+
+
+_ENTRY = re.compile(r"\bentry\[(\d+)\]")
+
+
+def _original_entries(message: str, kept: list[int]) -> str:
+    """``entry[i]`` of the Bundle without its superseded copies -> the file's index."""
+    def original(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return f"entry[{kept[index] if index < len(kept) else index}]"
+    return _ENTRY.sub(original, message)
 
 
 def _count_entries(entries: list[Any], responses: list[dict[str, Any]], log: WriteLog,
-                   path: str, result: ItemResult) -> None:
+                   path: str, result: ItemResult, kept: list[int]) -> None:
     """Outcome of each entry: its write's real outcome from the log, else ``found``
     (a conditional create that matched) or ``read`` (GET); failed batch entries are
     problems."""
@@ -243,7 +302,9 @@ def _count_entries(entries: list[Any], responses: list[dict[str, Any]], log: Wri
         if status[:1] in ("4", "5"):
             issues = response.get("outcome", {}).get("issue", [{}])
             message = issues[0].get("diagnostics", status) if issues else status
-            result.problems.append(Problem(f"{path}: entry[{index}]", message,
+            result.failed += 1
+            result.problems.append(Problem(f"{path}: entry[{kept[index]}]",
+                                           _original_entries(message, kept),
                                            f"{status.split(' ')[0]} "
                                            f"{_KINDS.get(int(status[:3]), 'error')}"))
             continue

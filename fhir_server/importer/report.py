@@ -17,7 +17,9 @@ from fhir_server.importer.process import ItemResult, Problem
 
 #: Outcomes in the order the summary shows them.
 OUTCOMES = ("created", "updated", "unchanged", "found", "deleted", "absent", "read",
-            "unknown")
+            "superseded", "unknown")
+#: Outcomes that leave the resource stored as the file has it.
+STORED = ("created", "updated", "unchanged")
 
 
 @dataclass
@@ -25,7 +27,17 @@ class Summary:
     """Everything the run did so far."""
 
     files: int = 0
+    #: resources read from the files (stored, failed, superseded and the rest)
     resources: int = 0
+    #: resources not stored because of a problem
+    failed: int = 0
+    #: distinct resources with superseded copies (``duplicates.py``)
+    superseded_resources: int = 0
+    #: tables ANALYZEd after the import, and the seconds it took
+    analyzed: list[str] = field(default_factory=list)
+    analyze_seconds: float = 0.0
+    #: tables the workers wrote to
+    tables: set[str] = field(default_factory=set)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -42,6 +54,8 @@ class Summary:
     def add(self, result: ItemResult) -> None:
         """Merge one finished item."""
         self.resources += result.resources
+        self.failed += result.failed
+        self.tables |= result.tables
         self.counts.update(result.counts)
         self.problems.extend(result.problems)
 
@@ -51,8 +65,18 @@ class Summary:
         return (self.finished or time.monotonic()) - self.started
 
     @property
+    def stored(self) -> int:
+        """Resources stored as the files have them: created, updated or unchanged."""
+        return sum(n for (_, outcome), n in self.counts.items() if outcome in STORED)
+
+    @property
     def rate(self) -> float:
-        """Resources per second over the whole run."""
+        """Resources stored per second over the whole run."""
+        return self.stored / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def progress_rate(self) -> float:
+        """Resources read per second (for the progress bar)."""
         return self.resources / self.elapsed if self.elapsed > 0 else 0.0
 
     def sort_problems(self) -> None:
@@ -72,8 +96,11 @@ class Summary:
         for (rtype, outcome), n in sorted(self.counts.items()):
             by_type.setdefault(rtype, {})[outcome] = n
         return {
-            "files": self.files, "resources": self.resources,
+            "files": self.files, "resources": self.stored, "read": self.resources,
+            "failed": self.failed, "superseded": self.by_outcome().get("superseded", 0),
+            "superseded_resources": self.superseded_resources,
             "seconds": round(self.elapsed, 3), "resources_per_second": round(self.rate, 1),
+            "analyzed": self.analyzed, "analyze_seconds": round(self.analyze_seconds, 3),
             "outcomes": dict(self.by_outcome()), "by_type": by_type,
             "problems": [{"location": p.location, "message": p.message, "kind": p.kind}
                          for p in self.problems],
@@ -145,11 +172,7 @@ def render(summary: Summary, stream: TextIO, show_problems: int = 20) -> None:
     examples: dict[str, Problem] = {}
     for problem in summary.problems:
         examples.setdefault(problem.kind, problem)
-    headline = (f"{summary.resources:,} resources from {summary.files:,} files in "
-                f"{summary.elapsed:,.1f} s ({summary.rate:,.0f} resources/s); "
-                f"{len(summary.problems):,} problems"
-                + (f" (stopped early: {summary.stop_reason})" if summary.stopped_early
-                   else ""))
+    headline = _headline(summary)
     try:
         from rich.console import Console
         from rich.table import Table
@@ -180,7 +203,30 @@ def render(summary: Summary, stream: TextIO, show_problems: int = 20) -> None:
         if len(summary.problems) > show_problems:
             console.print(f"... and {len(summary.problems) - show_problems:,} more "
                           "(--errors FILE lists them all)")
-    console.print(headline, markup=False, highlight=False)
+    console.print(headline, markup=False, highlight=False, soft_wrap=True)
+
+
+def _headline(summary: Summary) -> str:
+    """What was stored (not what was attempted), what failed, what was left out."""
+    outcomes = summary.by_outcome()
+    parts = [f"{summary.stored:,} resources stored ("
+             + ", ".join(f"{outcomes.get(o, 0):,} {o}" for o in STORED) + ")"]
+    if outcomes.get("found"):
+        parts.append(f"{outcomes['found']:,} found (conditional creates that matched)")
+    parts.append(f"{summary.failed:,} failed")
+    text = "; ".join(parts)
+    text += (f" from {summary.files:,} files in {summary.elapsed:,.1f} s "
+             f"({summary.rate:,.0f} resources/s); {len(summary.problems):,} problems")
+    if outcomes.get("superseded"):
+        text += (f"\n{outcomes['superseded']:,} copies of "
+                 f"{summary.superseded_resources:,} resources that appear more than once "
+                 "were left out: each was written once, the last copy in file order")
+    if summary.analyzed:
+        text += (f"\nANALYZE of {len(summary.analyzed)} tables in "
+                 f"{summary.analyze_seconds:,.1f} s")
+    if summary.stopped_early:
+        text += f"\nstopped early: {summary.stop_reason}"
+    return text
 
 
 _NUMBERED = re.compile(r"^(.*?)(?::(\d+)|: entry\[(\d+)\])$")

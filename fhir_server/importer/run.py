@@ -15,13 +15,14 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
 from fhir_server.importer import files as files_mod
+from fhir_server.importer.duplicates import Duplicates, scan
 from fhir_server.importer.files import FileItem, InputFile, WorkItem
 from fhir_server.importer.process import ItemResult, Problem
 from fhir_server.importer.report import Progress, Summary, render
@@ -71,6 +72,7 @@ def run_import(settings: Settings, options: ImportOptions, out: TextIO | None = 
               f"{state}; run 'fhir-server migrate' first", file=err)
         return 1
     summary = _Run(settings, options, found, err).execute()
+    _analyze(settings.database_url, summary, err)
     summary.problems[:0] = [Problem(path, message, "not found") for path, message in problems]
     summary.sort_problems()
     render(summary, out, options.show_problems)
@@ -80,13 +82,37 @@ def run_import(settings: Settings, options: ImportOptions, out: TextIO | None = 
     if options.summary_json:
         Path(options.summary_json).write_bytes(
             orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
-    succeeded = sum(summary.counts.values())
+    succeeded = sum(n for (_, o), n in summary.counts.items() if o != "superseded")
     if summary.problems and (options.strict or not succeeded):
         return 1
     # Not a bad input but a broken run: what was in flight is unknown.
     if any(p.kind in ("worker failure", "interrupted") for p in summary.problems):
         return 1
     return 0
+
+
+def _analyze(database_url: str, summary: Summary, err: TextIO) -> None:
+    """ANALYZE the tables the import wrote to: the planner needs their statistics at
+    once (autovacuum may be off or come much later). A failure is only a warning."""
+    import psycopg
+    from psycopg import sql
+
+    tables = sorted(t for t in summary.tables if t in _ANALYZABLE or t.startswith("idx_"))
+    if not tables:
+        return
+    started = time.monotonic()
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for table in tables:
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    except psycopg.Error as exc:
+        print(f"fhir-server import: warning: ANALYZE failed: {exc}".rstrip(), file=err)
+        return
+    summary.analyzed = tables
+    summary.analyze_seconds = time.monotonic() - started
+
+
+_ANALYZABLE = frozenset({"resource", "resource_history"})
 
 
 @dataclass
@@ -105,6 +131,7 @@ class _Run:
     #: items sent (retries included) and results received, for the end of a phase
     sent_count: int = 0
     finished: int = 0
+    duplicates: Duplicates = field(default_factory=Duplicates)
 
     def execute(self) -> Summary:
         workers = self.options.workers or files_mod.cpu_count()
@@ -120,6 +147,9 @@ class _Run:
                                   tasks, results)) for i in range(workers)]
         for proc in procs:
             proc.start()
+        # While the workers load their definitions: the copies a later one supersedes.
+        self.duplicates = scan(self.inputs)
+        self.summary.superseded_resources = self.duplicates.resources
         feeder = threading.Thread(target=self._feed, args=(tasks, workers * concurrency),
                                   name="import-feeder", daemon=True)
         feeder.start()
@@ -190,9 +220,11 @@ class _Run:
                 for input_file in (f for f in self.inputs if f.phase == phase):
                     if self.stop.is_set():
                         break
+                    skip = self.duplicates.of(input_file.path)
                     if input_file.kind == "json":
                         item: WorkItem = FileItem(next_id, str(input_file.path),
-                                                  self._estimate(input_file))
+                                                  self._estimate(input_file),
+                                                  superseded=skip)
                         next_id += 1
                         self._send(tasks, item)
                         continue
@@ -200,6 +232,9 @@ class _Run:
                         for chunk in files_mod.ndjson_chunks(input_file, next_id,
                                                              self.options.chunk_lines):
                             next_id = chunk.item_id + 1
+                            if skip:
+                                chunk = replace(chunk, superseded=frozenset(
+                                    n for n, _ in chunk.lines if n in skip))
                             if not self._send(tasks, chunk):
                                 break
                     except (OSError, EOFError) as exc:
@@ -209,8 +244,7 @@ class _Run:
             if self.retries and not self.stop.is_set():
                 retries, self.retries = self.retries, []
                 for retry in retries:
-                    self._send(tasks, FileItem(retry.item_id, retry.path, retry.estimate,
-                                               retry=True))
+                    self._send(tasks, replace(retry, retry=True))
                 self._wait_until_done()
         finally:
             for _ in range(lanes):
@@ -263,7 +297,7 @@ class _Run:
             else:
                 self.summary.add(result)
                 progress.update(result.resources, result.resources - estimate,
-                                self.summary.rate)
+                                self.summary.progress_rate)
                 if result.problems and self.options.strict:
                     self.stop.set()
                     self.summary.stop("--strict, at the first problem")

@@ -58,6 +58,8 @@ class WriteLog:
     """Every write of one unit of work, in order, with its real outcome."""
 
     writes: list[LoggedWrite] = field(default_factory=list)
+    #: tables written to (``resource``, ``resource_history``, ``idx_*``), for ANALYZE
+    tables: set[str] = field(default_factory=set)
 
     def clear(self) -> None:
         """Forget the writes (after their transaction was rolled back)."""
@@ -117,6 +119,10 @@ class BufferedSession(DelegatingSession[PgSession]):
                     rows[answer.rid] = item.index or {}
                 elif answer.outcome == "deleted":
                     rows.pop(answer.rid, None)
+                if answer.outcome in ("created", "updated", "deleted"):
+                    self._log.tables.update(("resource", "resource_history"))
+            self._log.tables.update(f"idx_{table}" for index in rows.values()
+                                    for table, values in index.items() if values)
             await bulk.copy_index(self._conn, rows.items())
         self.broken = False
 
