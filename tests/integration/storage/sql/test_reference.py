@@ -1,4 +1,5 @@
-"""Reference predicates and the chain/_has/_include helpers against real rows.
+"""Reference predicates, and chains, _has and _include through idx_reference, against
+real rows.
 
 Expectations are written by hand from the search specification's reference section.
 """
@@ -12,19 +13,20 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from fhir_server.search.base import Node, SearchContext
+from fhir_server.search.base import IndexContext, Node, ParseContext
 from fhir_server.search.hashing import param_key
-from fhir_server.search.reference import (
-    REFERENCE,
-    chain_exists,
-    has_exists,
-    identifier_nodes,
-    identifier_param_key,
-    include_query,
-    revinclude_query,
-)
+from fhir_server.search.reference import REFERENCE, identifier_nodes, identifier_param_key
+from fhir_server.search.registry import SearchParam
+from fhir_server.search.request import AnyClause, Clause, Criterion, HasClause, Link
 from fhir_server.search.token import TOKEN
-from tests.integration.search.scratch import matching_rids, named_rows, scratch_fixture, write_index
+from fhir_server.storage.sql.compile import Compiler
+from fhir_server.storage.sql.statements import include_forward, include_reverse
+from tests.integration.storage.sql.scratch import (
+    matching_rids,
+    named_rows,
+    scratch_fixture,
+    write_index,
+)
 
 BASE = "https://h.example/fhir"
 P = param_key("Observation", "subject")
@@ -63,7 +65,7 @@ conn = scratch_fixture()
 @pytest.fixture(scope="module")
 def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """The scratch database with reference, identifier and resource rows."""
-    ctx = SearchContext(base_url=BASE)
+    ctx = IndexContext(bases=(BASE,))
     insert = ("INSERT INTO resource (rid, resource_type, id, version_id, last_updated,"
               " deleted, content) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, 1, now(), %s, %s)")
     for rid in SUBJECTS:
@@ -80,7 +82,7 @@ def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 def found(db: psycopg.Connection[Any], values: list[str], modifier: str | None = None,
           targets: tuple[str, ...] = ALL_TYPES) -> set[int]:
     """The rids the predicate selects."""
-    ctx = SearchContext(base_url=BASE, targets=targets)
+    ctx = ParseContext(bases=(BASE,), targets=targets)
     return matching_rids(db, REFERENCE, P, ctx, values, modifier)
 
 
@@ -128,39 +130,62 @@ def test_reference_search(db: psycopg.Connection[Any], values: list[str],
 
 def test_identifier_modifier_through_tokens(db: psycopg.Connection[Any]) -> None:
     def by_identifier(value: str) -> set[int]:
-        return matching_rids(db, TOKEN, P_ID, SearchContext(), [value])
+        return matching_rids(db, TOKEN, P_ID, ParseContext(), [value])
 
     assert by_identifier("urn:mrn|v8") == {8}
     assert by_identifier("v14") == {14}
     assert by_identifier("urn:mrn|v14") == set()
 
 
+SUBJECT = SearchParam("subject", "reference", "Observation", "", "Observation.subject",
+                      targets=ALL_TYPES)
+assert SUBJECT.p == P
+
+
+def where(db: psycopg.Connection[Any], clause: AnyClause) -> set[int]:
+    """The rids of the resources meeting one compiled clause."""
+    res = sql.Identifier("res")
+    cond, params = Compiler().clause(clause, res)
+    query = sql.SQL("SELECT res.rid FROM resource res WHERE {}").format(cond)
+    return {r[0] for r in db.execute(query, params)}
+
+
+def test_compiled_criterion(db: psycopg.Connection[Any]) -> None:
+    ctx = ParseContext(bases=(BASE,), targets=ALL_TYPES)
+    values = tuple(REFERENCE.parse(P, None, v, ctx) for v in ["Patient/1", f"{Q}|2.0"])
+    assert where(db, Clause("subject", (Criterion(SUBJECT, None, values),))) == {1, 2, 11}
+    token = TOKEN.parse(P_ID, None, "urn:mrn|v8", ParseContext())
+    assert where(db, Clause("subject:identifier",
+                            (Criterion(SUBJECT, "identifier", (token,)),))) == {8}
+
+
 def test_chain_and_has(db: psycopg.Connection[Any]) -> None:
-    res, ref, t = sql.Identifier("res"), sql.Identifier("ref"), sql.Identifier("t")
+    patient_id = SearchParam("_id", "token", "Patient", "", None)
+    observation_id = SearchParam("_id", "token", "Observation", "", None)
 
     def chained(target_id: str) -> set[int]:
-        inner = (sql.SQL("{}.id = %s").format(t), [target_id])
-        cond, params = chain_exists(P, res, ["Patient"], ref, t, inner)
-        query = sql.SQL("SELECT res.rid FROM resource res WHERE {}").format(cond)
-        return {r[0] for r in db.execute(query, params)}
+        return where(db, Clause("subject._id", (Criterion(patient_id, None, (target_id,)),),
+                                (Link(SUBJECT, ("Patient",)),)))
 
     assert chained("1") == {1, 2}
     assert chained("2") == {3}
     assert chained("10") == set()  # the target is deleted
 
-    source = sql.Identifier("s")
-    inner = (sql.SQL("{}.rid = ANY(%s)").format(source), [[3, 4]])
-    cond, params = has_exists(P, res, ref, source, inner)
-    query = sql.SQL("SELECT res.rid FROM resource res WHERE {}").format(cond)
-    assert {r[0] for r in db.execute(query, params)} == {102, 103}
+    has = HasClause("_has:Observation:subject:_id", "Observation", SUBJECT,
+                    Clause("_id", (Criterion(observation_id, None, ("o3", "o4")),)))
+    assert where(db, has) == {102, 103}
 
 
 def test_include_and_revinclude(db: psycopg.Connection[Any]) -> None:
     def rids(fragment: tuple[Any, list[Any]]) -> set[int]:
         return {r[0] for r in db.execute(fragment[0], fragment[1])}
 
-    assert rids(include_query([P], [1, 3, 4, 15])) == {101, 102, 103}
-    assert rids(include_query([P], [1, 3, 4, 15], "Patient")) == {101, 102}
-    assert rids(include_query([P_ID], [1, 3])) == set()
-    assert rids(revinclude_query([P], [101])) == {1, 2}
-    assert rids(revinclude_query([P], [101, 104, 105])) == {1, 2, 14, 15}
+    def targets(*rids: int) -> list[tuple[str, str]]:
+        return [(TARGETS[r][0], TARGETS[r][1]) for r in rids]
+
+    assert rids(include_forward([1, 3, 4, 15], [P], None, 100)) == {101, 102, 103}
+    assert rids(include_forward([1, 3, 4, 15], [P], "Patient", 100)) == {101, 102}
+    assert rids(include_forward([1, 3], [P_ID], None, 100)) == set()
+    assert len(rids(include_forward([1, 3, 4], [P], None, 2))) == 2  # the limit
+    assert rids(include_reverse(targets(101), [P], 100)) == {1, 2}
+    assert rids(include_reverse(targets(101, 104, 105), [P], 100)) == {1, 2, 14, 15}

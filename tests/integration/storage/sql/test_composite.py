@@ -10,10 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from fhir_server.search.base import Node, SearchContext
+from fhir_server.search.base import IndexContext, Node, ParseContext
 from fhir_server.search.composite import COMPOSITE, ComponentSpec, composite_rows
 from fhir_server.search.hashing import param_key
-from tests.integration.search.scratch import matching_rids, named_rows, scratch_fixture, write_index
+from tests.integration.storage.sql.scratch import (
+    matching_rids,
+    named_rows,
+    scratch_fixture,
+    write_index,
+)
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -99,7 +104,7 @@ def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
         rows: list[tuple[Any, ...]] = []
         for param, (_, context, components) in PARAMS.items():
             p = param_key("Observation", param)
-            rows += composite_rows(p, context(resource), components, SearchContext())
+            rows += composite_rows(p, context(resource), components, IndexContext())
         index[rid] = {"composite": named_rows(COMPOSITE, rows)}
     write_index(conn, index)
     return conn
@@ -107,7 +112,7 @@ def db(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 
 def found(db: psycopg.Connection[Any], param: str, values: list[str]) -> set[int]:
     """The rids the predicate selects."""
-    ctx = SearchContext(targets=PARAMS[param][0])
+    ctx = ParseContext(targets=PARAMS[param][0])
     return matching_rids(db, COMPOSITE, param_key("Observation", param), ctx, values)
 
 
