@@ -149,13 +149,13 @@ def _hashed_key(p: int, kind: str, raw: str, ctx: ParseContext) -> int:
         return h64(p, "string", normalize(value))
     if kind == "uri":
         return h64(p, "uri", value)
+    if "/" not in value and ":" not in value:  # a bare id: any type (rows carry ref-id)
+        return h64(p, "ref-id", value)
     target = parse_reference(value, ctx.bases)
     if target is None:
         raise BadRequest(f"composite: {value!r} is not a reference")
     if target.url is not None:
         return h64(p, "ref", target.url)
-    if "/" not in value:
-        return h64(p, "ref-id", value)
     return h64(p, "ref", f"{target.type}/{target.id}")
 
 

@@ -143,8 +143,6 @@ def test_date_number_string_reference_uri() -> None:
     assert parse("x$http://a/b", ("token", "uri")).h2 == h64(P, "uri", "http://a/b")
 
 
-@pytest.mark.xfail(strict=True, reason="source bug: a bare id is parsed as an odd literal "
-                   "URL (parse_reference), so the ref-id key the rows carry is never searched")
 def test_reference_second_component_by_id() -> None:
     rows = composite_rows(P, [Node({"code": {"coding": [{"code": "x"}]},
                                     "target": {"reference": "DocumentReference/9"}}, "X")],
