@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     fhir = FhirApp(ROUTER, lambda: app.state.ctx)
     routes: list[BaseRoute] = [Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
                                metrics_route(lambda: app.state.pool), *operator.ROUTES,
-                               *docs.docs_routes(lambda: app.state.openapi())]
+                               *docs.docs_routes(lambda: app.state.openapi)]
     middleware = [Middleware(ObservabilityMiddleware,
                              resource_types=lambda: app.state.ctx.resource_types)]
     if settings.cors_origin_list:

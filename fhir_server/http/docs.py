@@ -1,19 +1,23 @@
-"""Self-hosted interactive API docs (Swagger UI) and the route of the OpenAPI document.
+"""Self-hosted interactive API docs (Swagger UI) and the routes of the OpenAPI documents.
 
-``docs_routes`` serve Swagger UI from the ``fastapi-swagger`` wheel so the page works
-without any CDN and under a strict Content-Security-Policy (no inline script), and the
-document that ``openapi.openapi_provider`` builds.
+``docs_routes`` serve Swagger UI from the ``fastapi-swagger`` wheel, so the page works
+without any CDN and under a strict Content-Security-Policy (no inline script), with a
+selector of the documents ``openapi.openapi_provider`` builds: the system document
+(``/api/openapi.json``) and one per resource type (``/api/openapi/{type}.json``), each
+loaded only when picked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -24,21 +28,8 @@ ASSET_PACKAGE = "fastapi_swagger.resources"  # pip: fastapi-swagger (ships swagg
 _PACKAGE_ASSETS = MappingProxyType({"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
                                      "swagger-ui.css": "text/css; charset=utf-8",
                                      "favicon-32x32.png": "image/png"})
-_INIT_JS_NAME = "fhir-docs-init.js"
-# Kept out of the HTML so the page needs no 'unsafe-inline' script; validatorUrl=null stops
-# Swagger UI from sending the spec to validator.swagger.io.
-_INIT_JS = """\
-"use strict";
-(function () {
-  var root = document.getElementById("swagger-ui");
-  window.ui = SwaggerUIBundle({
-    url: root.getAttribute("data-openapi-url"), domNode: root, validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout", deepLinking: true,
-    docExpansion: "none", defaultModelsExpandDepth: 0, filter: true,
-    displayRequestDuration: true, showExtensions: true, showCommonExtensions: true
-  });
-})();
-"""
+_OWN_ASSETS = MappingProxyType({"docs-init.js": "text/javascript; charset=utf-8",
+                                "docs.css": "text/css; charset=utf-8"})
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
@@ -46,6 +37,25 @@ _CSP = (
 )
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _REVALIDATE = "no-cache"
+_JSON = "application/json"
+
+
+@runtime_checkable
+class OpenApiSource(Protocol):
+    """The documents (``openapi.OpenApiDocuments``)."""
+
+    @property
+    def names(self) -> Sequence[str]:
+        """The resource types that have a document, in order."""
+        ...
+
+    def system(self) -> bytes:
+        """The system document's JSON."""
+        ...
+
+    def document(self, name: str) -> bytes | None:
+        """A type's document's JSON, or None for no such type."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -55,20 +65,34 @@ class _Asset:
     etag: str
 
 
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+
+
 def _load_assets() -> dict[str, _Asset]:
     try:
         root = resources.files(ASSET_PACKAGE)
     except ModuleNotFoundError as exc:  # fail at startup, not on the first docs request
         raise RuntimeError("API docs need the 'fastapi-swagger' package") from exc
+    own = resources.files("fhir_server.http").joinpath("static")
     files = {name: (root / name).read_bytes() for name in _PACKAGE_ASSETS}
-    files[_INIT_JS_NAME] = _INIT_JS.encode()
-    types = {**_PACKAGE_ASSETS, _INIT_JS_NAME: "text/javascript; charset=utf-8"}
-    return {name: _Asset(body, types[name], f'"{hashlib.sha256(body).hexdigest()[:24]}"')
-            for name, body in files.items()}
+    files |= {name: own.joinpath(name).read_bytes() for name in _OWN_ASSETS}
+    types = {**_PACKAGE_ASSETS, **_OWN_ASSETS}
+    return {name: _Asset(body, types[name], _etag(body)) for name, body in files.items()}
 
 
-def _docs_html(title: str, spec_url: str, asset_url: Callable[[str], str]) -> str:
+def _source(got: object) -> OpenApiSource | None:
+    """The documents the app's callable gives, or None when it gives bare JSON."""
+    return got if isinstance(got, OpenApiSource) else None
+
+
+def _docs_html(title: str, options: list[tuple[str, str, str]],
+               asset_url: Callable[[str], str]) -> str:
+    """The page; ``options`` are (name, label, document URL), the system's first."""
     e = html.escape
+    choices = "\n".join(f'<option value="{e(url)}" data-name="{e(name)}">{e(label)}</option>'
+                        for name, label, url in options)
+    spec_url = options[0][2]
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -77,39 +101,73 @@ def _docs_html(title: str, spec_url: str, asset_url: Callable[[str], str]) -> st
 <title>{e(title)}</title>
 <link rel="icon" type="image/png" href="{e(asset_url("favicon-32x32.png"))}">
 <link rel="stylesheet" href="{e(asset_url("swagger-ui.css"))}">
+<link rel="stylesheet" href="{e(asset_url("docs.css"))}">
 </head>
 <body>
+<div class="fhir-docs-bar"><strong>{e(title)}</strong>
+<label for="fhir-doc">Document</label>
+<select id="fhir-doc">
+{choices}
+</select>
+<a href="{e(spec_url)}">OpenAPI JSON</a></div>
 <noscript>This page needs JavaScript. The OpenAPI document is at
 <a href="{e(spec_url)}">{e(spec_url)}</a>.</noscript>
 <div id="swagger-ui" data-openapi-url="{e(spec_url)}"></div>
 <script src="{e(asset_url("swagger-ui-bundle.js"))}"></script>
-<script src="{e(asset_url(_INIT_JS_NAME))}"></script>
+<script src="{e(asset_url("docs-init.js"))}"></script>
 </body>
 </html>
 """
 
 
-def docs_routes(get_openapi: Callable[[], bytes], *,
+def _json(request: Request, body: bytes) -> Response:
+    """A document, revalidated by ETag; behind a root_path its ``servers`` names it (the
+    paths are ``/fhir/...`` from the server root)."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    if root and body.startswith(b"{") and b'"servers"' not in body[:64]:
+        body = b'{"servers":[{"url":' + orjson.dumps(root) + b"}]," + body[1:]
+    tag = _etag(body)
+    headers = {"Cache-Control": _REVALIDATE, "ETag": tag, "X-Content-Type-Options": "nosniff"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=_JSON, headers=headers)
+
+
+def docs_routes(get_openapi: Callable[[], bytes | OpenApiSource], *,
                 title: str = "FHIR R4 Server API") -> list[Route]:
-    """The routes serving Swagger UI (``/api/docs``, ``/api/docs/static/{file}``) and
-    ``/api/openapi.json`` (``get_openapi()``). Asset URLs on the page carry a content
-    hash (``?v=``), so those responses may be cached forever.
+    """The routes serving Swagger UI (``/api/docs``, ``/api/docs/static/{file}``) and the
+    documents: ``/api/openapi.json`` and ``/api/openapi/{type}.json``.
+
+    ``get_openapi()`` gives the documents (an :class:`OpenApiSource`), or only the system
+    document's JSON (then the page offers that one alone). Asset URLs on the page carry
+    a content hash (``?v=``), so those responses may be cached forever.
     """
     assets = _load_assets()
     token = hashlib.sha256(b"".join(a.etag.encode() for a in assets.values())).hexdigest()[:16]
+
+    def system_json() -> bytes:
+        got = get_openapi()
+        source = _source(got)
+        if source is not None:
+            return source.system()
+        assert isinstance(got, bytes)
+        return bytes(got)
 
     async def api_docs(request: Request) -> Response:
         """Swagger UI page; URLs are path-only and honour the ASGI root_path."""
         def asset_url(name: str) -> str:
             return f"{request.url_for('fhir_api_docs_static', file=name).path}?v={token}"
 
-        spec_url = request.url_for("fhir_openapi_json").path
-        return HTMLResponse(_docs_html(title, spec_url, asset_url), headers={
+        source = _source(get_openapi())
+        options = [("system", "System: every route", request.url_for("fhir_openapi_json").path)]
+        for name in source.names if source is not None else ():
+            options.append((name, name, request.url_for("fhir_openapi_type", name=name).path))
+        return HTMLResponse(_docs_html(title, options, asset_url), headers={
             "Cache-Control": _REVALIDATE, "Content-Security-Policy": _CSP,
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
     async def api_docs_static(request: Request) -> Response:
-        """One allow-listed Swagger UI file; anything else is 404 (no filesystem lookup)."""
+        """One allow-listed file; anything else is 404 (no filesystem lookup)."""
         asset = assets.get(request.path_params["file"])
         if asset is None:
             raise HTTPException(status_code=404, detail="Not Found")
@@ -123,12 +181,21 @@ def docs_routes(get_openapi: Callable[[], bytes], *,
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
     async def openapi_json(request: Request) -> Response:
-        """The OpenAPI document (bytes from ``get_openapi``)."""
-        return Response(get_openapi(), media_type="application/json",
-                        headers={"Cache-Control": _REVALIDATE})
+        """The system document."""
+        return _json(request, system_json())
+
+    async def openapi_type(request: Request) -> Response:
+        """One resource type's document; 404 for a name that is no type here."""
+        source = _source(get_openapi())
+        body = source.document(request.path_params["name"]) if source is not None else None
+        if body is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        return _json(request, body)
 
     return [Route("/api/docs", api_docs, methods=["GET", "HEAD"], name="fhir_api_docs"),
             Route("/api/docs/static/{file}", api_docs_static, methods=["GET", "HEAD"],
                   name="fhir_api_docs_static"),
             Route("/api/openapi.json", openapi_json, methods=["GET", "HEAD"],
-                  name="fhir_openapi_json")]
+                  name="fhir_openapi_json"),
+            Route("/api/openapi/{name}.json", openapi_type, methods=["GET", "HEAD"],
+                  name="fhir_openapi_type")]

@@ -75,8 +75,10 @@ def test_docs_and_openapi(root_client: httpx.Client) -> None:
     assert "text/html" in docs.headers["content-type"]
     assert "https://" not in docs.text.split("<body")[0]
     spec = root_client.get("/api/openapi.json").json()
-    assert "/fhir/Patient/{id}" in spec["paths"]
-    assert "/fhir/DocumentReference" in spec["paths"]
+    assert "/fhir/{resource_type}/{id}" in spec["paths"] and "/fhir" in spec["paths"]
+    patient = root_client.get("/api/openapi/Patient.json").json()
+    assert "/fhir/Patient/{id}" in patient["paths"]
+    assert root_client.get("/api/openapi/DocumentReference.json").status_code == 200
 
 
 def test_metadata_is_a_valid_capability_statement(client: httpx.Client) -> None:
