@@ -77,8 +77,8 @@ def _skip(text: str, pos: int) -> int:
 def unescape(body: str) -> str:
     """Undo the FHIRPath escapes in a string or delimited identifier body.
 
-    ``\\uXXXX`` is a code unit; an unknown escape keeps just the escaped character, as
-    both parsers did before they shared this lexer.
+    ``\\u`` and four hex digits is one UTF-16 code unit; an unknown escape keeps just
+    the escaped character, as both parsers did before they shared this lexer.
     """
     return _ESCAPE.sub(lambda m: chr(int(m[1][1:], 16)) if len(m[1]) == 5
                        else _ESCAPES.get(m[1], m[1]), body)

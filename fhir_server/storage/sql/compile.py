@@ -218,9 +218,7 @@ class Compiler:
                               [option.param.resource_type, *params]))
             joined, joined_params = join(parts, " OR ")
             inner = sql.SQL("({})").format(joined), joined_params
-        visible = self.visible(target)
-        if visible is not None:
-            inner = join([inner, visible], " AND ")
+        inner = self._and_visible(inner, target)
         return sql.SQL(
             "EXISTS (SELECT 1 FROM idx_reference {ref} JOIN resource {t}"
             " ON {t}.resource_type = {ref}.target_type AND {t}.id = {ref}.target_id"
@@ -229,6 +227,11 @@ class Compiler:
         ).format(ref=ref, t=target, res=res, inner=inner[0]), [
             link.param.p, list(link.target_types), *inner[1]]
 
+    def _and_visible(self, condition: Fragment, res: sql.Composable) -> Fragment:
+        """``condition`` and the scope's condition on the hop's resource row ``res``."""
+        visible = self.visible(res)
+        return condition if visible is None else join([condition, visible], " AND ")
+
     def _has(self, clause: HasClause, res: sql.Composable) -> Fragment:
         ref = self.alias()
         source = self.alias()
@@ -236,9 +239,7 @@ class Compiler:
             inner = self._has(clause.inner, source)
         else:
             inner = self.clause(clause.inner, source)
-        visible = self.visible(source)
-        if visible is not None:
-            inner = join([inner, visible], " AND ")
+        inner = self._and_visible(inner, source)
         return sql.SQL(
             "EXISTS (SELECT 1 FROM idx_reference {ref} JOIN resource {s} ON {s}.rid = {ref}.rid"
             " WHERE {ref}.p = %s AND {ref}.target_type = {res}.resource_type"
