@@ -21,11 +21,13 @@ from starlette.routing import BaseRoute, Route
 from fhir_server import __version__
 from fhir_server.api import openapi
 from fhir_server.api.routes import ROUTER
+from fhir_server.auth.jwks import RemoteJwks
+from fhir_server.auth.verify import Authenticator
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import FhirError, MethodNotAllowed, NotFound
 from fhir_server.http import docs, operator
-from fhir_server.http.adapter import FhirApp
+from fhir_server.http.adapter import FhirApp, Guards
 from fhir_server.http.compression import Gzip
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
@@ -75,11 +77,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = open_redis(settings)
         app.state.ctx = build_context(settings, pool, redis)
         app.state.rate_limiter = RateLimiter(redis)
-        sampler = asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")
+        tasks = [asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")]
+        authenticator = None
+        if settings.auth_mode == "smart":
+            external = (RemoteJwks(settings.auth_issuer, settings.auth_jwks_url, redis)
+                        if settings.auth_issuer else None)
+            authenticator = Authenticator(settings, pool, external=external)
+            try:
+                await authenticator.refresh()
+            except Exception as exc:  # the database is away: keys are read on first use
+                log.error("cannot read the token signing keys yet: %s", exc)
+            tasks.append(asyncio.create_task(authenticator.refresh_forever(),
+                                             name="token-revocations"))
+        app.state.authenticator = authenticator
+        app.state.guards = Guards(authenticator, app.state.rate_limiter,
+                                  settings.rate_limit_per_minute)
         ctx = app.state.ctx
         assert ctx.jobs is not None
         runner = JobRunner(ctx, ctx.jobs)
-        jobs_task = asyncio.create_task(runner.loop(), name="background-jobs")
+        tasks.append(asyncio.create_task(runner.loop(), name="background-jobs"))
         app.state.openapi = openapi.openapi_provider(ROUTER.routes, ctx, version=__version__)
         # The definitions, registry and validator live as long as the process: keep them
         # out of the cyclic collector, whose full passes would otherwise walk them all
@@ -89,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            for task in (jobs_task, sampler):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -122,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app: Starlette  # the lambdas below run after it is built
     # Every FHIR interaction goes through the router (its table is api/routes.py); the
     # other routes are the operators' and the documentation's.
-    fhir = FhirApp(ROUTER, lambda: app.state.ctx)
+    fhir = FhirApp(ROUTER, lambda: app.state.ctx, lambda: app.state.guards)
     routes: list[BaseRoute] = [Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
                                metrics_route(lambda: app.state.pool), *operator.ROUTES,
                                *docs.docs_routes(lambda: app.state.openapi)]

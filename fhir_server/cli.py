@@ -29,9 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending migrations")
     migrate.add_argument("--info", action="store_true",
                          help="list applied and pending migrations instead")
+    from fhir_server.auth import token_cli
     from fhir_server.importer.cli import add_parser as add_import_parser
 
     add_import_parser(sub)
+    token_cli.add_parsers(sub)
     return parser
 
 
@@ -73,11 +75,41 @@ def _migrate(settings: Settings, show_info: bool) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _announce_auth(settings: Settings) -> None:
+    """The first lines a newcomer reads: how requests are authorized, how to get in."""
+    if settings.auth_mode == "off":
+        log.warning("AUTH_MODE=off: every request is answered without a token; allowed "
+                    "because the server listens on loopback only (%s)", settings.host)
+        return
+    log.info("authorization is on (AUTH_MODE=smart): /fhir needs a Bearer token. For an "
+             "operator's token run: .venv/bin/fhir-server token --scope 'system/*.*'  "
+             "(SMART apps: register with 'fhir-server clients add', see the README)")
+
+
 def _serve(settings: Settings) -> int:
     import psycopg
     import uvicorn
 
     from fhir_server.storage import admin
+
+    if settings.auth_mode == "off" and not _loopback(settings.host):
+        log.error("refusing to start: AUTH_MODE=off answers every request without a token, "
+                  "so it is only allowed while listening on loopback (HOST=127.0.0.1), not "
+                  "on %s", settings.host)
+        return 2
+    _announce_auth(settings)
 
     folder = data_dir("migrations")
     try:
@@ -154,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fhir_server.importer.cli import run_command
 
             return run_command(settings, args)
+        if args.command in ("token", "keys"):
+            from fhir_server.auth import token_cli
+
+            return token_cli.run(settings, args)
         return _serve(settings)
     finally:
         del handle

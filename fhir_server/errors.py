@@ -68,6 +68,32 @@ class BadRequest(FhirError):
     code = "invalid"
 
 
+class Unauthorized(FhirError):
+    """401: no valid access token; ``WWW-Authenticate`` says how to present one."""
+
+    status = 401
+    code = "login"
+
+    def __init__(self, diagnostics: str, error: str | None = "invalid_token") -> None:
+        # RFC 6750 3.1: no error code when the request had no credentials at all.
+        challenge = 'Bearer realm="fhir"'
+        if error:
+            detail = diagnostics.replace("\\", "").replace('"', "'")
+            challenge += f', error="{error}", error_description="{detail}"'
+        super().__init__(diagnostics, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(FhirError):
+    """403: the token is valid but its scopes do not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, diagnostics: str) -> None:
+        super().__init__(diagnostics, headers={
+            "WWW-Authenticate": 'Bearer realm="fhir", error="insufficient_scope"'})
+
+
 class NotFound(FhirError):
     """404: unknown resource type, id or version."""
 

@@ -66,6 +66,20 @@ class Settings:
     redis_url: str = ""
     #: requests per minute one client may make to /fhir (0: no limit).
     rate_limit_per_minute: int = 0
+    #: ``smart``: every /fhir request but discovery needs a valid Bearer token; ``off``:
+    #: none is asked for (refused unless the server listens on loopback only).
+    auth_mode: str = "smart"
+    #: an external authorization server (Keycloak, Entra ID...) whose tokens are
+    #: accepted too: its issuer (``iss``), and its JWKS URL (default: from the issuer's
+    #: OpenID discovery document).
+    auth_issuer: str = ""
+    auth_jwks_url: str = ""
+    #: audiences (comma-separated) accepted besides the FHIR base URLs.
+    auth_audience: str = ""
+    #: record an AuditEvent (IHE BALP) for every /fhir request.
+    audit: bool = True
+    #: lifetime of the access tokens the built-in server issues, in seconds.
+    auth_token_ttl_seconds: int = 3600
     #: browser origins allowed to call the API (comma-separated, or ``*``; empty: none).
     cors_origins: str = ""
 
@@ -79,6 +93,11 @@ class Settings:
         """``FHIR_BASE_URL`` and ``FHIR_BASE_ALIASES``, without trailing slashes."""
         bases = [self.fhir_base_url, *self.fhir_base_aliases.split(",")]
         return tuple(dict.fromkeys(b.strip().rstrip("/") for b in bases if b.strip()))
+
+    @cached_property
+    def audiences(self) -> tuple[str, ...]:
+        """``AUTH_AUDIENCE`` as a tuple."""
+        return tuple(a.strip() for a in self.auth_audience.split(",") if a.strip())
 
     @property
     def embedded(self) -> bool:
@@ -157,6 +176,12 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
     if not _TEXT_CONFIG.fullmatch(settings.search_text_language):
         raise SettingsError("SEARCH_TEXT_LANGUAGE must name a text search configuration "
                             f"(english, simple, ...), not {settings.search_text_language!r}")
+    if settings.auth_mode not in ("smart", "off"):
+        raise SettingsError(f"AUTH_MODE must be smart or off, not {settings.auth_mode!r}")
+    if settings.auth_jwks_url and not settings.auth_issuer:
+        raise SettingsError("AUTH_JWKS_URL needs AUTH_ISSUER: the issuer its tokens name")
+    if settings.auth_token_ttl_seconds < 60:
+        raise SettingsError("AUTH_TOKEN_TTL_SECONDS must be at least 60")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("LOG_FORMAT must be json or text")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:

@@ -178,8 +178,10 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
     """Start ``fhir-server serve`` on a free loopback port and wait until it is ready."""
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    # Authorization has tests of its own (tests/integration/auth); elsewhere it is off.
     environ.update({"DATABASE_URL": database_url, "MIGRATE_ON_START": "true",
-                    "LOG_LEVEL": "warning", "DB_POOL_MIN": "1", "DB_POOL_MAX": "4"})
+                    "LOG_LEVEL": "warning", "DB_POOL_MIN": "1", "DB_POOL_MAX": "4",
+                    "AUTH_MODE": "off"})
     environ.update(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fhir_server.cli", "serve", "--host", "127.0.0.1",

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
-from fhir_server.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
+from fhir_server.errors import BadRequest, FhirError, Forbidden, MethodNotAllowed, NotFound
+from fhir_server.service.access import AccessScope
 from fhir_server.service.context import ServiceContext
 
 Handler = Callable[[FhirRequest, ServiceContext], Awaitable[FhirResponse]]
@@ -31,6 +32,24 @@ _PARAM = re.compile(r"\{(\w+)\}")
 #: What a type-like segment is (a ``{resource_type}`` / ``{compartment}`` value); every
 #: other parameter takes any segment not empty and not an operation.
 _TYPE = re.compile(PARAM_PATTERNS["resource_type"])
+
+
+#: What a route needs of the caller (besides a SMART permission letter ``c r u d s``
+#: on its type): nothing, not even a token (the CapabilityStatement); any valid token
+#: (a Bundle, whose entries are checked one by one); the admin scope (the server's own
+#: operations).
+PUBLIC = "public"
+SIGNED_IN = "signed-in"
+ADMIN = "admin"
+#: the permission of each interaction (operations name theirs in their route)
+_PERMISSIONS = {
+    "capabilities": PUBLIC, "transaction/batch": SIGNED_IN,
+    "read": "r", "vread": "r", "history-instance": "r",
+    "search-type": "s", "search-system": "s", "search-compartment": "s",
+    "history-type": "s", "history-system": "s",
+    "create": "c", "update": "u", "patch": "u", "conditional-update": "u",
+    "conditional-patch": "u", "delete": "d", "conditional-delete": "d",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,18 @@ class Route:
     #: whether a batch or transaction entry may ask for it
     in_bundle: bool = True
     operation: Operation | None = None
+    #: what the caller needs (PUBLIC, SIGNED_IN, ADMIN or a permission letter); None:
+    #: the interaction's own permission
+    access: str | None = None
+
+    @property
+    def permission(self) -> str:
+        """What the caller needs: PUBLIC, SIGNED_IN, ADMIN or a permission letter."""
+        if self.access is not None:
+            return self.access
+        if self.interaction not in _PERMISSIONS:
+            raise ValueError(f"{self.template}: an operation route must name its access")
+        return _PERMISSIONS[self.interaction]
 
     @property
     def template(self) -> str:
@@ -203,7 +234,27 @@ class Router:
         """Run ``route``'s handler on a request already matched to it."""
         request.params = params
         request.router = self
+        scope = request.context.scope
+        if scope is not None:
+            _authorize(route, params, scope)
         return await route.handler(request, ctx)
+
+
+def _authorize(route: Route, params: dict[str, str], scope: AccessScope) -> None:
+    """Forbidden unless the caller's scope allows ``route`` (what it may then see or
+    change is the storage's business)."""
+    needed = route.permission
+    if needed in (PUBLIC, SIGNED_IN):
+        return
+    if needed == ADMIN:
+        if not scope.admin:
+            raise Forbidden(f"{route.template} needs the admin scope (system/*.*)")
+        return
+    resource_type = params.get("resource_type")
+    if not scope.permits(needed, resource_type):
+        what = resource_type or "any resource type"
+        raise Forbidden(f"the token's scopes do not allow {route.interaction} "
+                        f"({needed}) on {what}")
 
 
 def _unmatched(segments: Sequence[str], path: str) -> str:

@@ -20,7 +20,14 @@ from fhir_server.api import (
     search,
     type,
 )
-from fhir_server.api.router import Operation, OperationParameter, Route, Router
+from fhir_server.api.router import (
+    ADMIN,
+    SIGNED_IN,
+    Operation,
+    OperationParameter,
+    Route,
+    Router,
+)
 
 REINDEX = Operation(
     "reindex", "OperationDefinition/reindex",
@@ -53,11 +60,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "_history", "history-system", history.history_system,
           "History of every resource"),
     Route("POST", "$reindex", "operation", operations.reindex_system,
-          "Rebuild the search index of every resource ($reindex)", operation=REINDEX),
+          "Rebuild the search index of every resource ($reindex)", operation=REINDEX,
+          access=ADMIN),
     Route("GET", "_jobs/{job_id}", "operation", operations.job_status,
-          "The progress of a background job"),
+          "The progress of a background job", access=ADMIN),
     Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
-          "Read an OperationDefinition (this server's own operations included)"),
+          "Read an OperationDefinition (this server's own operations included)",
+          access=SIGNED_IN),
     # -- type level ----------------------------------------------------------------------
     Route("GET", "{resource_type}", "search-type", search.search_type,
           "Search resources of a type"),
@@ -74,7 +83,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "{resource_type}/_history", "history-type", history.history_type,
           "History of every resource of a type"),
     Route("POST", "{resource_type}/$reindex", "operation", operations.reindex_type,
-          "Rebuild the search index of one type ($reindex)", operation=REINDEX),
+          "Rebuild the search index of one type ($reindex)", operation=REINDEX,
+          access=ADMIN),
     # -- instance level ------------------------------------------------------------------
     Route("GET", "{resource_type}/{id}", "read", instance.read,
           "Read the current version of a resource"),

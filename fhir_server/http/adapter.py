@@ -4,11 +4,16 @@ It turns the ASGI request into a :class:`FhirRequest` (path relative to the base
 headers, the body read within ``MAX_BODY_BYTES``, the request context), has the router
 match and run it, and writes the :class:`FhirResponse` back. The response media type is
 negotiated before anything runs, so a 406 never follows a write.
+
+With ``AUTH_MODE=smart`` the request context comes from the verified Bearer token (the
+CapabilityStatement alone is public), and rate limits count per verified client, or per
+address while the caller is not authenticated.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from starlette.datastructures import Headers
@@ -17,14 +22,17 @@ from starlette.types import Receive, Scope, Send
 
 from fhir_server.api.body import read_limited
 from fhir_server.api.messages import FhirRequest, error_response
-from fhir_server.api.router import Router
-from fhir_server.errors import FhirError
+from fhir_server.api.router import PUBLIC, Route, Router
+from fhir_server.auth.verify import Authenticator
+from fhir_server.cache.ratelimit import RateLimiter
+from fhir_server.errors import FhirError, Unauthorized
 from fhir_server.http.responses import (
     _DEFAULT,
     Negotiated,
     http_response,
     log_server_error,
 )
+from fhir_server.observability.access_log import CLIENT_KEY
 from fhir_server.observability.interactions import ROUTE_KEY
 from fhir_server.observability.middleware import SCOPE_KEY as REQUEST_ID_KEY
 from fhir_server.service.access import RequestContext
@@ -32,6 +40,18 @@ from fhir_server.service.context import ServiceContext
 
 _PREFIX = "/fhir"
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+#: the window of RATE_LIMIT_PER_MINUTE
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Who may call: the token verifier (None: AUTH_MODE=off) and the rate limiter
+    (None: no limit) with its requests per minute."""
+
+    authenticator: Authenticator | None = None
+    limiter: RateLimiter | None = None
+    per_minute: int = 0
 
 
 @lru_cache(maxsize=64)
@@ -51,9 +71,11 @@ def request_base(scope: Scope, headers: Headers) -> str:
 class FhirApp:
     """The ASGI app answering every path under ``/fhir`` through ``router``."""
 
-    def __init__(self, router: Router, services: Callable[[], ServiceContext]) -> None:
+    def __init__(self, router: Router, services: Callable[[], ServiceContext],
+                 guards: Callable[[], Guards] = Guards) -> None:
         self.router = router
         self._services = services
+        self._guards = guards
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One HTTP request through the router."""
@@ -61,10 +83,9 @@ class FhirApp:
         query = scope.get("query_string", b"").decode("latin-1")
         method = scope["method"]
         base = request_base(scope, headers)
-        ctx = self._services()
         request_id = scope.get(REQUEST_ID_KEY)
         context = RequestContext(request_id if isinstance(request_id, str) else "-")
-        ctx = ctx.for_request(context, base)
+        ctx = self._services().for_request(context, base)
         neg = _DEFAULT
         try:
             neg = Negotiated.of(headers, query)
@@ -72,6 +93,9 @@ class FhirApp:
             route, params = self.router.match(method, path)
             scope[ROUTE_KEY] = route
             scope["path_params"] = params
+            context = await self._admit(scope, headers, route, context, ctx)
+            if context.scope is not None:
+                ctx = ctx.for_request(context, base)
             body = None
             if method in _WITH_BODY:
                 body = await read_limited(_chunks(receive), headers.get("content-length"),
@@ -83,6 +107,37 @@ class FhirApp:
             log_server_error(method, exc)
             answer = error_response(exc)
         await http_response(answer, neg, ctx.base_url)(scope, receive, send)
+
+    async def _admit(self, scope: Scope, headers: Headers, route: Route,
+                     context: RequestContext, ctx: ServiceContext) -> RequestContext:
+        """The request's context from its token (Unauthorized), within the rate limit
+        of its client (429)."""
+        guards = self._guards()
+        client = scope.get("client")
+        address = f"ip:{client[0]}" if client else "ip:-"
+        if guards.authenticator is None or route.permission == PUBLIC:
+            await _throttle(guards, address)
+            return context
+        try:
+            caller, access = await guards.authenticator.authenticate(
+                headers.get("authorization"), ctx.bases, ctx)
+        except Unauthorized:
+            await _throttle(guards, address)
+            raise
+        scope[CLIENT_KEY] = caller.client_id
+        await _throttle(guards, f"client:{caller.client_id}")
+        return RequestContext(context.request_id, caller, access)
+
+
+async def _throttle(guards: Guards, who: str) -> None:
+    """429 (``throttled``, with Retry-After) when ``who`` is over the limit."""
+    if guards.limiter is None or guards.per_minute <= 0:
+        return
+    decision = await guards.limiter.hit(f"rl:{who}", guards.per_minute, WINDOW_SECONDS)
+    if not decision.allowed:
+        raise FhirError(f"rate limit of {guards.per_minute} requests per minute exceeded",
+                        status=429, code="throttled",
+                        headers={"Retry-After": str(max(1, decision.retry_after))})
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:

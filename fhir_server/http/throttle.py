@@ -1,5 +1,9 @@
-"""Per-client rate limits on ``/fhir`` (``RATE_LIMIT_PER_MINUTE``), counted in Redis when
-it is configured (shared by replicas) and per process otherwise."""
+"""Rate limits on the authorization server (``/auth``), per caller address.
+
+``/fhir`` counts in its adapter, per verified client (``http.adapter``); here the
+authorization server's endpoints are limited by address, so that guessing passwords,
+client secrets or codes is as slow as ``RATE_LIMIT_PER_MINUTE`` allows.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhir_server.errors import FhirError
+from fhir_server.http.adapter import WINDOW_SECONDS
 from fhir_server.http.responses import error_response
-from fhir_server.observability.access_log import client_id
-
-WINDOW_SECONDS = 60
 
 
 class Throttle:
-    """ASGI middleware answering 429 (OperationOutcome ``throttled``) past the limit.
-
-    A client is the token's client id when a bearer token names one, else the caller's
-    address; operator endpoints (probes, metrics) are never limited.
-    """
+    """ASGI middleware answering 429 (with ``Retry-After``) past the limit on ``/auth``."""
 
     def __init__(self, app: ASGIApp, *, per_minute: int, limiter: Any) -> None:
         self.app = app
@@ -28,17 +26,15 @@ class Throttle:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the request and refuse it when its client is over the limit."""
+        """Count the request and refuse it when its address is over the limit."""
         if (self.per_minute <= 0 or scope["type"] != "http"
-                or not scope["path"].startswith("/fhir")):
+                or not scope["path"].startswith("/auth/")):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        who = client_id(headers.get(b"authorization"))
-        if who == "-":
-            client = scope.get("client")
-            who = f"ip:{client[0]}" if client else "ip:-"
-        decision = await self.limiter().hit(f"rl:{who}", self.per_minute, WINDOW_SECONDS)
+        client = scope.get("client")
+        who = f"ip:{client[0]}" if client else "ip:-"
+        decision = await self.limiter().hit(f"rl:auth:{who}", self.per_minute,
+                                            WINDOW_SECONDS)
         if decision.allowed:
             await self.app(scope, receive, send)
             return

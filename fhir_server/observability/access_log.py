@@ -27,6 +27,8 @@ QUIET_ROUTES: Final = frozenset({"/metrics", "/api/v1/health", "/api/v1/ready"})
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:~+=/-]{0,127}")
 # A client id worth logging: printable ASCII without spaces, bounded.
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")
+#: The ASGI scope key where authentication leaves the verified client's id.
+CLIENT_KEY: Final = "fhir.client_id"
 # Claims naming the client, best first: SMART/OAuth client_id, OIDC azp, then subject.
 _CLIENT_CLAIMS: Final = ("client_id", "azp", "sub")
 # Decoding a payload bigger than this is not worth the CPU for a log field.

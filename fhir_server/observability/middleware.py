@@ -174,7 +174,7 @@ class ObservabilityMiddleware:
             access_log.log_access(
                 self.logger, plan.level, request_id=info.request_id, method=method,
                 route=plan.route, status=status, duration_ms=round(seconds * 1000, 3),
-                client=self._client_ids(authorization),
+                client=scope.get(access_log.CLIENT_KEY) or self._client_ids(authorization),
                 exc_info=(type(failure), failure, failure.__traceback__)
                 if failure is not None and failed else None)
 

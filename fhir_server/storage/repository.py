@@ -20,11 +20,11 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.errors import Conflict
+from fhir_server.errors import Conflict, Forbidden
 from fhir_server.search.hashing import h64
 from fhir_server.search.registry import SearchParam
 from fhir_server.search.request import SearchRequest
-from fhir_server.service.access import AccessScope
+from fhir_server.service.access import READ_PERMISSIONS, AccessScope
 from fhir_server.service.repository import (
     HistoryPage,
     HistoryQuery,
@@ -75,9 +75,22 @@ def _row(row: tuple[Any, ...]) -> SearchRow:
     return SearchRow(row[0], StoredVersion(row[1], row[2], row[3], row[4], False, row[5]))
 
 
-def _visible(scope: AccessScope | None) -> Fragment | None:
-    """The scope's condition on a resource row ``r`` (None: no scope)."""
-    return None if scope is None else Compiler(scope).visible(_R)
+def _visible(scope: AccessScope | None, resource_type: str | None = None,
+             permissions: frozenset[str] = READ_PERMISSIONS) -> Fragment | None:
+    """The condition on a resource row ``r`` for ``permissions`` (None: no scope, or
+    it admits every resource of ``resource_type``)."""
+    if scope is None or (resource_type is not None
+                         and not scope.restricts(resource_type, permissions)):
+        return None
+    return Compiler(scope.view(permissions)).visible(_R)
+
+
+#: the permission each write method needs on the old and the new content
+_WRITE_PERMISSION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
+#: whether the resource (its live version, if any) passes a scope's condition
+_ADMITTED = sql.SQL(
+    "SELECT x.deleted OR EXISTS (SELECT 1 FROM resource r WHERE r.rid = x.rid AND {})"
+    " FROM resource x WHERE x.resource_type = %s AND x.id = %s")
 
 
 def _scoped(statement: sql.Composable, visible: Fragment | None,
@@ -97,11 +110,14 @@ class PgSession:
                  scope: AccessScope | None = None) -> None:
         self._conn = conn
         self._search_timeout_ms = search_timeout_ms
-        self._scope = scope
+        #: what reads, searches and history see; writes are checked against ``_writes``
+        self._scope = None if scope is None else scope.view(READ_PERMISSIONS)
+        self._writes = scope
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version or deletion tombstone of a resource the scope admits."""
-        statement, params = _scoped(_READ, _visible(self._scope), (resource_type, id))
+        statement, params = _scoped(_READ, _visible(self._scope, resource_type),
+                                    (resource_type, id))
         with translated():
             cur = await self._conn.execute(sql.Composed([statement]), params)
             row = await cur.fetchone()
@@ -111,7 +127,7 @@ class PgSession:
 
     async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
         """One historical version of a resource whose current version the scope admits."""
-        statement, params = _scoped(_VREAD, _visible(self._scope),
+        statement, params = _scoped(_VREAD, _visible(self._scope, resource_type),
                                     (resource_type, id, version_id))
         with translated():
             cur = await self._conn.execute(sql.Composed([statement]), params)
@@ -123,7 +139,40 @@ class PgSession:
     async def write(self, resource_type: str, id: str, content: str | None,
                     method: WriteMethod, if_match: int | None = None,
                     index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
-        """Create, update or delete one resource and its index rows in one statement."""
+        """Create, update or delete one resource and its index rows in one statement.
+
+        With a scope that restricts the type, the version replaced and the version
+        written must both be admitted for the method's permission (a savepoint, or a
+        transaction of its own, undoes a refused write)."""
+        permission = frozenset(_WRITE_PERMISSION[method])
+        scope = self._writes
+        if scope is None or not scope.restricts(resource_type, permission):
+            return await self._write(resource_type, id, content, method, if_match, index)
+        check = _visible(scope, None, permission)
+        assert check is not None
+        admitted = _ADMITTED.format(check[0]), [*check[1], resource_type, id]
+        with translated():
+            async with self._conn.transaction():
+                if method != "POST" and not await self._admitted(admitted):
+                    raise Forbidden(f"{resource_type}/{id} is outside the scope of this "
+                                    f"token for {method}")
+                result = await self._write(resource_type, id, content, method, if_match,
+                                           index)
+                if method != "DELETE" and result.version is not None and not (
+                        await self._admitted(admitted)):
+                    raise Forbidden(f"the {resource_type} sent would be outside the scope "
+                                    f"of this token, so it was not stored")
+        return result
+
+    async def _admitted(self, statement: Fragment) -> bool:
+        """Whether the resource is absent, deleted or passes the condition."""
+        cur = await self._conn.execute(sql.Composed([statement[0]]), statement[1])
+        row = await cur.fetchone()
+        return row is None or bool(row[0])
+
+    async def _write(self, resource_type: str, id: str, content: str | None,
+                     method: WriteMethod, if_match: int | None,
+                     index: dict[str, list[dict[str, Any]]] | None) -> WriteResult:
         with translated():
             cur = await self._conn.execute(
                 _WRITE, (resource_type, id, content, method, if_match, dump_index(index)))

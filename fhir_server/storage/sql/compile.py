@@ -103,19 +103,26 @@ class Compiler:
             return None
         self._in_scope = True
         try:
-            rules: list[Fragment] = []
+            free: list[Fragment] = []
+            in_compartment: list[Fragment] = []
             for rule in scope.rules:
                 parts: list[Fragment] = []
                 if rule.resource_type is not None:
                     parts.append((sql.SQL("{}.resource_type = %s").format(res),
                                   [rule.resource_type]))
+                elif rule.excluded:
+                    parts.append((sql.SQL("{}.resource_type <> ALL(%s::text[])").format(res),
+                                  [sorted(rule.excluded)]))
                 parts += [self.clause(c, res) for c in rule.criteria]
-                rules.append(join(parts, " AND ") if parts else (sql.SQL("true"), []))
-            ors = join(rules, " OR ") if rules else (sql.SQL("false"), [])
-            conditions: list[Fragment] = [(sql.SQL("({})").format(ors[0]), ors[1])]
-            if scope.compartment is not None:
-                conditions.append(self.in_compartment(scope.compartment, res, owner=True))
-            text, params = join(conditions, " AND ")
+                condition = join(parts, " AND ") if parts else (sql.SQL("true"), [])
+                owned = rule.in_compartment and scope.compartment is not None
+                (in_compartment if owned else free).append(condition)
+            if in_compartment and scope.compartment is not None:
+                ors = join(in_compartment, " OR ")
+                member = self.in_compartment(scope.compartment, res, owner=True)
+                free.append(join([(sql.SQL("({})").format(ors[0]), ors[1]), member],
+                                 " AND "))
+            text, params = join(free, " OR ") if free else (sql.SQL("false"), [])
             return sql.SQL("({})").format(text), params
         finally:
             self._in_scope = False

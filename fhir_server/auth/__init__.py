@@ -1,0 +1,1 @@
+"""SMART on FHIR authorization: tokens, scopes, the built-in authorization server."""
