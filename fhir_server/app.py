@@ -15,19 +15,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fhir_server import __version__
 from fhir_server.api import openapi
 from fhir_server.api.routes import ROUTER
+from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
 from fhir_server.auth.verify import Authenticator
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import FhirError, MethodNotAllowed, NotFound
 from fhir_server.http import docs, operator
-from fhir_server.http.adapter import FhirApp, Guards
+from fhir_server.http.adapter import FhirApp, Guards, request_base
 from fhir_server.http.compression import Gzip
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
@@ -139,7 +140,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Every FHIR interaction goes through the router (its table is api/routes.py); the
     # other routes are the operators' and the documentation's.
     fhir = FhirApp(ROUTER, lambda: app.state.ctx, lambda: app.state.guards)
-    routes: list[BaseRoute] = [Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
+    async def smart_configuration(request: Request) -> Response:
+        if settings.auth_mode != "smart":
+            raise NotFound("authorization is off (AUTH_MODE=off): there is nothing to "
+                           "discover")
+        base = settings.fhir_base_url or request_base(request.scope, request.headers)
+        return JSONResponse(discovery.smart_configuration(base),
+                            headers={"Cache-Control": "public, max-age=3600"})
+
+    routes: list[BaseRoute] = [Route("/fhir/.well-known/smart-configuration",
+                                     smart_configuration, methods=["GET"]),
+                               Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
                                metrics_route(lambda: app.state.pool), *operator.ROUTES,
                                *docs.docs_routes(lambda: app.state.openapi)]
     middleware = [Middleware(ObservabilityMiddleware,

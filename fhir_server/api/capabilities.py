@@ -15,6 +15,7 @@ from fhir_server.api.definitions import operation_url
 from fhir_server.api.describe import describe
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.router import Route
+from fhir_server.auth.discovery import rest_security
 from fhir_server.paths import data_dir
 from fhir_server.search.registry import Registry
 from fhir_server.service.context import ServiceContext
@@ -143,7 +144,11 @@ async def capabilities(request: FhirRequest, ctx: ServiceContext) -> FhirRespons
     key = (ctx.base_url, id(ctx.search.registry), id(request.router))
     statement = _cache.get(key)
     if statement is None:
-        statement = _cache[key] = build_capability(
+        statement = build_capability(
             data_dir("capability"), ctx.resource_types, ctx.base_url, ctx.search.registry,
             request.router.routes, ctx.compartments)
+        if ctx.settings.auth_mode == "smart":
+            statement["rest"][0]["security"] = rest_security(
+                ctx.base_url, bool(ctx.settings.cors_origin_list))
+        _cache[key] = statement
     return FhirResponse(200, statement)

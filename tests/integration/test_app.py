@@ -11,7 +11,8 @@ from fhir_server.settings import load_settings
 
 
 def test_startup_objects_are_kept_out_of_the_cyclic_collector(migrated_url: str) -> None:
-    settings = load_settings({"DATABASE_URL": migrated_url}, env_file=None)
+    settings = load_settings({"DATABASE_URL": migrated_url, "AUTH_MODE": "off"},
+                             env_file=None)
     gc.unfreeze()
     try:
         with TestClient(create_app(settings)) as client:
@@ -19,6 +20,16 @@ def test_startup_objects_are_kept_out_of_the_cyclic_collector(migrated_url: str)
             assert client.get("/fhir/Patient/none-such").status_code == 404
     finally:
         gc.unfreeze()
+
+
+def test_fhir_needs_a_token_by_default_but_metadata_is_public(migrated_url: str) -> None:
+    settings = load_settings({"DATABASE_URL": migrated_url}, env_file=None)
+    with TestClient(create_app(settings)) as client:
+        refused = client.get("/fhir/Patient/none-such")
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="fhir"'
+        assert refused.json()["issue"][0]["code"] == "login"
+        assert client.get("/fhir/metadata").status_code == 200
 
 
 def test_cors_is_off_unless_origins_are_configured(migrated_url: str) -> None:

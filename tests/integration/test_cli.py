@@ -103,9 +103,19 @@ def test_serve_without_database_starts_embedded_postgres(tmp_path: Path) -> None
             except httpx.HTTPError:
                 time.sleep(0.3)
         assert status == 200
-        created = httpx.post(f"http://127.0.0.1:{port}/fhir/Patient",
-                             content=b'{"resourceType":"Patient"}',
-                             headers={"Content-Type": "application/fhir+json"})
+        base = f"http://127.0.0.1:{port}/fhir"
+        anonymous = httpx.post(f"{base}/Patient", content=b'{"resourceType":"Patient"}',
+                               headers={"Content-Type": "application/fhir+json"})
+        assert anonymous.status_code == 401
+        # The newcomer's way in: the command the first log lines name, on the same
+        # embedded database while the server runs.
+        token = subprocess.run(
+            [sys.executable, "-m", "fhir_server.cli", "token", "--scope", "system/*.*",
+             "--aud", base], env=environ, cwd=ROOT, capture_output=True, text=True,
+            check=True, timeout=60).stdout.strip()
+        created = httpx.post(f"{base}/Patient", content=b'{"resourceType":"Patient"}',
+                             headers={"Content-Type": "application/fhir+json",
+                                      "Authorization": f"Bearer {token}"})
         assert created.status_code == 201
     finally:
         proc.terminate()

@@ -20,7 +20,7 @@ from fhir_server.api.routes import ROUTER
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.runtime import build_context
-from fhir_server.service.access import SYSTEM, AccessScope, ReadRule, RequestContext
+from fhir_server.service.access import SYSTEM, AccessScope, AccessRule, RequestContext
 from fhir_server.service.compartment import compartment
 from fhir_server.service.context import ServiceContext
 from fhir_server.settings import load_settings
@@ -48,7 +48,7 @@ class World:
         ctx = self.ctx.for_request(context, BASE)
         return self.loop.run_until_complete(ROUTER.dispatch(request, ctx))
 
-    def patient_scope(self, rules: tuple[ReadRule, ...] = (ReadRule(),)) -> RequestContext:
+    def patient_scope(self, rules: tuple[AccessRule, ...] = (AccessRule(),)) -> RequestContext:
         """A caller who may see Patient A's compartment (and types outside it)."""
         return RequestContext("scoped", scope=AccessScope(
             rules, compartment(self.ctx, "Patient", A)))
@@ -196,13 +196,13 @@ def test_history_at_every_level(world: World) -> None:
 
 
 def test_rules_with_criteria(world: World) -> None:
-    rule = ReadRule("Observation", tuple(world.ctx.search.parser.criteria(
+    rule = AccessRule("Observation", tuple(world.ctx.search.parser.criteria(
         "Observation", [("code", f"{MRN}|other-{T}")])))
     only_other = RequestContext("rules", scope=AccessScope((rule,)))
     assert ids(world.send(only_other, "GET", "Observation", f"subject=Patient/{B}")) == [
         f"ob2-{T}"]
     assert world.send(only_other, "GET", f"Observation/ob-{T}").status == 404
-    assert world.send(only_other, "GET", f"Patient/{A}").status == 404  # no rule for it
+    assert world.send(only_other, "GET", f"Patient/{A}").status == 403  # no rule for it
     assert ids(world.send(only_other, "GET", "Observation",
                           f"subject.family=Beta{T}")) == []  # the chain's Patient hidden
 
