@@ -231,11 +231,21 @@ class CachedRepository(Delegating[Repository]):
                     method: WriteMethod, if_match: int | None = None,
                     index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
         """Write through ``inner``, invalidating before (BEGIN) and after the commit (END)."""
+        return await self.write_through(self._inner, resource_type, id, content, method,
+                                        if_match, index)
+
+    async def write_through(self, repository: Repository, resource_type: str, id: str,
+                            content: str | None, method: WriteMethod,
+                            if_match: int | None = None,
+                            index: dict[str, list[dict[str, Any]]] | None = None
+                            ) -> WriteResult:
+        """``write`` through ``repository`` (``inner``, or a scoped view of it, whose
+        checks then apply) with this cache's invalidation."""
         key = self._key(resource_type, id)
         begun = await self._begin(key)
         try:
-            result = await self._inner.write(resource_type, id, content, method, if_match,
-                                             index)
+            result = await repository.write(resource_type, id, content, method, if_match,
+                                            index)
         except BaseException as exc:
             if _certainly_unchanged(exc):
                 await self._settle([(key, 0, int(begun), False)])
@@ -253,7 +263,7 @@ class CachedRepository(Delegating[Repository]):
 
     def scoped(self, scope: AccessScope) -> Repository:
         """``inner`` seen through ``scope``, writes still invalidating this cache."""
-        return _ScopedView(self, self._inner.scoped(scope))
+        return _ScopedView(self, self._inner.scoped(scope), scope)
 
     @asynccontextmanager
     async def tracked_transaction(self, repository: Repository) -> AsyncIterator[Session]:
@@ -326,18 +336,28 @@ class CachedRepository(Delegating[Repository]):
 
 
 class _ScopedView(Delegating[Repository]):
-    """A CachedRepository seen through an access scope: reads, searches and history go
-    to the scoped repository, past the cache; writes and transactions are the owner's."""
+    """A CachedRepository seen through an access scope: searches and history go to the
+    scoped repository, past the cache, and so do reads of the types the scope restricts
+    (others come from the cache); writes go through the scoped repository (its checks
+    apply), invalidating the owner's cache."""
 
-    def __init__(self, owner: CachedRepository, inner: Repository) -> None:
+    def __init__(self, owner: CachedRepository, inner: Repository, scope: AccessScope) -> None:
         super().__init__(inner)
         self._owner = owner
+        self._scope = scope
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The owner's cached read when the scope admits every resource of the type."""
+        if self._scope.restricts(resource_type):
+            return await self._inner.read(resource_type, id)
+        return await self._owner.read(resource_type, id)
 
     async def write(self, resource_type: str, id: str, content: str | None,
                     method: WriteMethod, if_match: int | None = None,
                     index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
-        """A write, invalidating the owner's cache."""
-        return await self._owner.write(resource_type, id, content, method, if_match, index)
+        """A write checked by the scoped repository, invalidating the owner's cache."""
+        return await self._owner.write_through(self._inner, resource_type, id, content,
+                                               method, if_match, index)
 
     def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A scoped transaction whose writes invalidate the owner's cache."""

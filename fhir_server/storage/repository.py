@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from fhir_server.audit import hook
 from fhir_server.errors import Conflict, Forbidden
 from fhir_server.search.hashing import h64
 from fhir_server.search.registry import SearchParam
@@ -143,11 +144,21 @@ class PgSession:
 
         With a scope that restricts the type, the version replaced and the version
         written must both be admitted for the method's permission (a savepoint, or a
-        transaction of its own, undoes a refused write)."""
+        transaction of its own, undoes a refused write). The request's audit observer,
+        if any, records the write's AuditEvent in the same transaction."""
         permission = frozenset(_WRITE_PERMISSION[method])
         scope = self._writes
+        audit = hook.observer()
         if scope is None or not scope.restricts(resource_type, permission):
-            return await self._write(resource_type, id, content, method, if_match, index)
+            if audit is None:
+                return await self._write(resource_type, id, content, method, if_match,
+                                         index)
+            with translated():
+                async with self._conn.transaction():
+                    result = await self._write(resource_type, id, content, method,
+                                               if_match, index)
+                    await audit.written(self._conn, resource_type, id, method, result)
+            return result
         check = _visible(scope, None, permission)
         assert check is not None
         admitted = _ADMITTED.format(check[0]), [*check[1], resource_type, id]
@@ -162,6 +173,8 @@ class PgSession:
                         await self._admitted(admitted)):
                     raise Forbidden(f"the {resource_type} sent would be outside the scope "
                                     f"of this token, so it was not stored")
+                if audit is not None:
+                    await audit.written(self._conn, resource_type, id, method, result)
         return result
 
     async def _admitted(self, statement: Fragment) -> bool:
@@ -326,7 +339,7 @@ class PgRepository:
         The hottest path of the server: without a scope one pooled connection and one
         statement, no session object in between.
         """
-        if self._scope is not None:
+        if self._scope is not None and self._scope.restricts(resource_type):
             async with self._session() as s:
                 return await s.read(resource_type, id)
         with translated():

@@ -244,3 +244,33 @@ def test_bundle_entries_carry_the_scope(world: World) -> None:
         assert response.status == 404
         assert response.outcome is not None
         assert response.outcome["issue"][0]["diagnostics"].startswith("entry[3] (GET Patient/")
+
+
+def test_writes_are_checked_against_the_scope_on_both_sides(world: World) -> None:
+    """Old and new content must both be in the scope (with the cache in front too)."""
+    writer = world.patient_scope((AccessRule(permissions=frozenset("rsc")),
+                                  AccessRule("Observation", permissions=frozenset("u"))))
+    theirs = {"resourceType": "Observation", "status": "final",
+              "code": {"coding": [{"system": MRN, "code": f"w-{T}"}]},
+              "subject": {"reference": f"Patient/{B}"}}
+    refused = world.send(writer, "POST", "Observation", body=theirs)
+    assert refused.status == 403
+    assert ids(world.send(SYSTEM, "GET", "Observation", f"code={MRN}|w-{T}")) == []
+    mine = {**theirs, "subject": {"reference": f"Patient/{A}"}}
+    created = world.send(writer, "POST", "Observation", body=mine)
+    assert created.status == 201
+    # (the other tests of the module count A's Observations)
+    new_id = bundle_of(created)["id"]
+    assert world.send(SYSTEM, "DELETE", f"Observation/{new_id}").status in (200, 204)
+    # B's Observation cannot be overwritten, not even with content in A's compartment
+    moved = {**mine, "id": f"ob-{T}"}
+    assert world.send(writer, "PUT", f"Observation/ob-{T}", body=moved).status == 403
+    stored = bundle_of(world.send(SYSTEM, "GET", f"Observation/ob-{T}"))
+    assert stored["subject"] == {"reference": f"Patient/{B}"}
+    # nor can A's be moved out of A's compartment
+    away = {**theirs, "id": f"oa-{T}"}
+    assert world.send(writer, "PUT", f"Observation/oa-{T}", body=away).status == 403
+    stored = bundle_of(world.send(SYSTEM, "GET", f"Observation/oa-{T}"))
+    assert stored["subject"] == {"reference": f"Patient/{A}"}
+    # no 'd' permission: the router refuses before anything is looked at
+    assert world.send(writer, "DELETE", f"Observation/oa-{T}").status == 403
