@@ -55,6 +55,9 @@ class Verified:
     #: the issuer is the built-in server (its ``iss`` is checked per request base)
     built_in: bool
     scope: AccessScope | None = field(default=None, repr=False)
+    #: the bases ``aud`` and ``iss`` were last found right for (URL comparison is the
+    #: costly part of a known token's check, and a client keeps using one base)
+    checked_for: tuple[str, ...] | None = field(default=None, repr=False)
 
 
 class Authenticator:
@@ -141,12 +144,15 @@ class Authenticator:
         return entry.caller, entry.scope
 
     def _check_audience(self, entry: Verified, bases: tuple[str, ...]) -> None:
+        if entry.checked_for == bases:
+            return
         accepted = (*bases, *self._settings.audiences)
         if not any_same(entry.audiences, accepted):
             raise Unauthorized("the token was not issued for this server (aud)")
         if entry.built_in and not any_same(
                 [entry.caller.issuer or ""], [issuer_for(b) for b in bases]):
             raise Unauthorized("the token's issuer (iss) is not this server")
+        entry.checked_for = bases
 
     async def _verify(self, token: str, now: float) -> Verified:
         try:

@@ -62,25 +62,28 @@ class ServiceContext:
     #: the base the request itself was sent to (references to it are local too)
     request_base: str = ""
 
-    #: for_request's unscoped copies by request base (a read's hot path: no copy made)
+    #: for_request's copies by request base and scope (a read's hot path: no copy made;
+    #: a token's scope is one object for the token's lifetime), with the scope kept so
+    #: that its id is not reused while the entry lives
     #: (init=False: every copy, replace() included, starts with its own)
-    _unscoped: dict[str, ServiceContext] = field(default_factory=dict, init=False,
-                                                 compare=False, repr=False)
+    _derived: dict[tuple[str, int], tuple[object, ServiceContext]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def for_request(self, request: RequestContext, request_base: str) -> ServiceContext:
         """This context for one request: its bases, and a repository bound to the
         access scope of its caller."""
-        if request.scope is None:
-            known = self._unscoped.get(request_base)
-            if known is not None:
-                return known
+        key = (request_base, id(request.scope))
+        known = self._derived.get(key)
+        if known is not None and known[0] is request.scope:
+            return known[1]
         repository = (self.repository if request.scope is None
                       else self.repository.scoped(request.scope))
         own = request_base.rstrip("/")
         derived = replace(self, repository=repository, request_base=own,
                           base_url=self.settings.fhir_base_url.rstrip("/") or own)
-        if request.scope is None and len(self._unscoped) < 64:  # Host headers vary little
-            self._unscoped[request_base] = derived
+        if len(self._derived) >= 4096:  # Host headers vary little, tokens more
+            self._derived.clear()
+        self._derived[key] = (request.scope, derived)
         return derived
 
     def with_repository(self, repository: Repository) -> ServiceContext:
