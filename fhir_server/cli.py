@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_import_parser(sub)
     token_cli.add_parsers(sub)
+    from fhir_server.auth.cli import add_parsers as add_auth_parsers
+
+    add_auth_parsers(sub)
     return parser
 
 
@@ -190,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fhir_server.auth import token_cli
 
             return token_cli.run(settings, args)
+        if args.command in ("clients", "users"):
+            from fhir_server.auth.cli import run_command as run_auth_command
+
+            return run_auth_command(settings, args)
         return _serve(settings)
     finally:
         del handle
