@@ -36,7 +36,7 @@ ASSERTION_ALGORITHMS = ["RS384", "ES384"]
 #: a client assertion may not be valid for longer than this (SMART: five minutes)
 ASSERTION_MAX_SECONDS = 300
 JWKS_CACHE_SECONDS = 300
-JWKS_REFETCH_SECONDS = 10
+JWKS_REFETCH_SECONDS = 3
 
 
 def _server(grant: Any) -> SmartServer:
@@ -185,8 +185,9 @@ class SmartRefreshToken(grants.RefreshTokenGrant):  # type: ignore[misc]
         grant = Grant(row.client_id, row.username, " ".join(words), row.audience,
                       row.patient, row.encounter,
                       row.fhir_user if "fhirUser" in words else None)
+        # the access token may be narrowed; the grant (the new refresh token) is not
         return _server(self).issue(request, grant, refresh=True, family_id=row.family_id,
-                                   banner=row.patient is not None)
+                                   banner=row.patient is not None, refresh_scope=row.scope)
 
 
 class SmartClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]

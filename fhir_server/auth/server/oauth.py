@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,9 @@ class Incoming:
     json: Any = None
     #: access tokens revoked while handling it (the resource server forgets them)
     revoked: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.headers = _Headers({k.lower(): v for k, v in self.headers.items()})
 
     @property
     def issuer(self) -> str:
@@ -212,9 +215,11 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
     # --- tokens ----------------------------------------------------------------------
 
     def issue(self, request: SmartRequest, grant: Grant, *, refresh: bool,
-              family_id: uuid.UUID | None = None, banner: bool = False) -> dict[str, Any]:
+              family_id: uuid.UUID | None = None, banner: bool = False,
+              refresh_scope: str | None = None) -> dict[str, Any]:
         """An access token response for ``grant`` (and a refresh token in its family
-        when ``refresh``), the refresh token stored."""
+        when ``refresh``, for ``refresh_scope``: by default the grant's), the refresh
+        token stored."""
         keys = self.keys.get()
         subject = grant.username or grant.client_id
         access, claims = issue_access_token(
@@ -229,12 +234,13 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             token["need_patient_banner"] = banner
         if grant.encounter:
             token["encounter"] = grant.encounter
-        words = grant.scope.split()
+        words = (refresh_scope or grant.scope).split()
         if refresh and ("offline_access" in words or "online_access" in words):
             value = new_token()
             family_id = family_id or uuid.uuid4()
             ttl = OFFLINE_SECONDS if "offline_access" in words else ONLINE_SECONDS
-            self.store.save_refresh(value, family_id, grant, str(claims["jti"]),
+            kept = replace(grant, scope=" ".join(words))
+            self.store.save_refresh(value, family_id, kept, str(claims["jti"]),
                                     int(claims["exp"]), ttl)
             token["refresh_token"] = value
         request.issued = (family_id, str(claims["jti"]))
