@@ -29,6 +29,7 @@ _PACKAGE_ASSETS = MappingProxyType({"swagger-ui-bundle.js": "text/javascript; ch
                                      "swagger-ui.css": "text/css; charset=utf-8",
                                      "favicon-32x32.png": "image/png"})
 _OWN_ASSETS = MappingProxyType({"docs-init.js": "text/javascript; charset=utf-8",
+                                "docs-oauth2-redirect.js": "text/javascript; charset=utf-8",
                                 "docs.css": "text/css; charset=utf-8"})
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -36,6 +37,8 @@ _CSP = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 _IMMUTABLE = "public, max-age=31536000, immutable"
+_PAGE_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP,
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 _REVALIDATE = "no-cache"
 _JSON = "application/json"
 
@@ -86,8 +89,22 @@ def _source(got: object) -> OpenApiSource | None:
     return got if isinstance(got, OpenApiSource) else None
 
 
+def _redirect_html(asset_url: Callable[[str], str]) -> str:
+    """The end of the "Authorize" popup's OAuth flow (its script does the work)."""
+    script = html.escape(asset_url("docs-oauth2-redirect.js"))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Signing in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><p id="status" role="status">Signing in&hellip;</p>
+<script src="{script}"></script></body>
+</html>
+"""
+
+
 def _docs_html(title: str, options: list[tuple[str, str, str]],
-               asset_url: Callable[[str], str]) -> str:
+               asset_url: Callable[[str], str], redirect: str = "", fhir: str = "/fhir"
+               ) -> str:
     """The page; ``options`` are (name, label, document URL), the system's first."""
     e = html.escape
     choices = "\n".join(f'<option value="{e(url)}" data-name="{e(name)}">{e(label)}</option>'
@@ -112,7 +129,8 @@ def _docs_html(title: str, options: list[tuple[str, str, str]],
 <a href="{e(spec_url)}">OpenAPI JSON</a></div>
 <noscript>This page needs JavaScript. The OpenAPI document is at
 <a href="{e(spec_url)}">{e(spec_url)}</a>.</noscript>
-<div id="swagger-ui" data-openapi-url="{e(spec_url)}"></div>
+<div id="swagger-ui" data-openapi-url="{e(spec_url)}" data-redirect="{e(redirect)}"
+ data-fhir="{e(fhir)}"></div>
 <script src="{e(asset_url("swagger-ui-bundle.js"))}"></script>
 <script src="{e(asset_url("docs-init.js"))}"></script>
 </body>
@@ -162,9 +180,17 @@ def docs_routes(get_openapi: Callable[[], bytes | OpenApiSource], *,
         options = [("system", "System: every route", request.url_for("fhir_openapi_json").path)]
         for name in source.names if source is not None else ():
             options.append((name, name, request.url_for("fhir_openapi_type", name=name).path))
-        return HTMLResponse(_docs_html(title, options, asset_url), headers={
-            "Cache-Control": _REVALIDATE, "Content-Security-Policy": _CSP,
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        root = request.scope.get("root_path", "").rstrip("/")
+        redirect = request.url_for("fhir_api_docs_oauth2_redirect").path
+        return HTMLResponse(_docs_html(title, options, asset_url, redirect, f"{root}/fhir"),
+                            headers=_PAGE_HEADERS)
+
+    async def oauth2_redirect(request: Request) -> Response:
+        """Where the authorization server sends the "Authorize" popup back."""
+        def asset_url(name: str) -> str:
+            return f"{request.url_for('fhir_api_docs_static', file=name).path}?v={token}"
+
+        return HTMLResponse(_redirect_html(asset_url), headers=_PAGE_HEADERS)
 
     async def api_docs_static(request: Request) -> Response:
         """One allow-listed file; anything else is 404 (no filesystem lookup)."""
@@ -193,6 +219,8 @@ def docs_routes(get_openapi: Callable[[], bytes | OpenApiSource], *,
         return _json(request, body)
 
     return [Route("/api/docs", api_docs, methods=["GET", "HEAD"], name="fhir_api_docs"),
+            Route("/api/docs/oauth2-redirect", oauth2_redirect, methods=["GET"],
+                  name="fhir_api_docs_oauth2_redirect"),
             Route("/api/docs/static/{file}", api_docs_static, methods=["GET", "HEAD"],
                   name="fhir_api_docs_static"),
             Route("/api/openapi.json", openapi_json, methods=["GET", "HEAD"],

@@ -61,7 +61,8 @@ def facts_from_context(routes: Sequence[Route], ctx: ServiceContext, *,
     types = tuple(sorted(ctx.resource_types))
     search = SearchFacts(ctx.search.registry, ctx.search.parser, types)
     return ApiFacts(tuple(routes), types, ctx.compartments, search, version,
-                    ctx.settings.default_page_size, ctx.settings.max_page_size)
+                    ctx.settings.default_page_size, ctx.settings.max_page_size,
+                    auth=ctx.settings.auth_mode == "smart")
 
 
 def openapi_provider(routes: Sequence[Route], ctx: ServiceContext, *,

@@ -19,7 +19,7 @@ from fhir_server.api.openapi.components import (
 from fhir_server.api.openapi.operations import Place, operation, shape_of
 from fhir_server.api.openapi.params import SearchFacts, component_name, query_parameter
 from fhir_server.api.openapi.shapes import RESULT_QUERY
-from fhir_server.api.router import Route
+from fhir_server.api.router import PUBLIC, Route
 from fhir_server.search.registry import SearchParam
 
 TITLE = "FHIR R4 Server"
@@ -30,6 +30,29 @@ _TAG_TEXT = {"System": "Whole-system interactions", "Type": "Interactions on a t
              "Instance": "Interactions on one resource",
              "Compartment": f"Searches in a [compartment]({SPEC}compartmentdefinition.html)",
              "Operations": f"[Operations]({SPEC}operations.html) and their jobs"}
+
+
+#: Swagger UI's "Authorize": the built-in server's authorization code flow (with PKCE,
+#: for a public client registered with the docs' redirect URI), or a pasted token
+#: (``fhir-server token``). Paths are from the server's root, as the token endpoint is.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "smart": {
+        "type": "oauth2",
+        "description": "SMART App Launch: the built-in authorization server. Register the "
+                       "docs once as a public client with the redirect URI "
+                       "`<origin>/api/docs/oauth2-redirect` (see the README) and give its "
+                       "client id here.",
+        "flows": {"authorizationCode": {
+            "authorizationUrl": "/auth/authorize", "tokenUrl": "/auth/token",
+            "refreshUrl": "/auth/token",
+            "scopes": {"openid": "who you are", "fhirUser": "your FHIR resource",
+                       "user/*.rs": "read and search what you may",
+                       "user/*.cruds": "read and change what you may"}}},
+    },
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+               "description": "An access token, e.g. from "
+                              "`fhir-server token --scope 'system/*.*'`."},
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,8 @@ class ApiFacts:
     version: str
     default_count: int = 20
     max_count: int = 1000
+    #: whether /fhir asks for SMART Bearer tokens (AUTH_MODE=smart)
+    auth: bool = False
 
     def __post_init__(self) -> None:
         bad = [t for t in self.resource_types if not _TYPE_NAME.match(t)]
@@ -86,7 +111,10 @@ class _Builder:
         place = Place(place.path, place.operation_id, place.tag, place.resource,
                       place.search if shape_of(route).search else (), form,
                       place.extra, place.note)
-        self.paths.setdefault(place.path, {})[route.method.lower()] = operation(route, place)
+        answer = operation(route, place)
+        if self.facts.auth and route.permission == PUBLIC:
+            answer["security"] = []  # the CapabilityStatement needs no token
+        self.paths.setdefault(place.path, {})[route.method.lower()] = answer
 
     def document(self) -> dict[str, Any]:
         used = {op["tags"][0] for item in self.paths.values() for op in item.values()}
@@ -95,10 +123,14 @@ class _Builder:
         duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
         if duplicates:
             raise ValueError(f"operationIds used twice: {duplicates}")
-        return prune({"openapi": "3.1.0", "info": self.info, "tags": tags,
-                      "externalDocs": {"description": "FHIR R4 RESTful API",
-                                       "url": f"{SPEC}http.html"},
-                      "paths": self.paths, "components": self.comps})
+        document = prune({"openapi": "3.1.0", "info": self.info, "tags": tags,
+                          "externalDocs": {"description": "FHIR R4 RESTful API",
+                                           "url": f"{SPEC}http.html"},
+                          "paths": self.paths, "components": self.comps})
+        if self.facts.auth:
+            document["components"]["securitySchemes"] = SECURITY_SCHEMES
+            document["security"] = [{"smart": []}, {"bearer": []}]
+        return document
 
 
 def _literal_type(route: Route, types: Sequence[str]) -> str | None:

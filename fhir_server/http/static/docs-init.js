@@ -18,7 +18,16 @@
     url: start.url, domNode: root,
     validatorUrl: null, presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout",
     deepLinking: true, docExpansion: "none", defaultModelsExpandDepth: 0, filter: true,
-    displayRequestDuration: true, showExtensions: true, showCommonExtensions: true
+    displayRequestDuration: true, showExtensions: true, showCommonExtensions: true,
+    // "Authorize": the built-in server's authorization code flow ends on this page
+    persistAuthorization: false,
+    oauth2RedirectUrl: window.location.origin + root.getAttribute("data-redirect")
+  });
+  // PKCE (the docs are a public client); SMART asks for the FHIR base as "aud".
+  window.ui.initOAuth({
+    usePkceWithAuthorizationCodeGrant: true,
+    scopes: "openid fhirUser user/*.rs",
+    additionalQueryStringParams: {aud: window.location.origin + root.getAttribute("data-fhir")}
   });
   select.addEventListener("change", function () {
     var chosen = urls[select.selectedIndex];

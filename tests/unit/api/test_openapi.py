@@ -48,7 +48,7 @@ def make_facts(registry: Registry | None = None, version: str = "1.2.3") -> ApiF
                                          Extractor(definitions))
     types = tuple(sorted(definitions.resource_types))
     return ApiFacts(ROUTES, types, load_compartments(data_dir("search")),
-                    SearchFacts(registry, Parser(registry), types), version)
+                    SearchFacts(registry, Parser(registry), types), version, auth=True)
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +182,9 @@ def test_refs_resolve_and_nothing_unused(system: dict[str, Any],
         for ref in refs:
             _, _, kind, name = ref.split("/", 3)
             assert name in doc["components"][kind], ref
+        # (security schemes are named by "security", not referred to)
         defined = {f"#/components/{k}/{n}" for k, items in doc["components"].items()
-                   for n in items}
+                   for n in items if k != "securitySchemes"}
         assert defined == refs
 
 
@@ -358,7 +359,7 @@ def test_type_document_follows_custom_search_parameters() -> None:
 
 def test_openapi_provider_builds_from_the_context(facts: ApiFacts) -> None:
     search = SimpleNamespace(registry=facts.search.registry, parser=facts.search.parser)
-    settings = SimpleNamespace(default_page_size=7, max_page_size=70)
+    settings = SimpleNamespace(default_page_size=7, max_page_size=70, auth_mode="off")
     ctx = SimpleNamespace(resource_types=frozenset(facts.resource_types), search=search,
                           compartments=facts.compartments, settings=settings)
     provider = openapi_provider(ROUTES, cast(ServiceContext, ctx), version="9.9")
@@ -367,3 +368,17 @@ def test_openapi_provider_builds_from_the_context(facts: ApiFacts) -> None:
     doc = orjson.loads(provider.system())
     assert doc["info"]["version"] == "9.9"
     assert "default 7, at most 70" in doc["components"]["parameters"]["_count"]["description"]
+    assert "security" not in doc  # AUTH_MODE=off: nothing to authorize
+
+
+def test_security_offers_the_authorization_code_flow_and_a_pasted_token(
+        system: dict[str, Any], per_type: dict[str, dict[str, Any]]) -> None:
+    for doc in (system, per_type["Patient"]):
+        schemes = doc["components"]["securitySchemes"]
+        flow = schemes["smart"]["flows"]["authorizationCode"]
+        assert (flow["authorizationUrl"], flow["tokenUrl"]) == ("/auth/authorize",
+                                                                "/auth/token")
+        assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+        assert doc["security"] == [{"smart": []}, {"bearer": []}]
+    assert system["paths"]["/fhir/metadata"]["get"]["security"] == []
+    assert "security" not in system["paths"]["/fhir/{resource_type}"]["get"]
