@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from fhir_server import __version__
 from fhir_server.api import openapi
 from fhir_server.api.routes import ROUTER
+from fhir_server.audit.trail import Auditor
 from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
 from fhir_server.auth.verify import Authenticator
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.pool = pool
         redis = open_redis(settings)
         app.state.ctx = build_context(settings, pool, redis)
+        # AUDIT=true: an AuditEvent (IHE BALP) for every /fhir request
+        app.state.auditor = (Auditor(pool, app.state.ctx.search.indexer) if settings.audit
+                             else None)
         app.state.rate_limiter = RateLimiter(redis)
         tasks = [asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")]
         authenticator = None
@@ -106,6 +110,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            if app.state.auditor is not None:
+                await app.state.auditor.close()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -139,7 +145,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app: Starlette  # the lambdas below run after it is built
     # Every FHIR interaction goes through the router (its table is api/routes.py); the
     # other routes are the operators' and the documentation's.
-    fhir = FhirApp(ROUTER, lambda: app.state.ctx, lambda: app.state.guards)
+    fhir = FhirApp(ROUTER, lambda: app.state.ctx, lambda: app.state.guards,
+                   lambda: getattr(app.state, "auditor", None))
     async def smart_configuration(request: Request) -> Response:
         if settings.auth_mode != "smart":
             raise NotFound("authorization is off (AUTH_MODE=off): there is nothing to "

@@ -15,6 +15,7 @@ from fhir_server.api.definitions import operation_url
 from fhir_server.api.describe import describe
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.router import Route
+from fhir_server.audit import policy
 from fhir_server.auth.discovery import rest_security
 from fhir_server.paths import data_dir
 from fhir_server.search.registry import Registry
@@ -81,7 +82,7 @@ def _operations(routes: Iterable[Route], levels: Sequence[str],
 def _resource(name: str, routes: Sequence[Route], registry: Registry,
               base: str) -> dict[str, Any]:
     typed = [r for r in routes if r.level in ("type", "instance")]
-    kinds = {r.interaction for r in typed}
+    kinds = {r.interaction for r in typed} - policy.refused(name)  # AuditEvent: no changes
     references = sorted(c for c, p in registry.params(name).items() if p.type == "reference")
     entry: dict[str, Any] = {
         "type": name,

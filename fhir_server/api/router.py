@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
+from fhir_server.audit import policy, trail
 from fhir_server.errors import BadRequest, FhirError, Forbidden, MethodNotAllowed, NotFound
 from fhir_server.service.access import AccessScope
 from fhir_server.service.context import ServiceContext
@@ -234,9 +235,18 @@ class Router:
         """Run ``route``'s handler on a request already matched to it."""
         request.params = params
         request.router = self
+        audit = trail.current()
+        if audit is None:
+            return await self._run(route, params, request, ctx)
+        return await audit.interaction(route, params, request,
+                                       lambda: self._run(route, params, request, ctx))
+
+    async def _run(self, route: Route, params: dict[str, str], request: FhirRequest,
+                   ctx: ServiceContext) -> FhirResponse:
         scope = request.context.scope
         if scope is not None:
             _authorize(route, params, scope)
+        policy.check_change(route.interaction, params)  # AuditEvents are append-only
         return await route.handler(request, ctx)
 
 

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from fhir_server.api.body import read_limited
 from fhir_server.api.messages import FhirRequest, error_response
 from fhir_server.api.router import PUBLIC, Route, Router
+from fhir_server.audit.trail import Auditor
 from fhir_server.auth.verify import Authenticator
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.errors import FhirError, Unauthorized
@@ -72,10 +73,12 @@ class FhirApp:
     """The ASGI app answering every path under ``/fhir`` through ``router``."""
 
     def __init__(self, router: Router, services: Callable[[], ServiceContext],
-                 guards: Callable[[], Guards] = Guards) -> None:
+                 guards: Callable[[], Guards] = Guards,
+                 audit: Callable[[], Auditor | None] = lambda: None) -> None:
         self.router = router
         self._services = services
         self._guards = guards
+        self._audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One HTTP request through the router."""
@@ -87,25 +90,44 @@ class FhirApp:
         context = RequestContext(request_id if isinstance(request_id, str) else "-")
         ctx = self._services().for_request(context, base)
         neg = _DEFAULT
+        path = scope["path"][len(_PREFIX):].strip("/")
+        auditor = self._audit()
+        client = scope.get("client")
+        trail = None if auditor is None else auditor.begin(
+            context, base, method, path, query, client[0] if client else None)
         try:
-            neg = Negotiated.of(headers, query)
-            path = scope["path"][len(_PREFIX):].strip("/")
-            route, params = self.router.match(method, path)
-            scope[ROUTE_KEY] = route
-            scope["path_params"] = params
-            context = await self._admit(scope, headers, route, context, ctx)
-            if context.scope is not None:
-                ctx = ctx.for_request(context, base)
-            body = None
-            if method in _WITH_BODY:
-                body = await read_limited(_chunks(receive), headers.get("content-length"),
-                                          ctx.settings.max_body_bytes)
-            request = FhirRequest(method, path, query, headers, body, base_url=base,
-                                  context=context)
-            answer = await self.router.handle(route, params, request, ctx)
-        except FhirError as exc:
-            log_server_error(method, exc)
-            answer = error_response(exc)
+            try:
+                neg = Negotiated.of(headers, query)
+                route, params = self.router.match(method, path)
+                scope[ROUTE_KEY] = route
+                scope["path_params"] = params
+                if trail is not None:
+                    trail.matched(route, params)
+                context = await self._admit(scope, headers, route, context, ctx)
+                if trail is not None:
+                    trail.context = context
+                if context.scope is not None:
+                    ctx = ctx.for_request(context, base)
+                body = None
+                if method in _WITH_BODY:
+                    body = await read_limited(_chunks(receive),
+                                              headers.get("content-length"),
+                                              ctx.settings.max_body_bytes)
+                request = FhirRequest(method, path, query, headers, body, base_url=base,
+                                      context=context)
+                answer = await self.router.handle(route, params, request, ctx)
+            except FhirError as exc:
+                log_server_error(method, exc)
+                answer = error_response(exc)
+            except Exception:
+                if trail is not None:  # the 500 is audited too, then answered as before
+                    await trail.finish(error_response(FhirError("internal server error")))
+                raise
+            if trail is not None:  # nothing is answered before its event is stored
+                answer = await trail.finish(answer)
+        finally:
+            if trail is not None:
+                trail.end()
         await http_response(answer, neg, ctx.base_url)(scope, receive, send)
 
     async def _admit(self, scope: Scope, headers: Headers, route: Route,

@@ -44,8 +44,8 @@ def synthea(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[
 def api(make_db: Callable[..., str]) -> Iterator[tuple[httpx.Client, str]]:
     """A client of a server on a fresh database, and that database's URL."""
     url = make_db()
-    with running_server(url) as base, httpx.Client(base_url=f"{base}/fhir",
-                                                   timeout=120) as client:
+    with running_server(url, AUDIT="false") as base, \
+            httpx.Client(base_url=f"{base}/fhir", timeout=120) as client:
         yield client, url
 
 

@@ -1,0 +1,115 @@
+"""Storing AuditEvents: in a write's own transaction, or by group commit.
+
+A write's event is inserted by :func:`insert` on the write's connection before its
+transaction commits (both or neither). Every other event (reads, searches, refusals,
+failures) goes through :class:`GroupWriter`: requests put their events on one queue and
+wait; one task takes everything queued, stores it with one statement (one transaction,
+one WAL flush) and wakes each request once its own events are committed. While a batch
+is being written the next one gathers, so under load many requests share a commit and
+the cost per event stays small; when idle a batch is a single event, stored at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from fhir_server.search.index import IndexRows
+from fhir_server.storage.repository import dump_index
+
+log = logging.getLogger(__name__)
+
+_INSERT = sql.SQL("SELECT fhir_audit_write(%s::jsonb)")
+#: most events one statement stores (a larger backlog is stored in several)
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One event ready to store: its id, JSON and index rows."""
+
+    id: str
+    event: dict[str, Any]
+    index: IndexRows
+
+
+def payload(records: Sequence[Record]) -> str:
+    """The JSON array ``fhir_audit_write`` takes."""
+    parts = [b'{"id":' + orjson.dumps(r.id) + b',"content":' + orjson.dumps(r.event)
+             + b',"index":' + (dump_index(r.index) or "null").encode() + b"}"
+             for r in records]
+    return (b"[" + b",".join(parts) + b"]").decode()
+
+
+async def insert(conn: Any, records: Sequence[Record]) -> None:
+    """Store ``records`` on ``conn`` (in its transaction, if one is open)."""
+    if records:
+        await conn.execute(_INSERT, (payload(records),))
+
+
+class GroupWriter:
+    """One queue and one task per process, committing events in batches."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._queue: asyncio.Queue[tuple[list[Record], asyncio.Future[None]]] = (
+            asyncio.Queue())
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the flushing task (in the running loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self) -> None:
+        """Store what is queued, then stop the task."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def store(self, records: list[Record]) -> None:
+        """Queue ``records`` and return once they are committed (or raise why not)."""
+        if not records:
+            return
+        self.start()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((records, done))
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0][0])
+            while size < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+                size += len(item[0])
+            try:
+                await self._flush([r for records, _ in batch for r in records])
+            except Exception as exc:  # every waiter learns its events are not stored
+                log.error("audit events not stored (%d requests): %s", len(batch), exc)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                    self._queue.task_done()
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+                self._queue.task_done()
+
+    async def _flush(self, records: list[Record]) -> None:
+        async with self._pool.connection() as conn:
+            await insert(conn, records)
