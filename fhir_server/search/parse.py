@@ -105,7 +105,10 @@ class Parser:
             self._result(request, name, value)
             return
         if name == "_type":
-            return  # system search: the service reads _type before parsing
+            # system search: the service reads _type before parsing; the links keep it
+            # (a next page without it would search every type)
+            request.applied.append((name, value))
+            return
         if base == "_query":
             raise BadRequest(f"_query={value[:40]!r}: this server supports no named queries")
         types = request.resource_types
