@@ -24,6 +24,7 @@ from fhir_server.api.routes import ROUTER
 from fhir_server.audit.trail import Auditor
 from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
+from fhir_server.auth.server.routes import AuthServer
 from fhir_server.auth.verify import Authenticator
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
@@ -68,6 +69,8 @@ register_url_convertor("fhirpath", _FhirPathConvertor())
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; connections are opened when its lifespan starts."""
     settings = settings or load_settings()
+    # the built-in OAuth 2 / SMART authorization server (/auth/..., OpenID discovery)
+    auth_server = AuthServer(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # while the database is away; readiness reports it.
         await pool.open(wait=False)
         app.state.pool = pool
+        await auth_server.open()
         redis = open_redis(settings)
         app.state.ctx = build_context(settings, pool, redis)
         # AUDIT=true: an AuditEvent (IHE BALP) for every /fhir request
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if redis is not None:
                 await redis.close()
             await pool.close()
+            await auth_server.close()
 
     async def fhir_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FhirError)
@@ -159,7 +164,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                      smart_configuration, methods=["GET"]),
                                Route("/fhir{rest:fhirpath}", fhir, name="fhir"),
                                metrics_route(lambda: app.state.pool), *operator.ROUTES,
-                               *docs.docs_routes(lambda: app.state.openapi)]
+                               *docs.docs_routes(lambda: app.state.openapi),
+                               *auth_server.routes]
     middleware = [Middleware(ObservabilityMiddleware,
                              resource_types=lambda: app.state.ctx.resource_types)]
     if settings.cors_origin_list:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 import orjson
 import psycopg
+from authlib.oauth2.rfc6749 import InsecureTransportError
 from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +41,7 @@ from fhir_server.auth.server.models import BEARER_METHOD
 from fhir_server.auth.server.oauth import Incoming, KeyCache, Outgoing, SmartServer
 from fhir_server.auth.server.session import Signer
 from fhir_server.auth.server.store import Store
+from fhir_server.auth.tokens import issuer_for
 from fhir_server.http.adapter import request_base
 from fhir_server.settings import Settings
 
@@ -127,9 +129,15 @@ class AuthServer:
         return configured or request_base(request.scope, request.headers)
 
     async def _incoming(self, request: Request, body: str = "form") -> Incoming | Outgoing:
-        incoming = Incoming(request.method, str(request.url), self._base(request),
+        base = self._base(request)
+        # the URL as the issuer names it (FHIR_BASE_URL's scheme behind a TLS proxy)
+        query = request.url.query
+        url = f"{issuer_for(base)}{request.url.path}" + (f"?{query}" if query else "")
+        incoming = Incoming(request.method, url, base,
                             {k.lower(): v for k, v in request.headers.items()},
                             list(request.query_params.multi_items()))
+        if any("\0" in k or "\0" in v for k, v in incoming.query):
+            return _error(400, "invalid_request", "parameters must not hold NUL characters")
         if request.method != "POST":
             return incoming
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -144,6 +152,9 @@ class AuthServer:
                                           strict_parsing=False, max_num_fields=200)
             except (UnicodeDecodeError, ValueError):
                 return _error(400, "invalid_request", "the body is not a valid form")
+            if any("\0" in k or "\0" in v for k, v in incoming.form):
+                return _error(400, "invalid_request", "parameters must not hold NUL "
+                                                      "characters")
         else:
             raw = await _body(request)
             if raw is None:
@@ -163,6 +174,11 @@ class AuthServer:
             return _response(incoming)
         try:
             answer = await anyio.to_thread.run_sync(work, incoming)
+        except InsecureTransportError:
+            answer = _error(400, "insecure_transport", "OAuth 2 needs HTTPS (plain http "
+                                                       "only on loopback)")
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot hold (NUL in JSON)
+            answer = _error(400, "invalid_request", f"a value is not acceptable: {exc}")
         except (psycopg.OperationalError, PoolTimeout) as exc:
             log.warning("authorization server: the database is unavailable: %s", exc)
             answer = _error(503, "temporarily_unavailable", "the database is unavailable")
