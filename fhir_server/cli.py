@@ -96,9 +96,11 @@ def _announce_auth(settings: Settings) -> None:
         log.warning("AUTH_MODE=off: every request is answered without a token; allowed "
                     "because the server listens on loopback only (%s)", settings.host)
         return
+    base = settings.fhir_base_url or f"http://localhost:{settings.port}/fhir"
     log.info("authorization is on (AUTH_MODE=smart): /fhir needs a Bearer token. For an "
-             "operator's token run: .venv/bin/fhir-server token --scope 'system/*.*'  "
-             "(SMART apps: register with 'fhir-server clients add', see the README)")
+             "operator's token run: .venv/bin/fhir-server token --scope 'system/*.*' "
+             "--aud %s   (SMART apps: register with 'fhir-server clients add', see the "
+             "README)", base)
 
 
 def _serve(settings: Settings) -> int:
