@@ -5,7 +5,9 @@ what query-restricted and write scopes admit, revocation, the loopback rule of
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -459,3 +461,39 @@ def test_rate_limit_counts_per_verified_client(limited: Smart) -> None:
     # another client has its own budget
     other = limited.token("system/*.read", client_id=f"other-{uuid.uuid4().hex[:8]}")
     assert send(limited, other, "GET", f"Patient/{P1}").status_code == 200
+
+
+# -- a JavaScript SMART client (fhir-kit-client) ---------------------------------------------
+
+JS = ROOT / "tests" / "js"
+
+
+def test_js_client_discovers_the_smart_endpoints(loaded: Smart) -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are not installed: the fhir-kit-client test needs them")
+    if not (JS / "node_modules" / "fhir-kit-client").is_dir():
+        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS,
+                                   capture_output=True, text=True, timeout=300, check=False)
+        if installed.returncode != 0:
+            pytest.skip(f"npm ci failed (offline?): {installed.stderr[-500:]}")
+    env = {**os.environ, "FHIR_BASE": loaded.base, "PATIENT_ID": P1,
+           "FHIR_TOKEN": loaded.token("patient/Patient.rs", patient=P1)}
+    proc = subprocess.run([node, "smart_metadata.mjs"], cwd=JS, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    issuer = loaded.root
+    meta = out["smartAuthMetadata"]
+    assert meta["authorizeUrl"] == f"{issuer}/auth/authorize"
+    assert meta["tokenUrl"] == f"{issuer}/auth/token"
+    assert meta["registerUrl"] == f"{issuer}/auth/register"
+    uris = {e["url"]: e["valueUri"] for ext in out["security"]["extension"]
+            if ext["url"].endswith("/oauth-uris") for e in ext["extension"]}
+    assert uris["authorize"] == meta["authorizeUrl"] and uris["token"] == meta["tokenUrl"]
+    assert out["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    config = out["smartConfiguration"]
+    assert config["token_endpoint"] == meta["tokenUrl"]
+    assert "S256" in config["code_challenge_methods_supported"]
+    assert out["anonymousRead"] == 401
+    assert out["read"] == {"resourceType": "Patient", "id": P1}
