@@ -20,7 +20,7 @@ from fhir_server.api.routes import ROUTER
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.runtime import build_context
-from fhir_server.service.access import SYSTEM, AccessScope, AccessRule, RequestContext
+from fhir_server.service.access import SYSTEM, AccessRule, AccessScope, RequestContext
 from fhir_server.service.compartment import compartment
 from fhir_server.service.context import ServiceContext
 from fhir_server.settings import load_settings
