@@ -83,8 +83,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = open_redis(settings)
         app.state.ctx = build_context(settings, pool, redis)
         # AUDIT=true: an AuditEvent (IHE BALP) for every /fhir request
-        app.state.auditor = (Auditor(pool, app.state.ctx.search.indexer) if settings.audit
-                             else None)
+        search = app.state.ctx.search
+        app.state.auditor = (Auditor(pool, search.indexer, search.registry,
+                                     settings.local_bases, settings.search_text_language)
+                             if settings.audit else None)
         app.state.rate_limiter = RateLimiter(redis)
         tasks = [asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")]
         authenticator = None

@@ -12,11 +12,14 @@ without duplicates and the pieces' text joined into one ``idx_text`` row.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import orjson
 
 from fhir_server.search.index import IndexBuilder, IndexRows
+from fhir_server.search.registry import Registry, SearchParam
+from fhir_server.search.text import DEFAULT_CONFIG
 
 #: the elements of an event that vary per request (indexed every time)
 _VARYING = frozenset({"id", "recorded", "entity", "outcomeDesc"})
@@ -25,11 +28,37 @@ _VARYING = frozenset({"id", "recorded", "entity", "outcomeDesc"})
 CACHE_SIZE = 4096
 
 
-class EventIndexer:
-    """Index rows of an AuditEvent, equal (as sets) to ``IndexBuilder.rows``'s."""
+class _Only:
+    """A registry seen through: only the given AuditEvent parameters."""
 
-    def __init__(self, indexer: IndexBuilder) -> None:
+    def __init__(self, registry: Registry, codes: frozenset[str]) -> None:
+        params = registry.params("AuditEvent")
+        self._params = {c: p for c, p in params.items() if c in codes}
+
+    def params(self, resource_type: str) -> Mapping[str, SearchParam]:
+        return self._params if resource_type == "AuditEvent" else {}
+
+
+def varying_codes(registry: Registry) -> frozenset[str]:
+    """The AuditEvent parameters that can read a varying element (and ``_content``,
+    whose text row the varying piece adds to)."""
+    return frozenset(c for c, p in registry.params("AuditEvent").items()
+                     if c == "_content" or (p.expression or "").find("entity") >= 0
+                     or "recorded" in (p.expression or ""))
+
+
+class EventIndexer:
+    """Index rows of an AuditEvent, equal (as sets) to ``IndexBuilder.rows``'s.
+
+    With the ``registry`` (and the indexer's bases and text configuration) the varying
+    piece is indexed by the parameters that can read it only (a few instead of all 27).
+    """
+
+    def __init__(self, indexer: IndexBuilder, registry: Registry | None = None,
+                 bases: Sequence[str] = (), text_config: str = DEFAULT_CONFIG) -> None:
         self._indexer = indexer
+        self._varying = indexer if registry is None else IndexBuilder(
+            cast(Registry, _Only(registry, varying_codes(registry))), bases, text_config)
         self._cache: dict[bytes, IndexRows] = {}
 
     def _cached(self, piece: dict[str, Any]) -> IndexRows:
@@ -57,7 +86,7 @@ class EventIndexer:
         for name in ("recorded", "outcomeDesc"):
             if name in event:
                 varying[name] = event[name]
-        parts.append(self._indexer.rows(varying))
+        parts.append(self._varying.rows(varying))
         return merge(parts)
 
 

@@ -25,7 +25,7 @@ everyone and names no patient data.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,8 @@ from fhir_server.audit.index import EventIndexer
 from fhir_server.audit.writer import GroupWriter, Record, insert
 from fhir_server.errors import FhirError, ServiceUnavailable
 from fhir_server.search.index import IndexBuilder
+from fhir_server.search.registry import Registry
+from fhir_server.search.text import DEFAULT_CONFIG
 from fhir_server.service.access import RequestContext
 from fhir_server.service.repository import StoredVersion, WriteResult
 
@@ -59,9 +61,11 @@ def current() -> AuditTrail | None:
 class Auditor:
     """The audit trail's machinery, built once per process (``AUDIT=true``)."""
 
-    def __init__(self, pool: AsyncConnectionPool, indexer: IndexBuilder) -> None:
+    def __init__(self, pool: AsyncConnectionPool, indexer: IndexBuilder,
+                 registry: Registry | None = None, bases: Sequence[str] = (),
+                 text_config: str = DEFAULT_CONFIG) -> None:
         self.writer = GroupWriter(pool)
-        self.indexer = EventIndexer(indexer)
+        self.indexer = EventIndexer(indexer, registry, bases, text_config)
 
     def begin(self, context: RequestContext, base: str, method: str, path: str,
               query: str, address: str | None) -> AuditTrail:

@@ -217,3 +217,12 @@ def test_every_stored_version_has_its_event(loaded: Server) -> None:
         "jsonb_build_object('what', jsonb_build_object('reference', h.resource_type || '/'"
         " || h.id || '/_history/' || h.version_id)))))")
     assert missing == 0
+
+
+def test_wildcard_system_history_leaves_audit_events_out(loaded: Server) -> None:
+    with loaded.client("system/*.*") as c:
+        history = c.get("_history", params={"_count": "200"})
+    assert history.status_code == 200
+    types = {e["resource"]["resourceType"] for e in history.json()["entry"]
+             if "resource" in e}
+    assert "Patient" in types and "AuditEvent" not in types

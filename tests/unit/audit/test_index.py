@@ -13,14 +13,20 @@ from fhir_server.paths import data_dir
 from fhir_server.runtime import build_search
 from fhir_server.search.index import IndexBuilder
 from fhir_server.service.access import Caller
+from fhir_server.service.context import SearchServices
 from fhir_server.settings import load_settings
 
 
 @pytest.fixture(scope="module")
-def indexer() -> IndexBuilder:
+def search() -> SearchServices:
     settings = load_settings(env={}, env_file=None)
     profiles = data_dir("profiles")
-    return build_search(settings, Definitions.load(profiles), profiles).indexer
+    return build_search(settings, Definitions.load(profiles), profiles)
+
+
+@pytest.fixture(scope="module")
+def indexer(search: SearchServices) -> IndexBuilder:
+    return search.indexer
 
 
 def _rows(rows: dict[str, list[dict[str, Any]]]) -> set[tuple[Any, ...]]:
@@ -45,8 +51,11 @@ EVENTS = [
 
 
 @pytest.mark.parametrize("facts", EVENTS, ids=lambda f: f.interaction)
-def test_same_rows_as_the_general_indexer(indexer: IndexBuilder, facts: Facts) -> None:
-    fast = EventIndexer(indexer)
+@pytest.mark.parametrize("subset", [False, True], ids=["all-params", "varying-params"])
+def test_same_rows_as_the_general_indexer(search: SearchServices, facts: Facts,
+                                          subset: bool) -> None:
+    indexer = search.indexer
+    fast = (EventIndexer(indexer, search.registry) if subset else EventIndexer(indexer))
     event = build(facts, "id-1")
     expected = indexer.rows(event)
     for _ in range(2):  # the second time from the cache
