@@ -118,7 +118,8 @@ class Store:
     @classmethod
     def connect(cls, database_url: str, max_size: int = 4) -> Store:
         """A store on a pool of its own (opened without waiting for the database)."""
-        pool: ConnectionPool = ConnectionPool(database_url, min_size=1, max_size=max_size,
+        # min_size 0: logins are rare; no idle connection is held for them per worker
+        pool: ConnectionPool = ConnectionPool(database_url, min_size=0, max_size=max_size,
                                               open=False, name="auth-server")
         pool.open(wait=False)
         return cls(pool)
