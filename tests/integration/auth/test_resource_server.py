@@ -117,6 +117,12 @@ def test_metadata_is_public(loaded: Smart) -> None:
     assert send(loaded, "garbage", "GET", "metadata").status_code == 200
 
 
+def test_smart_configuration_is_public(loaded: Smart) -> None:
+    answer = httpx.get(f"{loaded.base}/.well-known/smart-configuration", timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_endpoint"] == f"{loaded.root}/auth/token"
+
+
 def test_a_valid_token_gets_in(loaded: Smart) -> None:
     answer = send(loaded, loaded.token("system/*.read"), "GET", f"Patient/{P1}")
     assert answer.status_code == 200, answer.text
