@@ -168,6 +168,7 @@ class Router:
         self.routes = tuple(routes)
         patterns: dict[tuple[str, ...], _Pattern] = {}
         for route in self.routes:
+            route.permission  # noqa: B018  (an operation without its access fails here)
             pattern = patterns.setdefault(route.segments, _Pattern(route.segments))
             if route.method in pattern.methods:
                 raise ValueError(f"two routes for {route.method} {route.template}")

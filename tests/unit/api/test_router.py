@@ -54,3 +54,23 @@ def test_parameter_patterns_fit_the_shapes() -> None:
 def test_refusals(method: str, path: str, error: type[FhirError]) -> None:
     with pytest.raises(error):
         Router(ROUTES).match(method, path)
+
+
+async def _noop(request: object, ctx: object) -> None:  # a handler never called
+    return None
+
+
+def test_every_route_names_what_the_caller_needs() -> None:
+    from fhir_server.api.router import ADMIN, PUBLIC, SIGNED_IN, Route
+
+    needs = {(r.method, r.template): r.permission for r in ROUTES}
+    assert needs[("GET", "/fhir/metadata")] == PUBLIC
+    assert needs[("POST", "/fhir")] == SIGNED_IN
+    assert needs[("POST", "/fhir/$reindex")] == ADMIN
+    assert needs[("GET", "/fhir/{resource_type}/{id}")] == "r"
+    assert needs[("GET", "/fhir/{resource_type}")] == "s"
+    assert needs[("DELETE", "/fhir/{resource_type}")] == "d"
+    assert set(needs.values()) <= {PUBLIC, SIGNED_IN, ADMIN, *"cruds"}
+    bare = Route("POST", "$x", "operation", _noop, "an operation without its access")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must name its access"):
+        Router([bare])
