@@ -45,6 +45,9 @@ class IndexContext:
     """
 
     bases: tuple[str, ...] = ()
+    #: the resource's contained resources: (id, resourceType) each, so that a ``#id``
+    #: reference is indexed with the type it points to
+    contained: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class ParseContext:
     #: reference parameters: the resource types the parameter may point to;
     #: composite parameters: the components' parameter types, in order.
     targets: tuple[str, ...] = field(default_factory=tuple)
+    #: token parameters over ContactPoints: values are matched case-insensitively
+    fold_case: bool = False
 
 
 class ParamType(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from hashlib import blake2b
+from hashlib import blake2b, md5
 
 
 # Codes, systems and parameters repeat across resources (LOINC codes, statuses): a
@@ -22,3 +22,20 @@ def h64(*parts: str | int) -> int:
 def param_key(resource_type: str, code: str) -> int:
     """The ``p`` column: which search parameter of which resource type a row belongs to."""
     return h64(resource_type, code)
+
+
+def contained_key(p: int) -> int:
+    """The key a contained resource's values of parameter ``p`` are hashed with (token
+    and composite hashes), apart from the container's own values of ``p``."""
+    return h64(p, "#contained")
+
+
+def contained_row_key(key: int, local_ref: str) -> int:
+    """The ``p`` column of a contained resource's rows: :func:`contained_key` ``key``
+    marked with the contained id as referenced (``local_ref`` = ``#med1``).
+
+    Computed in SQL alike from the referring row's ``url`` (see
+    ``fhir_server.storage.sql.compile``): the first 8 bytes of ``md5(key || '#med1')``.
+    """
+    digest = md5(f"{key}{local_ref}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

@@ -1,5 +1,14 @@
 """Resource -> search index rows, for every indexed parameter of its type, and its
-full-text row (``text``: narrative and content, see ``search.text``)."""
+full-text row (``text``: narrative and content, see ``search.text``).
+
+Contained resources (search.html 3.1.1.5.5) are indexed too, under the container's
+``rid``: the values of each indexed parameter of the contained resource's type, hashed
+with :func:`~fhir_server.search.hashing.contained_key` (so plain searches never see
+them) and with ``p`` marked by the contained id
+(:func:`~fhir_server.search.hashing.contained_row_key`), so that a chain through the
+container's ``#id`` reference (``MedicationRequest?medication.code=...``) matches the
+rows of that contained resource only.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fhir_server.search import composite, reference
+from fhir_server.search import composite, reference, string
 from fhir_server.search.base import IndexContext, Node, ParamType
+from fhir_server.search.hashing import contained_key, contained_row_key
 from fhir_server.search.kinds import PARAM_TYPES
 from fhir_server.search.registry import Registry, SearchParam
 from fhir_server.search.text import DEFAULT_CONFIG, text_row
@@ -37,8 +47,10 @@ class IndexBuilder:
         """
         out: IndexRows = {}
         rtype = resource.get("resourceType", "")
+        contained = _contained(resource)
         ctx = IndexContext(tuple(dict.fromkeys((*self._bases,
-                                                *(b.rstrip("/") for b in bases if b)))))
+                                                *(b.rstrip("/") for b in bases if b)))),
+                           tuple((cid, c["resourceType"]) for cid, c in contained))
         params = self._registry.params(rtype)
         for param in params.values():
             if not param.indexed:
@@ -47,6 +59,15 @@ class IndexBuilder:
                 self._param_rows(param, resource, out, ctx)
             except Exception:  # odd data must never block a valid write
                 log.exception("indexing %s.%s failed", rtype, param.code)
+        for cid, inner in contained:
+            for param in self._registry.params(inner["resourceType"]).values():
+                if not param.indexed:
+                    continue
+                try:
+                    self._param_rows(param, inner, out, ctx, "#" + cid)
+                except Exception:
+                    log.exception("indexing contained %s.%s failed", inner["resourceType"],
+                                  param.code)
         if "_content" in params or "_text" in params:
             try:
                 row = text_row(resource, self._text_config)
@@ -58,17 +79,25 @@ class IndexBuilder:
         return out
 
     def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: IndexRows,
-                    ctx: IndexContext) -> None:
+                    ctx: IndexContext, local_ref: str | None = None) -> None:
+        """Rows of one parameter; of a contained resource when ``local_ref`` (``#id``)."""
         assert param.extract is not None
         nodes = param.extract(resource)
         if not nodes:
             return
         kind = PARAM_TYPES[param.type]
+        p = param.p if local_ref is None else contained_key(param.p)
         if param.type == "composite":
             comps = [(c.type, _bind(c.extract, resource)) for c in param.components]
-            tuples = composite.composite_rows(param.p, nodes, comps, ctx)
+            tuples = composite.composite_rows(p, nodes, comps, ctx)
+        elif param.type == "string" and string.family_param(param.expression):
+            tuples = kind.rows(p, string.as_family(nodes), ctx)
         else:
-            tuples = kind.rows(param.p, nodes, ctx)
+            tuples = kind.rows(p, nodes, ctx)
+        if local_ref is not None:
+            marked = contained_row_key(p, local_ref)
+            _add(out, kind, [(marked, *t[1:]) for t in tuples])
+            return  # (no :identifier rows for contained resources)
         _add(out, kind, tuples)
         if param.type == "reference":
             identifiers = reference.identifier_nodes(nodes)
@@ -76,6 +105,17 @@ class IndexBuilder:
                 token = PARAM_TYPES["token"]
                 p = reference.identifier_param_key(param.resource_type, param.code)
                 _add(out, token, token.rows(p, identifiers, ctx))
+
+
+def _contained(resource: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The contained resources with an id and a type, by id (the first of a repeated id)."""
+    found: dict[str, dict[str, Any]] = {}
+    items = resource.get("contained")
+    for item in items if isinstance(items, list) else []:
+        if (isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]
+                and isinstance(item.get("resourceType"), str)):
+            found.setdefault(item["id"], item)
+    return list(found.items())
 
 
 def _bind(extract: Any, resource: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import ParseContext, split_escaped
 from fhir_server.search.date import parse_date_value
+from fhir_server.search.hashing import contained_key
 from fhir_server.search.kinds import PARAM_TYPES
 from fhir_server.search.reference import identifier_param_key
 from fhir_server.search.registry import COLUMN_PARAMS, Registry, SearchParam
@@ -32,6 +33,7 @@ from fhir_server.search.request import (
     Sort,
 )
 from fhir_server.search.text import DEFAULT_CONFIG, TEXT_PARAMS, parse_text_values
+from fhir_server.search.token import contact_point_param
 
 #: Parameters that shape the result rather than select resources.
 RESULT_PARAMS = frozenset({
@@ -155,7 +157,13 @@ class Parser:
             raise _Ignored(f"{code!r} is not supported")
         values = split_values(value)
         criteria = tuple(self._criterion(p, modifier or None, values, ctx) for p in finals)
-        return Clause(name, criteria, tuple(links))
+        contained: tuple[Criterion, ...] = ()
+        if links and modifier != "identifier":
+            # Chains also look inside contained resources (search.html 3.1.1.5.5).
+            contained = tuple(
+                _criterion(p, modifier or None, values, ctx, contained_key(p.p))
+                for p in finals if p.indexed)
+        return Clause(name, criteria, tuple(links), contained)
 
     def _criterion(self, param: SearchParam, modifier: str | None, raw: Sequence[str],
                    ctx: ParseContext) -> Criterion:
@@ -244,7 +252,8 @@ class Parser:
 
 
 def _criterion(param: SearchParam, modifier: str | None, raw: Sequence[str],
-               ctx: ParseContext) -> Criterion:
+               ctx: ParseContext, p: int | None = None) -> Criterion:
+    """The values parsed for parameter key ``p`` (default: the parameter's own)."""
     if modifier == "missing":
         if any(v not in ("true", "false") for v in raw):
             raise BadRequest(f":missing takes true or false, not {','.join(raw)!r}")
@@ -257,7 +266,7 @@ def _criterion(param: SearchParam, modifier: str | None, raw: Sequence[str],
             return Criterion(param, modifier, tuple(raw))
         return Criterion(param, modifier, tuple(parse_date_value(v, ctx.now) for v in raw))
     kind = PARAM_TYPES[param.type]
-    p = param.p
+    p = param.p if p is None else p
     if param.type == "reference":
         if modifier == "identifier":
             kind, p = PARAM_TYPES["token"], identifier_param_key(param.resource_type,
@@ -270,6 +279,8 @@ def _criterion(param: SearchParam, modifier: str | None, raw: Sequence[str],
             return Criterion(param, None, values)
     elif param.type == "composite":
         ctx = replace(ctx, targets=tuple(c.type for c in param.components))
+    elif param.type == "token" and contact_point_param(param.expression):
+        ctx = replace(ctx, fold_case=True)
     return Criterion(param, modifier, tuple(kind.parse(p, modifier, v, ctx) for v in raw))
 
 

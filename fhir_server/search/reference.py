@@ -3,9 +3,12 @@
 A row is either local (``target_type``/``target_id``, ``version`` for ``/_history/v``)
 or external (``url``, with the canonical ``|version`` or a foreign ``/_history/v`` in
 ``version``). References to this server's own base URL are stored as local ones, so
-``Patient/1`` and ``[base]/Patient/1`` match each other both ways. Contained (``#x``)
-references and logical references (``identifier`` only) have no row; the identifiers of
-References are indexed as tokens under :func:`identifier_param_key` for ``:identifier``.
+``Patient/1`` and ``[base]/Patient/1`` match each other both ways. A contained (``#x``)
+reference has a row with ``url = '#x'`` and the contained resource's type in
+``target_type`` (no ``target_id``): it is not ``:missing``, and chains follow it into the
+contained resource's own rows (``fhir_server.search.index``). Logical references
+(``identifier`` only) have no row; the identifiers of References are indexed as tokens
+under :func:`identifier_param_key` for ``:identifier``.
 """
 
 from __future__ import annotations
@@ -124,7 +127,10 @@ class ReferenceType:
             target: Target | None = None
             if node.type == "Reference" and isinstance(node.value, dict):
                 ref = node.value.get("reference")
-                target = parse_reference(ref, ctx.bases) if isinstance(ref, str) else None
+                if isinstance(ref, str) and ref.startswith("#"):
+                    target = Target(type=dict(ctx.contained).get(ref[1:]), url=ref)
+                else:
+                    target = parse_reference(ref, ctx.bases) if isinstance(ref, str) else None
             elif node.type in _CANONICAL_TYPES and isinstance(node.value, str) and node.value:
                 target = parse_canonical(node.value, ctx.bases)
             if target is not None:

@@ -47,6 +47,9 @@ class Clause:
     name: str
     criteria: tuple[Criterion, ...]
     chain: tuple[Link, ...] = ()
+    #: after a chain: the criteria again, parsed for the rows of contained resources
+    #: (``search.hashing.contained_key``), for the hops through a ``#id`` reference
+    contained: tuple[Criterion, ...] = ()
 
     @property
     def param(self) -> SearchParam:

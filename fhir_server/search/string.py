@@ -1,10 +1,14 @@
 """String search parameters (``idx_string``): one row per piece of text.
 
-``norm`` is the case- and accent-folded form (:func:`~fhir_server.search.base.normalize`),
-``exact`` the text as written. Predicates (R4 search.html, "string"):
+``norm`` is the case- and accent-folded form with punctuation read as blanks
+(:func:`fold`: "Ear,Nose,Throat" is "ear nose throat"), ``exact`` the text as written.
+A family name of several words (``van den Heuvel``) has one more row per later word
+(``den heuvel``, ``heuvel``) whose ``exact`` is empty: those rows answer the default
+prefix search on each part (search.html 3.1.1.4.8) and are left out of ``:exact`` and of
+sorting. Predicates (R4 search.html, "string"):
 
-* default: the value equals or starts with the search text, both folded
-  (``norm LIKE 'text%'``, served by the ``text_pattern_ops`` index);
+* default: the value (or a part of a family name) equals or starts with the search text,
+  both folded (``norm LIKE 'text%'``, served by the ``text_pattern_ops`` index);
 * ``:exact``: the whole value, case and accents included (``exact = text``);
 * ``:contains``: the folded text anywhere (``norm LIKE '%text%'``, trigram index);
 * ``:text``: "advanced text handling", here every word of the search text starts a
@@ -15,7 +19,8 @@ Prefixes do not apply: ``gt2020`` is searched as the text "gt2020".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +47,48 @@ _NOT_TEXT = frozenset({
 _MAX_BYTES = 2000
 
 
+#: Punctuation and symbols (and ``_``): read as blanks by :func:`fold`.
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+#: An expression whose values are family names (``Patient.name.family``).
+_FAMILY = re.compile(r"\.family\b")
+
+
+def fold(text: str) -> str:
+    """The form string search compares: case, accents and punctuation folded away
+    (``"Ear,Nose-Throat"`` -> ``"ear nose throat"``); the same at index and query time."""
+    return normalize(_PUNCTUATION.sub(" ", normalize(text)))
+
+
+def family_param(expression: str | None) -> bool:
+    """Whether a string parameter's expression gives family names (``family``)."""
+    return expression is not None and _FAMILY.search(expression) is not None
+
+
+def as_family(nodes: Sequence[Node]) -> list[Node]:
+    """The string values of a family parameter as HumanNames (their parts are searched)."""
+    return [Node({"family": n.value}, "HumanName") if isinstance(n.value, str) else n
+            for n in nodes]
+
+
+def word_parts(folded: str) -> list[str]:
+    """The tails of a folded text from each word after the first (``a b c`` -> ``b c``,
+    ``c``)."""
+    words = folded.split(" ")
+    return [" ".join(words[i:]) for i in range(1, len(words))]
+
+
 def clip(text: str) -> str:
     """``text`` cut to at most 2000 UTF-8 bytes, on a character boundary."""
     data = text.encode()
     if len(data) <= _MAX_BYTES:
         return text
     return data[:_MAX_BYTES].decode(errors="ignore")
+
+
+def family_names(node: Node) -> Iterator[str]:
+    """The family names of a HumanName (whose parts get rows of their own)."""
+    if node.type == "HumanName" and isinstance(node.value, dict):
+        yield from _parts(node.value, ("family",))
 
 
 def texts(node: Node) -> Iterator[str]:
@@ -105,7 +146,8 @@ class StringType:
     modifiers: frozenset[str] = frozenset({"exact", "contains", "text"})
 
     def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
-        """One ``(p, norm, exact)`` row per distinct non-blank piece of text."""
+        """One ``(p, norm, exact)`` row per distinct non-blank piece of text, and one
+        ``(p, part, "")`` per later word of a family name (see the module doc)."""
         out: list[tuple[Any, ...]] = []
         seen: set[str] = set()
         for node in nodes:
@@ -113,7 +155,14 @@ class StringType:
                 if not text.strip() or text in seen:
                     continue
                 seen.add(text)
-                out.append((p, clip(normalize(text)), clip(text)))
+                out.append((p, clip(fold(text)), clip(text)))
+        parts: set[str] = set()
+        for node in nodes:
+            for family in family_names(node):
+                for part in word_parts(fold(family)):
+                    if part not in parts:
+                        parts.add(part)
+                        out.append((p, clip(part), ""))
         return out
 
     def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> StringValue:
@@ -122,9 +171,10 @@ class StringType:
         text = unescape(raw)
         if modifier == "exact":
             return StringValue("exact", clip(text))
-        folded = normalize(text)
+        folded = fold(text)
         if not folded:
-            raise BadRequest("a string parameter needs a value that is not only blanks")
+            raise BadRequest("a string parameter needs a value with a letter or digit, not "
+                             "only blanks and punctuation")
         if modifier == "text":
             return StringValue("text", folded, tuple(folded.split()))
         return StringValue(modifier or "prefix", clip(folded))

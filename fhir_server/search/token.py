@@ -12,11 +12,16 @@ indexed column:
 - ``:text``           -> prefix of the normalized ``display`` (``p`` checked explicitly)
 - ``:in``/``:not-in`` -> ``h_sys_code = ANY(...)`` over the expanded value set
 
-Matching is exact and case-sensitive (the hashes are of the literal values).
+Matching is exact and case-sensitive (the hashes are of the literal values), except on
+ContactPoint values (``email``, ``phone``, ``telecom``): search.html 3.1.1.4.10 leaves
+their case to the server, and e-mail addresses are not case-sensitive, so they are
+lower-cased before hashing, in the index and in the search value of a parameter that
+:func:`contact_point_param` recognises.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +62,7 @@ def codings(node: Node) -> list[tuple[str | None, str | None, str | None]]:
     if node.type == "ContactPoint" and isinstance(value, dict):
         # The spec's token table gives ContactPoint no URI: ContactPoint.system is a
         # kind of channel (phone, email), not a namespace of the value.
-        return [(None, _str(value.get("value")), None)]
+        return [(None, fold_contact(_str(value.get("value"))), None)]
     if node.type == "boolean" and isinstance(value, bool):
         return [(None, "true" if value else "false", None)]
     if isinstance(value, str | int) and not isinstance(value, bool) and value != "" and (
@@ -66,6 +71,18 @@ def codings(node: Node) -> list[tuple[str | None, str | None, str | None]]:
         # only, so no system is stored.
         return [(None, str(value), None)]
     return []
+
+
+def fold_contact(value: str | None) -> str | None:
+    """A ContactPoint value in the case it is indexed and searched in (lower case)."""
+    return value.casefold() if value is not None else None
+
+
+def contact_point_param(expression: str | None) -> bool:
+    """Whether a token parameter's expression reads ContactPoints (``...telecom``), whose
+    search values are lower-cased like the index (all official ones: email, phone,
+    telecom)."""
+    return expression is not None and re.search(r"\btelecom\b", expression) is not None
 
 
 def _coding(value: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -153,10 +170,11 @@ class TokenKeys:
 TokenValue = TokenKey | TokenText | TokenKeys
 
 
-def parse_token(p: int, raw: str, name: str = "token") -> TokenKey:
+def parse_token(p: int, raw: str, name: str = "token", fold: bool = False) -> TokenKey:
     """Parse ``code``, ``system|code``, ``|code`` or ``system|`` into its hash key.
 
     ``raw`` is still escaped (``\\|`` is a literal bar). BadRequest when malformed.
+    ``fold``: the code is a ContactPoint value, lower-cased as in the index.
     """
     parts = split_escaped(raw, "|")
     if len(parts) > 2:
@@ -166,8 +184,10 @@ def parse_token(p: int, raw: str, name: str = "token") -> TokenKey:
         code = unescape(parts[0])
         if not code:
             raise BadRequest(f"{name}: empty token value")
-        return TokenKey("code", h64(p, code))
+        return TokenKey("code", h64(p, code.casefold() if fold else code))
     system, code = unescape(parts[0]), unescape(parts[1])
+    if fold:
+        code = code.casefold()
     if not system and not code:
         raise BadRequest(f"{name}: {raw!r} has neither a system nor a code")
     if not code:
@@ -197,7 +217,7 @@ class TokenType:
             raise BadRequest(f"token modifier :{modifier} (subsumption) is not supported")
         refuse_modifier(self.name, modifier, self.modifiers)
         if modifier in (None, "not"):
-            return parse_token(p, raw)
+            return parse_token(p, raw, fold=ctx.fold_case)
         if modifier == "text":
             return TokenText(normalize(unescape(raw)))
         if modifier in ("in", "not-in"):

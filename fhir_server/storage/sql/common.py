@@ -9,6 +9,17 @@ from psycopg import sql
 
 #: An SQL fragment with its ``%s`` parameters, in order.
 Fragment = tuple[sql.Composable, list[Any]]
+#: The ``p`` a predicate looks for: a parameter key, or an SQL expression computing it
+#: (the rows of a contained resource, marked by its id: see ``compile``).
+ParamKey = int | Fragment
+
+
+def p_is(alias: sql.Identifier, p: ParamKey, quoted: bool = True) -> Fragment:
+    """``alias."p" = <p>`` (``alias.p`` unless ``quoted``)."""
+    column = col(alias, "p") if quoted else sql.SQL("{}.p").format(alias)
+    if isinstance(p, int):
+        return sql.SQL("{} = %s").format(column), [p]
+    return sql.SQL("{} = {}").format(column, p[0]), list(p[1])
 
 
 def col(alias: sql.Identifier, column: str) -> sql.Composable:
@@ -41,9 +52,10 @@ def any_of(alias: sql.Identifier, column: str, keys: Sequence[Any],
             [list(keys)])
 
 
-def on_param(p: int, alias: sql.Identifier, condition: Fragment) -> Fragment:
+def on_param(p: ParamKey, alias: sql.Identifier, condition: Fragment) -> Fragment:
     """``alias.p = <p> AND (condition)``: a row of parameter ``p`` meeting ``condition``."""
-    return (sql.SQL("({}.p = %s AND {})").format(alias, condition[0]), [p, *condition[1]])
+    key, key_params = p_is(alias, p, quoted=False)
+    return (sql.SQL("({} AND {})").format(key, condition[0]), [*key_params, *condition[1]])
 
 
 def like_escape(text: str) -> str:

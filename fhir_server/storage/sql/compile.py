@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from fhir_server.search.hashing import contained_key
 from fhir_server.search.reference import identifier_param_key
 from fhir_server.search.request import (
     AnyClause,
@@ -27,7 +28,7 @@ from fhir_server.search.request import (
 )
 from fhir_server.search.text import TEXT_PARAMS
 from fhir_server.service.access import AccessScope
-from fhir_server.storage.sql.common import Fragment, join
+from fhir_server.storage.sql.common import Fragment, ParamKey, join, p_is
 from fhir_server.storage.sql.date import date_condition
 from fhir_server.storage.sql.kinds import SQL_TYPES
 from fhir_server.storage.sql.text import text_condition
@@ -158,15 +159,25 @@ class Compiler:
             return self._chain(clause, 0, res)
         return self._criterion(clause.criteria[0], res)
 
-    def _criterion(self, criterion: Criterion, res: sql.Composable) -> Fragment:
+    def _criterion(self, criterion: Criterion, res: sql.Composable,
+                   key: Fragment | None = None) -> Fragment:
+        """The criterion on the rows of ``res``; with ``key`` (the SQL of their ``p``) on
+        the rows of a contained resource of ``res`` (values parsed for them)."""
         param, modifier, values = criterion.param, criterion.modifier, criterion.values
+        if key is not None:
+            return self._rows(criterion, res, key)
         if param.code == "_id":
             return _column_id(modifier, values, res)
         if param.code == "_lastUpdated":
             return self._column_date(criterion, res)
         if param.code in TEXT_PARAMS:
             return text_condition(param.code, modifier, values, res, self.alias())
-        p = param.p
+        return self._rows(criterion, res, param.p)
+
+    def _rows(self, criterion: Criterion, res: sql.Composable, p: ParamKey) -> Fragment:
+        """The criterion as an EXISTS over its index table's rows of ``res`` whose ``p``
+        is ``p`` (a parameter key, or an SQL expression for a contained resource)."""
+        param, modifier, values = criterion.param, criterion.modifier, criterion.values
         kind = SQL_TYPES[param.type]
         if modifier == "identifier":
             kind, p, modifier = SQL_TYPES["token"], identifier_param_key(
@@ -174,9 +185,10 @@ class Compiler:
         alias = self.alias()
         table = sql.Identifier(kind.table)
         if modifier == "missing":
-            exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {}.p = %s)"
-                             ).format(table, alias, alias, res, alias)
-            return (sql.SQL("NOT {}").format(exists) if values[0] else exists), [p]
+            on = p_is(alias, p, quoted=False)
+            exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {})"
+                             ).format(table, alias, alias, res, on[0])
+            return (sql.SQL("NOT {}").format(exists) if values[0] else exists), on[1]
         predicate, params = kind.predicate(p, modifier, values, alias)
         exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {})").format(
             table, alias, alias, res, predicate)
@@ -209,30 +221,70 @@ class Compiler:
         text, params = join(parts, " OR ")
         return sql.SQL("({})").format(text), params
 
-    def _chain(self, clause: Clause, hop: int, res: sql.Composable) -> Fragment:
+    def _chain(self, clause: Clause, hop: int, res: sql.Composable,
+               local: sql.Composable | None = None) -> Fragment:
+        """``res`` refers through the hop's parameter to a resource matching the rest.
+
+        ``local``: the hop starts inside a contained resource of ``res`` (the SQL of its
+        ``#id``, the ``url`` of the reference that led there). One branch per target type
+        and one per contained target type, as ``res.rid IN (... UNION ALL ...)``: each
+        branch's criterion is planned on its own (an index on the criterion's rows
+        drives it), with or without fresh statistics, where one EXISTS with
+        ``target_type = ANY(...)`` and an OR of per-type criteria was scanned row by row.
+        """
         link = clause.chain[hop]
-        ref = self.alias()
-        target = self.alias()
-        if hop + 1 < len(clause.chain):
-            inner = self._chain(clause, hop + 1, target)
-        else:
+        last = hop + 1 == len(clause.chain)
+        branches: list[Fragment] = []
+        targets: list[tuple[str, Criterion | None]]
+        inside: list[Criterion | None]
+        if last:
             options = [c for c in clause.criteria
                        if c.param.resource_type in link.target_types] or [clause.criteria[0]]
-            parts = []
-            for option in options:
-                cond, params = self._criterion(option, target)
-                parts.append((sql.SQL("({}.resource_type = %s AND {})").format(target, cond),
-                              [option.param.resource_type, *params]))
-            joined, joined_params = join(parts, " OR ")
-            inner = sql.SQL("({})").format(joined), joined_params
-        inner = self._and_visible(inner, target)
-        return sql.SQL(
-            "EXISTS (SELECT 1 FROM idx_reference {ref} JOIN resource {t}"
-            " ON {t}.resource_type = {ref}.target_type AND {t}.id = {ref}.target_id"
-            " WHERE {ref}.rid = {res}.rid AND {ref}.p = %s AND {ref}.target_type = ANY(%s)"
-            " AND NOT {t}.deleted AND {inner})"
-        ).format(ref=ref, t=target, res=res, inner=inner[0]), [
-            link.param.p, list(link.target_types), *inner[1]]
+            targets = [(o.param.resource_type, o) for o in options]
+            inside = [c for c in clause.contained if c.param.resource_type in link.target_types]
+        else:
+            targets = [(t, None) for t in link.target_types]
+            inside = [None]
+        for rtype, option in targets:
+            ref, target = self.alias(), self.alias()
+            inner = (self._criterion(option, target) if option is not None
+                     else self._chain(clause, hop + 1, target))
+            inner = self._and_visible(inner, target)
+            on = self._link_p(link.param.p, ref, local)
+            branches.append((sql.SQL(
+                "SELECT {ref}.rid FROM idx_reference {ref} JOIN resource {t}"
+                " ON {t}.resource_type = {ref}.target_type AND {t}.id = {ref}.target_id"
+                " WHERE {on} AND {ref}.target_type = %s AND NOT {t}.deleted AND {inner}"
+            ).format(ref=ref, t=target, on=on[0], inner=inner[0]), [
+                *on[1], rtype, *inner[1]]))
+        for option in inside:
+            # A contained target: its rows are the container's (ref.rid), marked by the
+            # '#id' the reference holds (and by the contained type's parameter key, so no
+            # target_type test is needed); the container is the row already checked. The
+            # reference rows are found by (p, url) in the partial url index.
+            ref = self.alias()
+            url = sql.SQL("{}.url").format(ref)
+            if option is not None:
+                inner = self._criterion(option, ref, _marked(contained_key(option.param.p),
+                                                            url))
+            else:
+                inner = self._chain(clause, hop + 1, ref, url)
+            on = self._link_p(link.param.p, ref, local)
+            branches.append((sql.SQL(
+                "SELECT {ref}.rid FROM idx_reference {ref} WHERE {on}"
+                " AND {ref}.url LIKE '#%%' AND {inner}"
+            ).format(ref=ref, on=on[0], inner=inner[0]), [*on[1], *inner[1]]))
+        union, params = join(branches, " UNION ALL ")
+        return sql.SQL("{}.rid IN ({})").format(res, union), params
+
+    @staticmethod
+    def _link_p(p: int, ref: sql.Identifier, local: sql.Composable | None) -> Fragment:
+        """``ref`` is a row of reference parameter ``p``: of the resource itself, or of
+        its contained resource ``local`` (see :meth:`_chain`)."""
+        if local is None:
+            return sql.SQL("{}.p = %s").format(ref), [p]
+        key = _marked(contained_key(p), local)
+        return sql.SQL("{}.p = {}").format(ref, key[0]), key[1]
 
     def _and_visible(self, condition: Fragment, res: sql.Composable) -> Fragment:
         """``condition`` and the scope's condition on the hop's resource row ``res``."""
@@ -271,6 +323,13 @@ class Compiler:
         return SortKey(sql.SQL("{}.v").format(name),
                        SORT_SQL_TYPE.get(key.params[0].type, "text"), key.descending,
                        (lateral, [[p.p for p in key.params]]))
+
+
+def _marked(key: int, local_ref: sql.Composable) -> Fragment:
+    """SQL of :func:`~fhir_server.search.hashing.contained_row_key` of ``key`` and the
+    ``#id`` that ``local_ref`` gives."""
+    return sql.SQL("('x' || left(md5(%s || {}), 16))::bit(64)::bigint").format(
+        local_ref), [str(key)]
 
 
 def _column_id(modifier: str | None, values: Sequence[object],

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.composite import CompositeValue
-from fhir_server.storage.sql.common import Fragment, col, join_or, min_max
+from fhir_server.storage.sql.common import Fragment, ParamKey, col, join_or, min_max, p_is
 from fhir_server.storage.sql.date import date_condition
 from fhir_server.storage.sql.number import number_condition
 
@@ -31,7 +31,7 @@ class CompositeSql:
 
     table = "idx_composite"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` whose two components match one of ``values``."""
         composites = [v for v in values if isinstance(v, CompositeValue)]
@@ -48,7 +48,8 @@ class CompositeSql:
             ).format(col(alias, "h1"), col(alias, "h2")),
                 [[a for a, _ in pairs], [b for _, b in pairs]]))
         where, params = join_or(conditions)
-        return sql.SQL("{} = %s AND {}").format(col(alias, "p"), where), [p, *params]
+        key = p_is(alias, p)
+        return sql.SQL("{} AND {}").format(key[0], where), [*key[1], *params]
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """Composite parameters are not sortable: the first hash stands in (arbitrary)."""

@@ -9,7 +9,14 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.date import DateValue, bound_text
-from fhir_server.storage.sql.common import Fragment, col, join_or, on_param, range_sort_key
+from fhir_server.storage.sql.common import (
+    Fragment,
+    ParamKey,
+    col,
+    join_or,
+    on_param,
+    range_sort_key,
+)
 
 _TS = sql.SQL("%s::timestamptz")
 #: prefix -> (template, which search bounds fill its placeholders)
@@ -39,7 +46,7 @@ class DateSql:
 
     table = "idx_date"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` matching any of ``values``."""
         low, high = col(alias, "low"), col(alias, "high")

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
-from fhir_server.storage.sql.common import Fragment
+from fhir_server.storage.sql.common import Fragment, ParamKey
 from fhir_server.storage.sql.composite import COMPOSITE
 from fhir_server.storage.sql.date import DATE
 from fhir_server.storage.sql.number import NUMBER
@@ -25,11 +25,11 @@ class SqlType(Protocol):
     #: table name, e.g. ``idx_token``
     table: str
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A condition on one row ``alias`` of the table matching ANY of ``values``
         (typed by ``fhir_server.search``); it includes ``alias.p = <p>`` or a hash that
-        encodes ``p``."""
+        encodes ``p`` (and ``alias.p = <p>`` when ``p`` is an SQL expression)."""
         ...
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:

@@ -10,7 +10,14 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.number import NumberValue, approximate
-from fhir_server.storage.sql.common import Fragment, col, join_or, on_param, range_sort_key
+from fhir_server.storage.sql.common import (
+    Fragment,
+    ParamKey,
+    col,
+    join_or,
+    on_param,
+    range_sort_key,
+)
 
 _N = sql.SQL("%s::numeric")
 _TEMPLATES = {
@@ -48,7 +55,7 @@ class NumberSql:
 
     table = "idx_number"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` matching any of ``values``."""
         low, high = col(alias, "low"), col(alias, "high")

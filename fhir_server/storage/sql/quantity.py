@@ -9,7 +9,14 @@ from psycopg import sql
 
 from fhir_server.search.number import NumberValue
 from fhir_server.search.quantity import QuantityValue
-from fhir_server.storage.sql.common import Fragment, col, join_or, on_param, range_sort_key
+from fhir_server.storage.sql.common import (
+    Fragment,
+    ParamKey,
+    col,
+    join_or,
+    on_param,
+    range_sort_key,
+)
 from fhir_server.storage.sql.number import number_condition
 
 
@@ -42,7 +49,7 @@ class QuantitySql:
 
     table = "idx_quantity"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` matching any of ``values``."""
         return on_param(p, alias, join_or([quantity_condition(v, alias) for v in values]))

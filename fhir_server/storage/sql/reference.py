@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.reference import ReferenceValue
-from fhir_server.storage.sql.common import Fragment, col, join_or, like_escape
+from fhir_server.storage.sql.common import Fragment, ParamKey, col, join_or, like_escape, p_is
 
 
 class ReferenceSql:
@@ -17,13 +17,14 @@ class ReferenceSql:
 
     table = "idx_reference"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` pointing where any of ``values`` says."""
         refs = [v for v in values if isinstance(v, ReferenceValue)]
         parts = _local(refs, alias) + _external(refs, alias)
         cond = join_or(parts)
-        return sql.SQL("{} = %s AND {}").format(col(alias, "p"), cond[0]), [p, *cond[1]]
+        key = p_is(alias, p)
+        return sql.SQL("{} AND {}").format(key[0], cond[0]), [*key[1], *cond[1]]
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """The smallest ``Type/id`` (or URL) ascending, the largest descending."""

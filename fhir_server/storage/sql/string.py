@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.string import StringValue
-from fhir_server.storage.sql.common import Fragment, col, like_escape, min_max
+from fhir_server.storage.sql.common import Fragment, ParamKey, col, like_escape, min_max, p_is
 
 
 class StringSql:
@@ -17,16 +17,18 @@ class StringSql:
 
     table = "idx_string"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` matching any of ``values``."""
         norm = col(alias, "norm")
         parts: list[sql.Composable] = []
-        params: list[Any] = [p]
+        key = p_is(alias, p, quoted=False)
+        params: list[Any] = list(key[1])
         for value in values:
             assert isinstance(value, StringValue)
             if value.mode == "exact":
-                parts.append(sql.SQL("{} = %s").format(col(alias, "exact")))
+                # (rows of family name parts have an empty exact: never a match)
+                parts.append(sql.SQL("({0} = %s AND {0} <> '')").format(col(alias, "exact")))
                 params.append(value.text)
             elif value.mode == "contains":
                 parts.append(sql.SQL("{} LIKE %s").format(norm))
@@ -41,12 +43,14 @@ class StringSql:
             else:
                 parts.append(sql.SQL("{} LIKE %s").format(norm))
                 params.append(f"{like_escape(value.text)}%")
-        return sql.SQL("({}.p = %s AND ({}))").format(
-            alias, sql.SQL(" OR ").join(parts)), params
+        return sql.SQL("({} AND ({}))").format(
+            key[0], sql.SQL(" OR ").join(parts)), params
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
-        """Alphabetically by folded text: the smallest ascending, the largest descending."""
-        return min_max(descending, col(alias, "norm"))
+        """Alphabetically by folded text: the smallest ascending, the largest descending
+        (whole values only: the rows of family name parts have an empty ``exact``)."""
+        return sql.SQL("{} FILTER (WHERE {} <> '')").format(
+            min_max(descending, col(alias, "norm")), col(alias, "exact"))
 
 
 STRING = StringSql()

@@ -11,11 +11,13 @@ from psycopg import sql
 from fhir_server.search.token import TokenKey, TokenKeys, TokenText
 from fhir_server.storage.sql.common import (
     Fragment,
+    ParamKey,
     any_of,
     col,
     join_or,
     like_prefix,
     min_max,
+    p_is,
 )
 
 #: The hash column of each kind of TokenKey.
@@ -28,32 +30,38 @@ class TokenSql:
 
     table = "idx_token"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row matching any of ``values``. The hashes encode ``p``; ``:text`` compares
         it explicitly. ``:not`` and ``:not-in`` give the *positive* condition: the
         compiler wraps it in ``NOT EXISTS``, so resources without any value match too,
-        as the specification says."""
+        as the specification says. When ``p`` is an SQL expression (the rows of a
+        contained resource), ``alias.p`` is compared too."""
+        key = p_is(alias, p)
         texts = [v.text for v in values if isinstance(v, TokenText)]
         if texts:
             patterns = [like_prefix(t) for t in texts]
             if len(patterns) == 1:
-                return (sql.SQL("{} = %s AND {} LIKE %s").format(
-                    col(alias, "p"), col(alias, "display")), [p, patterns[0]])
-            return (sql.SQL("{} = %s AND {} LIKE ANY(%s::text[])").format(
-                col(alias, "p"), col(alias, "display")), [p, patterns])
+                return (sql.SQL("{} AND {} LIKE %s").format(
+                    key[0], col(alias, "display")), [*key[1], patterns[0]])
+            return (sql.SQL("{} AND {} LIKE ANY(%s::text[])").format(
+                key[0], col(alias, "display")), [*key[1], patterns])
         if any(isinstance(v, TokenKeys) for v in values):
             keys = list(dict.fromkeys(k for v in values if isinstance(v, TokenKeys)
                                       for k in v.keys))
             if not keys:  # an empty expansion contains nothing
-                return sql.SQL("{} = %s AND false").format(col(alias, "p")), [p]
-            return any_of(alias, "h_sys_code", keys)
-        by_column: dict[str, list[int]] = {}
-        for value in values:
-            assert isinstance(value, TokenKey)
-            by_column.setdefault(COLUMNS[value.column], []).append(value.key)
-        return join_or([any_of(alias, c, list(dict.fromkeys(keys)))
-                        for c, keys in by_column.items()])
+                return sql.SQL("{} AND false").format(key[0]), key[1]
+            cond = any_of(alias, "h_sys_code", keys)
+        else:
+            by_column: dict[str, list[int]] = {}
+            for value in values:
+                assert isinstance(value, TokenKey)
+                by_column.setdefault(COLUMNS[value.column], []).append(value.key)
+            cond = join_or([any_of(alias, c, list(dict.fromkeys(keys)))
+                            for c, keys in by_column.items()])
+        if isinstance(p, int):
+            return cond
+        return sql.SQL("{} AND {}").format(key[0], cond[0]), [*key[1], *cond[1]]
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """The smallest code ascending, the largest descending."""

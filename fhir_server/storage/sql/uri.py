@@ -8,7 +8,15 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.search.uri import UriValue
-from fhir_server.storage.sql.common import Fragment, col, join_or, like_prefix, min_max
+from fhir_server.storage.sql.common import (
+    Fragment,
+    ParamKey,
+    col,
+    join_or,
+    like_prefix,
+    min_max,
+    p_is,
+)
 
 
 class UriSql:
@@ -16,7 +24,7 @@ class UriSql:
 
     table = "idx_uri"
 
-    def predicate(self, p: int, modifier: str | None, values: Sequence[Any],
+    def predicate(self, p: ParamKey, modifier: str | None, values: Sequence[Any],
                   alias: sql.Identifier) -> Fragment:
         """A row of parameter ``p`` equal to or starting with what the values say."""
         column = col(alias, "uri")
@@ -33,7 +41,8 @@ class UriSql:
         else:
             parts.append((sql.SQL("{} LIKE ANY(%s::text[])").format(column), [patterns]))
         cond = join_or(parts)
-        return sql.SQL("{} = %s AND {}").format(col(alias, "p"), cond[0]), [p, *cond[1]]
+        key = p_is(alias, p)
+        return sql.SQL("{} AND {}").format(key[0], cond[0]), [*key[1], *cond[1]]
 
     def sort_key(self, alias: sql.Identifier, descending: bool) -> sql.Composable:
         """The smallest URI ascending, the largest descending."""

@@ -74,10 +74,20 @@ def test_rows() -> None:
     ]
     assert REFERENCE.rows(P, nodes, CTX) == [
         (P, "Patient", "1", None, None),
+        (P, None, None, None, "#c1"),  # contained (not in CTX's contained): no type
         (P, "Observation", "9", "2", None),
         (P, None, None, "1.2", "http://x.org/Q/a"),
         (P, None, None, None, "http://x.org/Q/b"),
     ]
+
+
+def test_contained_reference_rows_carry_the_contained_type() -> None:
+    # A "#id" reference is not missing (:missing=false finds it) and chains follow it.
+    ctx = IndexContext((), (("newborn", "Patient"), ("m", "Medication")))
+    nodes = [Node({"reference": "#newborn"}, "Reference"), Node({"reference": "#m"},
+                                                                 "Reference")]
+    assert REFERENCE.rows(P, nodes, ctx) == [(P, "Patient", None, None, "#newborn"),
+                                             (P, "Medication", None, None, "#m")]
     assert [c for c, _ in REFERENCE.columns] == ["target_type", "target_id", "version", "url"]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import IndexContext, Node, ParseContext
-from fhir_server.search.string import STRING, StringValue, clip
+from fhir_server.search.string import STRING, StringValue, as_family, clip, family_param, fold
 
 CTX = IndexContext()
 PARSE = ParseContext()
@@ -28,10 +28,36 @@ def test_rows_of_a_human_name() -> None:
             "prefix": ["Dr."], "suffix": ["PhD"], "text": "Dr. Zoë Ann Müller",
             "period": {"start": "2020"}}
     assert STRING.rows(1, [Node(name, "HumanName")], CTX) == [
-        (1, "muller-ludenscheidt", "Müller-Lüdenscheidt"),
-        (1, "zoe", "Zoë"), (1, "ann", "Ann"), (1, "dr.", "Dr."), (1, "phd", "PhD"),
-        (1, "dr. zoe ann muller", "Dr. Zoë Ann Müller"),
+        (1, "muller ludenscheidt", "Müller-Lüdenscheidt"),
+        (1, "zoe", "Zoë"), (1, "ann", "Ann"), (1, "dr", "Dr."), (1, "phd", "PhD"),
+        (1, "dr zoe ann muller", "Dr. Zoë Ann Müller"),
+        (1, "ludenscheidt", ""),  # a part of the family name (no exact: not sorted by)
     ]
+
+
+def test_family_name_parts_have_rows_of_their_own() -> None:
+    # search.html 3.1.1.4.8: "van den Heuvel" is found by "Heuvel" (and "den").
+    rows = STRING.rows(1, [Node({"family": "van den Heuvel", "given": ["Jan Piet"]},
+                                "HumanName")], CTX)
+    assert rows == [(1, "van den heuvel", "van den Heuvel"), (1, "jan piet", "Jan Piet"),
+                    (1, "den heuvel", ""), (1, "heuvel", "")]
+    # given names and other strings keep one row
+    assert STRING.rows(1, [Node("van den Heuvel", "string")], CTX) == [
+        (1, "van den heuvel", "van den Heuvel")]
+    assert as_family([Node("van Gogh", "string")]) == [
+        Node({"family": "van Gogh"}, "HumanName")]
+    assert family_param("Patient.name.family | Practitioner.name.family")
+    assert not family_param("Patient.name") and not family_param(None)
+
+
+def test_punctuation_is_read_as_blanks() -> None:
+    assert fold("Burgers UMC Ear,Nose,Throat unit") == "burgers umc ear nose throat unit"
+    assert fold("O'Brien-Smith_(Jr.)") == "o brien smith jr"
+    assert parse(None, "Burgers UMC Ear Nose") == StringValue("prefix", "burgers umc ear nose")
+    assert parse(None, "ear,nose").text == "ear nose"
+    assert parse("exact", "Ear,Nose") == StringValue("exact", "Ear,Nose")  # as written
+    with pytest.raises(BadRequest, match="punctuation"):
+        parse(None, "?!")
 
 
 def test_rows_of_an_address() -> None:
@@ -50,8 +76,8 @@ def test_rows_of_other_types() -> None:
              Node(concept, "CodeableConcept"), Node(identifier, "Identifier"),
              Node("   ", "string"), Node("plain", "string"), Node(3, "integer")]
     assert [r[1:] for r in STRING.rows(1, nodes, CTX)] == [
-        ("plain", "plain"), ("**mark**", "**mark**"), ("hello", "Héllo"),
-        ("greeting", "Greeting"), ("ab-12", "AB-12")]
+        ("plain", "plain"), ("mark", "**mark**"), ("hello", "Héllo"),
+        ("greeting", "Greeting"), ("ab 12", "AB-12")]
 
 
 def test_long_text_is_clipped_on_a_character_boundary() -> None:
@@ -64,12 +90,12 @@ def test_long_text_is_clipped_on_a_character_boundary() -> None:
 def test_default_is_a_folded_prefix() -> None:
     assert parse(None, "Zoë") == StringValue("prefix", "zoe")
     assert parse(None, "gt2020") == StringValue("prefix", "gt2020")  # no prefixes on strings
-    assert parse(None, "100%") == StringValue("prefix", "100%")  # LIKE escaping is SQL's
+    assert parse(None, "100%") == StringValue("prefix", "100")  # punctuation is a blank
 
 
 def test_exact_and_contains() -> None:
     assert parse("exact", "Zoë") == StringValue("exact", "Zoë")
-    assert parse("contains", "Ë_") == StringValue("contains", "e_")
+    assert parse("contains", "Ë_x") == StringValue("contains", "e x")
 
 
 def test_search_escapes_are_removed() -> None:

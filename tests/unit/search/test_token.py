@@ -7,7 +7,14 @@ import pytest
 from fhir_server.errors import BadRequest
 from fhir_server.search.base import IndexContext, Node, ParseContext
 from fhir_server.search.hashing import h64
-from fhir_server.search.token import TOKEN, TokenKey, TokenKeys, TokenText, parse_token
+from fhir_server.search.token import (
+    TOKEN,
+    TokenKey,
+    TokenKeys,
+    TokenText,
+    contact_point_param,
+    parse_token,
+)
 
 P = 42
 CTX = IndexContext()
@@ -69,6 +76,27 @@ def test_contact_point_boolean_and_primitives() -> None:
     assert [(r[5], r[6]) for r in out] == [(None, "+1 555"), (None, "true"), (None, "false"),
                                            (None, "final"), (None, "abc"), (None, "http://x")]
     assert all(r[3] is None for r in out)  # no system: h_sys NULL
+
+
+def test_contact_point_values_are_lower_cased() -> None:
+    # search.html 3.1.1.4.10: e-mail addresses are not case-sensitive.
+    (row,) = rows(Node({"system": "email", "value": "John.Doe@Example.ORG"}, "ContactPoint"))
+    assert row[1] == h64(P, "john.doe@example.org") and row[6] == "john.doe@example.org"
+    folded = ParseContext(fold_case=True)
+    assert parse(None, "JOHN.doe@example.org", folded) == TokenKey("code", row[1])
+    assert parse("not", "|John.Doe@Example.org", folded) == TokenKey("system_code", row[2])
+    # other tokens stay case-sensitive
+    assert parse(None, "ABC") == TokenKey("code", h64(P, "ABC"))
+    (code,) = rows(Node({"system": "s", "code": "ABC"}, "Coding"))
+    assert code[6] == "ABC"
+
+
+def test_contact_point_parameters() -> None:
+    assert contact_point_param("Patient.telecom.where(system='email') | Person.telecom")
+    assert contact_point_param("NamingSystem.contact.telecom")
+    assert not contact_point_param("Patient.identifier")
+    assert not contact_point_param("Patient.extension('http://x/telecomx')")
+    assert not contact_point_param(None)
 
 
 def test_rows_are_deduplicated_and_odd_nodes_skipped() -> None:

@@ -50,7 +50,9 @@ def names(db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     (None, "ZOË", {1, 2}),
     (None, "eve", {2, 3, 5, 9}),                 # Eve, Evelyn, EVE, eve/Ève; not Séverine
     (None, "carreno", {3}),
-    (None, "quinones", set()),                   # the default matches the start only
+    (None, "quinones", {3}),                     # a later part of a family name
+    (None, "severine", {4}),
+    (None, "smith", set()),                      # the default matches the start only
     ("text", "quinones", {3}),                   # :text matches any word's start
     ("text", "quin carr", {3}),
     ("text", "smith mr", {5}),
@@ -61,12 +63,14 @@ def names(db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     ("exact", "Ève", {9}),
     ("exact", "Zoe", set()),
     (None, "gt2020", {7}),                       # no prefixes on strings
-    (None, "100%", {6}),                         # % is literal
-    (None, "100_", set()),                       # _ is literal
+    (None, "100%", {6}),                         # punctuation is a blank
+    (None, "100_", {6}),                         # _ too
+    (None, "100 main st", {6}),                  # "100% Main_St"
     ("contains", "n_s", {6}),
-    ("contains", "%", {6}),
+    ("contains", "%main", {6}),
+    ("exact", "100% Main_St", {6}),
     (None, "zur", {6}),
-    (None, "back\\\\s", {8}),                    # a search-escaped backslash
+    (None, "back\\\\s", {8}),                    # a search-escaped backslash (a blank)
     (None, "dzemal", {10}),
     ("contains", "fine", {10}),
     ("exact", "", set()),                        # no stored text is empty
@@ -137,3 +141,46 @@ def test_sort_key(names: psycopg.Connection[Any]) -> None:
         STRING_SQL.sort_key(alias, False))
     # min over family and given: anna < carreno quinones < eve
     assert [r[0] for r in names.execute(query, [P])] == [1, 3, 2]
+
+
+PARTS: dict[int, Node] = {
+    600: Node({"family": "van den Heuvel", "given": ["Jan"]}, "HumanName"),
+    601: Node({"family": "Heuvelmans"}, "HumanName"),
+    602: Node({"family": "Den Uyl"}, "HumanName"),
+    603: Node("Burgers UMC Ear,Nose,Throat unit", "string"),
+    604: Node("Burgers UMC", "string"),
+    605: Node({"family": "Janssen", "given": ["van den Berg"]}, "HumanName"),
+}
+
+
+@pytest.mark.parametrize(("modifier", "value", "rids"), [
+    (None, "Heuvel", {600, 601}),                 # a later part of a family name
+    (None, "den", {600, 602}),
+    (None, "den heuvel", {600}),
+    (None, "van den heuvel", {600}),              # the whole value as before
+    (None, "van den", {600, 605}),                # "van den Berg" starts with it
+    (None, "berg", set()),                        # given names are not split
+    ("exact", "Heuvel", set()),                   # :exact is the whole value only
+    ("exact", "van den Heuvel", {600}),
+    (None, "Burgers UMC Ear Nose", {603}),        # punctuation is ignored
+    (None, "burgers umc ear,nose,throat", {603}),
+    (None, "Burgers UMC", {603, 604}),
+    (None, "nose", set()),                        # only family names have parts
+    ("text", "throat ear", {603}),
+])
+def test_family_parts_and_punctuation(db: psycopg.Connection[Any], modifier: str | None,
+                                      value: str, rids: set[int]) -> None:
+    load(db, STRING, {rid: [node] for rid, node in PARTS.items()})
+    got = {r for r in matching(db, STRING, [value], modifier) if 600 <= r < 700}
+    assert got == rids
+
+
+def test_family_parts_do_not_sort(db: psycopg.Connection[Any]) -> None:
+    load(db, STRING, {700: [Node({"family": "Zuid van Aa"}, "HumanName")],
+                      701: [Node({"family": "Bakker"}, "HumanName")]})
+    alias = sql.Identifier("a")
+    query = sql.SQL("SELECT a.rid FROM idx_string a WHERE a.rid IN (700, 701) AND a.p = %s "
+                    "GROUP BY a.rid ORDER BY {} COLLATE \"C\"").format(
+        STRING_SQL.sort_key(alias, False))
+    # by the whole name: "aa" (a part of Zuid van Aa) does not sort it first
+    assert [r[0] for r in db.execute(query, [P])] == [701, 700]

@@ -229,3 +229,14 @@ def test_booleans_and_contact_points(db: psycopg.Connection[Any]) -> None:
     assert found(db, P_MISC, None, ["555-1"]) == {
         rid for rid, res in enumerate(RESOURCES, start=1) if res["phone"] == "555-1"}
     assert found(db, P_MISC, None, ["phone|555-1"]) == set()  # ContactPoint has no system
+
+
+def test_contact_points_are_case_insensitive(conn: psycopg.Connection[Any]) -> None:
+    p = 818181
+    emails = {9001: "Ann.Lee@Example.org", 9002: "ann.lee@example.ORG", 9003: "bob@x.org"}
+    write_index(conn, {rid: {"token": named_rows(TOKEN, TOKEN.rows(p, [Node(
+        {"system": "email", "value": v}, "ContactPoint")], IndexContext()))}
+        for rid, v in emails.items()})
+    folded = ParseContext(fold_case=True)
+    assert matching_rids(conn, TOKEN, p, folded, ["ANN.LEE@example.org"]) == {9001, 9002}
+    assert matching_rids(conn, TOKEN, p, folded, ["|Bob@X.org"]) == {9003}
