@@ -356,7 +356,10 @@ def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min:
                log_level: str = "warning") -> Server:
     """Start ``fhir-server serve`` (migrating the database) and wait until it is ready."""
     port = free_port()
-    env = server_env(db_url, pool_min, pool_max, log_level) | {"MIGRATE_ON_START": "true"}
+    # The storage and serving path against the baseline (which has neither): tokens
+    # and the audit trail are measured by bench/auth.py and bench/audit.py.
+    env = server_env(db_url, pool_min, pool_max, log_level) | {
+        "MIGRATE_ON_START": "true", "AUTH_MODE": "off", "AUDIT": "false"}
     server = start_server(
         "ours",
         # = python -m fhir_server.cli serve ... (see bench/serve_ours.py for why)

@@ -123,8 +123,12 @@ class Authenticator:
                                "Bearer ...)", error=None)
         kind, _, token = authorization.partition(" ")
         token = token.strip()
-        if kind.lower() != "bearer" or not token:
-            raise Unauthorized("only Bearer access tokens are accepted", error="invalid_request")
+        if kind.lower() != "bearer":
+            # RFC 6750 3.1: another scheme counts as no credentials: no error code
+            raise Unauthorized(f"only Bearer access tokens are accepted, not {kind[:20]!r}",
+                               error=None)
+        if not token:
+            raise Unauthorized("the Bearer token is empty", error="invalid_request")
         entry = self._cache.get(token)
         now = self._clock()
         if entry is None or entry.expires + LEEWAY_SECONDS < now:

@@ -143,8 +143,16 @@ def test_no_credentials_no_error_attribute(auth: Authenticator, ctx: ServiceCont
         assert exc.headers["WWW-Authenticate"] == 'Bearer realm="fhir"'
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "Token x"])
-def test_not_a_bearer_token(auth: Authenticator, ctx: ServiceContext, header: str) -> None:
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Token x"])
+def test_another_scheme_counts_as_no_credentials(auth: Authenticator, ctx: ServiceContext,
+                                                 header: str) -> None:
+    exc = refused(auth, ctx, header)
+    assert exc.headers["WWW-Authenticate"] == 'Bearer realm="fhir"'  # RFC 6750 3.1
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer   "])
+def test_an_empty_bearer_token_is_malformed(auth: Authenticator, ctx: ServiceContext,
+                                            header: str) -> None:
     exc = refused(auth, ctx, header)
     assert 'error="invalid_request"' in exc.headers["WWW-Authenticate"]
 
