@@ -5,31 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_server.auth.discovery import SCOPES
-from fhir_server.auth.tokens import issuer_for
+from fhir_server.auth.discovery import smart_configuration
 
 
 def openid_configuration(fhir_base: str) -> dict[str, Any]:
-    """OpenID Connect discovery (``/.well-known/openid-configuration``)."""
-    issuer = issuer_for(fhir_base)
+    """OpenID Connect discovery (``/.well-known/openid-configuration``): the SMART
+    document's endpoints and methods, and what OpenID Connect adds."""
+    smart = smart_configuration(fhir_base)
+    smart.pop("capabilities")
     return {
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/auth/authorize",
-        "token_endpoint": f"{issuer}/auth/token",
-        "jwks_uri": f"{issuer}/auth/jwks",
-        "registration_endpoint": f"{issuer}/auth/register",
-        "introspection_endpoint": f"{issuer}/auth/introspect",
-        "revocation_endpoint": f"{issuer}/auth/revoke",
-        "scopes_supported": list(SCOPES),
-        "response_types_supported": ["code"],
+        **smart,
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token",
-                                  "client_credentials"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic",
-                                                  "client_secret_post", "private_key_jwt",
-                                                  "none"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "subject_types_supported": ["public"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
