@@ -130,3 +130,45 @@ def test_fhirclient_standalone_launch_in_chromium(
     patient = fhir.patient
     assert patient is not None and patient.id == pid
     assert patient.name[0].family == "Browserson"
+
+
+def test_api_docs_authorize_button_signs_in_with_the_built_in_server(
+        smart: Smart, store: Store, system_client: httpx.Client, driver: Any) -> None:
+    """/api/docs: Authorize (authorization code + PKCE, the popup through the login and
+    consent pages, back to /api/docs/oauth2-redirect), then a token that reads."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pid = f"d-{uuid.uuid4().hex[:12]}"
+    put(system_client, {"resourceType": "Patient", "id": pid})
+    app = add_client(store, "public", "openid fhirUser user/*.rs user/*.cruds",
+                     redirect_uris=[f"{smart.root}/api/docs/oauth2-redirect"])
+    user = add_user(store, "Practitioner/docs-reader")
+    wait = WebDriverWait(driver, 20)
+    driver.set_window_size(1200, 900)
+    driver.get(f"{smart.root}/api/docs?doc=Patient")
+    wait.until(expected_conditions.element_to_be_clickable(
+        (By.CSS_SELECTOR, "button.authorize"))).click()
+    wait.until(expected_conditions.presence_of_element_located(
+        (By.ID, "client_id_authorizationCode"))).send_keys(app.client_id)
+    main = driver.current_window_handle
+    next(b for b in driver.find_elements(By.CSS_SELECTOR, "button.modal-btn.auth.authorize")
+         if b.is_displayed()).click()
+    wait.until(lambda d: len(d.window_handles) > 1)
+    driver.switch_to.window(next(h for h in driver.window_handles if h != main))
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "username"))
+               ).send_keys(user)
+    password = driver.find_element(By.ID, "password")
+    password.send_keys("correct horse")
+    password.submit()
+    wait.until(expected_conditions.element_to_be_clickable((By.ID, "allow"))).click()
+    wait.until(lambda d: len(d.window_handles) == 1)  # the redirect page closes itself
+    driver.switch_to.window(main)
+    token = wait.until(lambda d: d.execute_script(
+        "var a = window.ui.getState().toJS().auth.authorized;"
+        "return a && a.smart && a.smart.token && a.smart.token.access_token;"))
+    answer = httpx.get(f"{smart.base}/Patient/{pid}", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    assert answer.json()["id"] == pid
