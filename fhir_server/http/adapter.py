@@ -144,6 +144,7 @@ class FhirApp:
             caller, access = await guards.authenticator.authenticate(
                 headers.get("authorization"), ctx.bases, ctx)
         except Unauthorized:
+            scope[CLIENT_KEY] = "-"  # not the client a refused token claims to be
             await _throttle(guards, address)
             raise
         scope[CLIENT_KEY] = caller.client_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from starlette.testclient import TestClient
 
 from fhir_server.app import create_app
@@ -58,3 +59,23 @@ def test_cors_is_off_unless_origins_are_configured(migrated_url: str) -> None:
         refused = client.options("/fhir/Patient", headers={
             "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
         assert refused.status_code == 400
+
+
+def test_access_log_names_only_verified_clients(migrated_url: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+
+    import orjson
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
+
+    forged = f"{part({'alg': 'none'})}.{part({'client_id': 'someone-else'})}."
+    settings = load_settings({"DATABASE_URL": migrated_url}, env_file=None)
+    with TestClient(create_app(settings)) as client, caplog.at_level(
+            "INFO", logger="fhir_server.access"):
+        answer = client.get("/fhir/Patient", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401
+    clients = [getattr(r, "client_id", None) for r in caplog.records
+               if r.name == "fhir_server.access"]
+    assert clients == ["-"]
