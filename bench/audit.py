@@ -4,9 +4,13 @@ One run: a fresh database, two of our servers on it (``AUTH_MODE=off``, same wor
 and pool), one with ``AUDIT=true`` and one with ``AUDIT=false``; Patients created
 through the unaudited one; then the same wrk load (``GET /fhir/Patient/{id}``, random
 ids, bench/lua/read.lua) on each, alternately, a warm-up each and ``--rounds`` rounds
-flipping the order. Every audited read stores its AuditEvent (resource, history and
-index rows, group-committed) before it is answered, so the ratio is the price of the
-trail. It also counts the events stored, which must equal the audited requests.
+flipping the order. Every audited read stores its AuditEvent (staged, group-committed)
+before it is answered, and the servers' movers turn staged events into resources
+(history, index rows) meanwhile, so the ratio is the price of the trail. Before each
+round the staging table is drained (the movers' work of one round is not charged to
+the next); at the end of each audited round the backlog still staged and the age of
+its oldest event are recorded (the search lag: if the movers fell behind, it shows).
+It also counts the events stored, which must equal the audited requests.
 
     .venv/bin/python -m bench.audit                       # ~2 minutes
     .venv/bin/python -m bench.audit --rounds 1 --duration 5 --patients 1000   # quick
@@ -21,6 +25,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,33 +66,60 @@ def _start(stack: contextlib.ExitStack, name: str, db_url: str, audit: bool,
 
 
 def _events(db_url: str) -> int:
-    return int(common.scalar(db_url, "SELECT count(*) FROM resource"
-                                     " WHERE resource_type = 'AuditEvent'"))
+    """Events stored: resources and staged."""
+    return int(common.scalar(db_url, "SELECT (SELECT count(*) FROM resource"
+                                     " WHERE resource_type = 'AuditEvent')"
+                                     " + (SELECT count(*) FROM audit_staging)"))
+
+
+def _backlog(db_url: str) -> tuple[int, float]:
+    """Events staged, and the age in seconds of the oldest."""
+    row = common.scalar(db_url, "SELECT array[count(*), coalesce(extract(epoch FROM"
+                                " now() - min(staged_at)), 0)] FROM audit_staging")
+    return int(row[0]), float(row[1])
+
+
+def _drained(db_url: str, limit: float = 60.0) -> float:
+    """Wait until nothing is staged; the seconds waited."""
+    start = time.monotonic()
+    while _backlog(db_url)[0] and time.monotonic() - start < limit:
+        time.sleep(0.1)
+    return round(time.monotonic() - start, 2)
 
 
 def measure(targets: Sequence[Server], ids_file: str, db_url: str,
-            args: argparse.Namespace) -> tuple[list[WrkRun], dict[str, int]]:
-    """Warm-ups, then alternating rounds; the runs and the events each target stored."""
+            args: argparse.Namespace
+            ) -> tuple[list[WrkRun], dict[str, int], dict[str, dict[str, Any]]]:
+    """Warm-ups, then alternating rounds; the runs, the events each target stored and
+    the staging backlog at the end of each round."""
     for server in targets:
         log(f"warm-up {server.name}: {args.warmup:g} s")
         common.run_wrk_on(server, 0, SCRIPT, ids_file, args.connections, args.threads,
                           args.warmup)
     runs: list[WrkRun] = []
     stored = {s.name: 0 for s in targets}
+    backlog: dict[str, dict[str, Any]] = {}
     for round_no in range(1, args.rounds + 1):
         order = targets if round_no % 2 else list(reversed(targets))
         for server in order:
             if args.quiet_wait > 0:
                 common.wait_for_quiet(args.quiet_wait)
+            waited = _drained(db_url)
             before = _events(db_url)
-            log(f"round {round_no}/{args.rounds} {server.name}: {args.duration:g} s")
+            log(f"round {round_no}/{args.rounds} {server.name}: {args.duration:g} s"
+                f" (drained in {waited:g} s)")
             run = common.run_wrk_on(server, round_no, SCRIPT, ids_file, args.connections,
                                     args.threads, args.duration)
+            staged, oldest = _backlog(db_url)
+            backlog[f"{server.name}-{round_no}"] = {"staged_at_end": staged,
+                                                    "oldest_staged_s": round(oldest, 2),
+                                                    "drain_wait_before_s": waited}
             stored[server.name] += _events(db_url) - before
             log(f"  {run.rps:,.0f} req/s, p95 {run.latency_ms['p95']:.2f} ms, "
-                f"errors {run.socket_errors}, non-2xx {run.non_2xx}")
+                f"errors {run.socket_errors}, non-2xx {run.non_2xx}, staged at the end"
+                f" {staged} (oldest {oldest:.2f} s)")
             runs.append(run)
-    return runs, stored
+    return runs, stored, backlog
 
 
 def report(runs: Sequence[WrkRun], stored: dict[str, int],
@@ -132,8 +164,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ids_file = tmp / "ids.txt"
             ids_file.write_text("\n".join(loaded.ids) + "\n")
             common.execute(db_url, "VACUUM ANALYZE resource")
-            runs, stored = measure([audited, plain], str(ids_file), db_url, args)
+            runs, stored, backlog = measure([audited, plain], str(ids_file), db_url, args)
             result["runs"] = [r.as_json() for r in runs]
+            result["staging"] = backlog
+            result["max_staged_age_s"] = max(
+                (b["oldest_staged_s"] for b in backlog.values()), default=0.0)
             result |= report(runs, stored, args)
             result["wrk_command"] = common.wrk_command_line(SCRIPT, "IDS_FILE", args)
     for label in ("audited", "unaudited"):

@@ -35,7 +35,11 @@ from fhir_server.http.compression import Gzip
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
-from fhir_server.observability.metrics import metrics_route, sample_forever
+from fhir_server.observability.metrics import (
+    metrics_route,
+    sample_forever,
+    set_audit_backlog,
+)
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
 from fhir_server.runtime import build_context
 from fhir_server.service.reindex import JobRunner
@@ -85,8 +89,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # AUDIT=true: an AuditEvent (IHE BALP) for every /fhir request
         search = app.state.ctx.search
         app.state.auditor = (Auditor(pool, search.indexer, search.registry,
-                                     settings.local_bases, settings.search_text_language)
+                                     settings.local_bases, settings.search_text_language,
+                                     report=set_audit_backlog)
                              if settings.audit else None)
+        if app.state.auditor is not None:  # staged events -> searchable resources
+            app.state.auditor.start()
         app.state.rate_limiter = RateLimiter(redis)
         tasks = [asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")]
         authenticator = None

@@ -15,6 +15,9 @@ by the request id). What each event is follows from how the interaction ended:
   response waits until the group-commit writer has stored it. If it cannot be stored
   the answer is a 503: no answer leaves without its event, except a write's, whose
   event is committed already.
+
+"Stored" means staged (``audit_staging``, durable): the :mod:`.mover` makes staged
+events searchable resources within about a second.
 - a request refused before any route ran (401 from the adapter, 404/405 for no route,
   406, 413, 429) gets its event from what the adapter knew (address, method, path).
 
@@ -36,6 +39,7 @@ from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
 from fhir_server.audit import builder, hook, patients
 from fhir_server.audit.builder import Facts, Target
 from fhir_server.audit.index import EventIndexer
+from fhir_server.audit.mover import Mover
 from fhir_server.audit.writer import GroupWriter, Record, insert
 from fhir_server.errors import FhirError, ServiceUnavailable
 from fhir_server.search.index import IndexBuilder
@@ -63,9 +67,15 @@ class Auditor:
 
     def __init__(self, pool: AsyncConnectionPool, indexer: IndexBuilder,
                  registry: Registry | None = None, bases: Sequence[str] = (),
-                 text_config: str = DEFAULT_CONFIG) -> None:
-        self.writer = GroupWriter(pool)
+                 text_config: str = DEFAULT_CONFIG,
+                 report: Callable[[int, float], None] | None = None) -> None:
         self.indexer = EventIndexer(indexer, registry, bases, text_config)
+        self.mover = Mover(pool, self.indexer, report=report)
+        self.writer = GroupWriter(pool, staged=self.mover.staged)
+
+    def start(self) -> None:
+        """Start the mover (the writer starts with the first event)."""
+        self.mover.start()
 
     def begin(self, context: RequestContext, base: str, method: str, path: str,
               query: str, address: str | None) -> AuditTrail:
@@ -75,14 +85,15 @@ class Auditor:
         return trail
 
     def record(self, facts: Facts) -> Record:
-        """An event with a new id and its index rows."""
+        """An event with a new id (indexed later, by the mover)."""
         id = str(uuid.uuid4())
-        event = builder.build(facts, id)
-        return Record(id, event, self.indexer.rows(event))
+        return Record(id, builder.build(facts, id))
 
     async def close(self) -> None:
-        """Store what is queued and stop the writer."""
+        """Store what is queued, stop the writer, then move what is staged (best
+        effort: what is left stays staged for the next start)."""
         await self.writer.stop()
+        await self.mover.stop()
 
 
 @dataclass(eq=False)
@@ -167,11 +178,11 @@ class AuditTrail:
             event = builder.failed(done.event, status, why or str(status))
             id = str(uuid.uuid4())
             event["id"] = id
-            self.pending.append(Record(id, event, self.auditor.indexer.rows(event)))
+            self.pending.append(Record(id, event))
 
     async def written(self, conn: Any, resource_type: str, id: str, method: str,
                       result: WriteResult) -> None:
-        """Storage wrote a resource: insert its event in the same transaction."""
+        """Storage wrote a resource: stage its event in the same transaction."""
         if not self.frames:
             return
         frame = self.frames[-1]
@@ -180,6 +191,7 @@ class AuditTrail:
         record = self.auditor.record(self._facts(
             frame, status, version, None, None, Target(resource_type, id)))
         await insert(conn, [record])
+        self.auditor.mover.staged(1)
         frame.written.append(record)
 
     def _facts(self, frame: _Frame, status: int, version: StoredVersion | None,

@@ -1,9 +1,13 @@
-"""Storing AuditEvents: in a write's own transaction, or by group commit.
+"""Storing AuditEvents durably, before the answer: into the staging table.
 
-A write's event is inserted by :func:`insert` on the write's connection before its
+An event is first appended to ``audit_staging`` (migration V10): one small row, no
+index but its key, so storing it costs little next to the request it records. The
+:mod:`.mover` turns staged events into ordinary, searchable resources a moment later.
+
+A write's event is staged by :func:`insert` on the write's connection before its
 transaction commits (both or neither). Every other event (reads, searches, refusals,
 failures) goes through :class:`GroupWriter`: requests put their events on one queue and
-wait; one task takes everything queued, stores it with one statement (one transaction,
+wait; one task takes everything queued, stages it with one statement (one transaction,
 one WAL flush) and wakes each request once its own events are committed. While a batch
 is being written the next one gathers, so under load many requests share a commit and
 the cost per event stays small; when idle a batch is a single event, stored at once.
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,44 +26,44 @@ import orjson
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.search.index import IndexRows
-from fhir_server.storage.repository import dump_index
-
 log = logging.getLogger(__name__)
 
-_INSERT = sql.SQL("SELECT fhir_audit_write(%s::jsonb)")
+_STAGE = sql.SQL("INSERT INTO audit_staging (event)"
+                 " SELECT e FROM json_array_elements(%s::json) e")
 #: most events one statement stores (a larger backlog is stored in several)
 MAX_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One event ready to store: its id, JSON and index rows."""
+    """One event ready to store: its id and JSON (``id`` included)."""
 
     id: str
     event: dict[str, Any]
-    index: IndexRows
 
 
 def payload(records: Sequence[Record]) -> str:
-    """The JSON array ``fhir_audit_write`` takes."""
-    parts = [b'{"id":' + orjson.dumps(r.id) + b',"content":' + orjson.dumps(r.event)
-             + b',"index":' + (dump_index(r.index) or "null").encode() + b"}"
-             for r in records]
-    return (b"[" + b",".join(parts) + b"]").decode()
+    """The JSON array of the events, as staged."""
+    return orjson.dumps([r.event for r in records]).decode()
 
 
 async def insert(conn: Any, records: Sequence[Record]) -> None:
-    """Store ``records`` on ``conn`` (in its transaction, if one is open)."""
+    """Stage ``records`` on ``conn`` (in its transaction, if one is open)."""
     if records:
-        await conn.execute(_INSERT, (payload(records),))
+        await conn.execute(_STAGE, (payload(records),))
 
 
 class GroupWriter:
-    """One queue and one task per process, committing events in batches."""
+    """One queue and one task per process, committing events in batches.
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    ``staged`` (if given) is told how many events each committed batch held (the mover
+    uses it to move early when many are waiting).
+    """
+
+    def __init__(self, pool: AsyncConnectionPool,
+                 staged: Callable[[int], None] | None = None) -> None:
         self._pool = pool
+        self._staged = staged
         self._queue: asyncio.Queue[tuple[list[Record], asyncio.Future[None]]] = (
             asyncio.Queue())
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +113,8 @@ class GroupWriter:
                 if not done.done():
                     done.set_result(None)
                 self._queue.task_done()
+            if self._staged is not None:
+                self._staged(size)
 
     async def _flush(self, records: list[Record]) -> None:
         async with self._pool.connection() as conn:

@@ -115,6 +115,15 @@ class FhirMetrics:
         self.jobs = Gauge(
             "fhir_background_jobs", "Background jobs by kind and status.",
             ("kind", "status"), multiprocess_mode="livemostrecent", registry=r)
+        # The audit trail's staging backlog (read from the database: all workers agree).
+        self.audit_staged = Gauge(
+            "fhir_audit_staged_events",
+            "AuditEvents stored but not yet searchable (staged, all workers).",
+            multiprocess_mode="livemostrecent", registry=r)
+        self.audit_staged_age = Gauge(
+            "fhir_audit_staged_oldest_seconds",
+            "Age of the oldest staged AuditEvent, in seconds (0: none staged).",
+            multiprocess_mode="livemostrecent", registry=r)
         self.memory = Gauge(
             "process_resident_memory_bytes", "Resident memory of the live workers, in bytes.",
             multiprocess_mode="livesum", registry=r)
@@ -223,6 +232,13 @@ def set_background_jobs(counts: Mapping[tuple[str, str], int]) -> None:
     Call it whenever convenient (each job-runner poll); any worker may call it.
     """
     default_metrics().set_background_jobs(counts)
+
+
+def set_audit_backlog(staged: int, oldest_seconds: float) -> None:
+    """Report the audit trail's staging backlog (events, age of the oldest)."""
+    m = default_metrics()
+    m.audit_staged.set(staged)
+    m.audit_staged_age.set(oldest_seconds)
 
 
 def _pool_or_none(pool_getter: Callable[[], PoolLike | None]) -> PoolLike | None:

@@ -1,12 +1,14 @@
 """A SMART server per module, tokens of its built-in issuer, and the events of a request.
 
-Each request a test makes carries its own ``X-Request-ID``; its AuditEvents are found
-by that id (``entity:identifier``, the BALP XrequestId entity) through the API itself,
-with a token naming AuditEvent, so every test also shows the trail is searchable.
+Each request a test makes carries its own ``X-Request-ID``; once the mover has made
+them resources (no staged event holds that id), its AuditEvents are found by that id
+(``entity:identifier``, the BALP XrequestId entity) through the API itself, with a
+token naming AuditEvent, so every test also shows the trail is searchable.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,8 +53,18 @@ class Server:
             headers["Authorization"] = f"Bearer {self.token(scope, **kw)}"
         return httpx.Client(base_url=self.base, headers=headers, timeout=30)
 
+    def moved(self, needle: str = "", seconds: float = 10.0) -> None:
+        """Wait until no staged event holds ``needle`` (any staged event: ""): they
+        are committed before the answer, so then the mover has made them resources."""
+        deadline = time.monotonic() + seconds
+        while self.count("SELECT count(*) FROM audit_staging WHERE strpos(event::text,"
+                         " %s) > 0", needle):
+            assert time.monotonic() < deadline, f"events of {needle!r} still staged"
+            time.sleep(0.05)
+
     def events(self, request_id: str) -> list[dict[str, Any]]:
-        """The AuditEvents of one request, oldest first."""
+        """The AuditEvents of one request, oldest first (once the mover moved them)."""
+        self.moved(request_id)
         with self.client(AUDITOR_SCOPE if self.keys else None) as c:
             found = c.get("AuditEvent", params={"entity:identifier": request_id,
                                                 "_sort": "date", "_count": "100"})
