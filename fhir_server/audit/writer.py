@@ -1,6 +1,6 @@
 """Storing AuditEvents durably, before the answer: into the staging table.
 
-An event is first appended to ``audit_staging`` (migration V10): one small row, no
+An event is first appended to ``audit_staging`` (migration V9): one small row, no
 index but its key, so storing it costs little next to the request it records. The
 :mod:`.mover` turns staged events into ordinary, searchable resources a moment later.
 
