@@ -106,6 +106,7 @@ def test_fhirclient_standalone_launch_in_chromium(
     search = wait.until(expected_conditions.presence_of_element_located(
         (By.ID, "patient_search")))
     search.send_keys("Browsers", Keys.ENTER)
+    wait.until(expected_conditions.staleness_of(search))  # the filtered page replaced it
     radio = wait.until(expected_conditions.element_to_be_clickable(
         (By.CSS_SELECTOR, f'input[type=radio][value="{pid}"]')))
     radio.click()
@@ -148,6 +149,8 @@ def test_api_docs_authorize_button_signs_in_with_the_built_in_server(
     wait = WebDriverWait(driver, 20)
     driver.set_window_size(1200, 900)
     driver.get(f"{smart.root}/api/docs?doc=Patient")
+    # the other test's login (a cookie on /auth) must not sign this one in
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
     wait.until(expected_conditions.element_to_be_clickable(
         (By.CSS_SELECTOR, "button.authorize"))).click()
     wait.until(expected_conditions.presence_of_element_located(
