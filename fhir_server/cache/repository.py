@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 
 from fhir_server.cache.entries import BEGIN, END, FILL, Settle, decode, encode
 from fhir_server.cache.redis_client import RedisClient
+from fhir_server.cache.scoped import ScopedView
 from fhir_server.errors import FhirError, Timeout
 from fhir_server.service.access import AccessScope
 from fhir_server.service.delegating import Delegating, DelegatingSession
@@ -263,7 +264,7 @@ class CachedRepository(Delegating[Repository]):
 
     def scoped(self, scope: AccessScope) -> Repository:
         """``inner`` seen through ``scope``, writes still invalidating this cache."""
-        return _ScopedView(self, self._inner.scoped(scope), scope)
+        return ScopedView(self, self._inner.scoped(scope), scope)
 
     @asynccontextmanager
     async def tracked_transaction(self, repository: Repository) -> AsyncIterator[Session]:
@@ -335,43 +336,6 @@ class CachedRepository(Delegating[Repository]):
         return await self._inner.readiness()
 
 
-class _ScopedView(Delegating[Repository]):
-    """A CachedRepository seen through an access scope: searches and history go to the
-    scoped repository, past the cache, and so do reads of the types the scope restricts
-    (others come from the cache); writes go through the scoped repository (its checks
-    apply), invalidating the owner's cache."""
-
-    def __init__(self, owner: CachedRepository, inner: Repository, scope: AccessScope) -> None:
-        super().__init__(inner)
-        self._owner = owner
-        self._scope = scope
-
-    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        """The owner's cached read when the scope admits every resource of the type."""
-        if self._scope.restricts(resource_type):
-            return await self._inner.read(resource_type, id)
-        return await self._owner.read(resource_type, id)
-
-    async def write(self, resource_type: str, id: str, content: str | None,
-                    method: WriteMethod, if_match: int | None = None,
-                    index: dict[str, list[dict[str, Any]]] | None = None) -> WriteResult:
-        """A write checked by the scoped repository, invalidating the owner's cache."""
-        return await self._owner.write_through(self._inner, resource_type, id, content,
-                                               method, if_match, index)
-
-    def transaction(self) -> AbstractAsyncContextManager[Session]:
-        """A scoped transaction whose writes invalidate the owner's cache."""
-        return self._owner.tracked_transaction(self._inner)
-
-    def scoped(self, scope: AccessScope) -> Repository:
-        """The owner seen through another scope."""
-        return self._owner.scoped(scope)
-
-    async def readiness(self) -> Readiness:
-        """The owner's readiness."""
-        return await self._owner.readiness()
-
-
 class _TrackingSession(DelegatingSession[Session]):
     """A transaction's Session: writes are counted for END, everything else is delegated.
 
@@ -399,6 +363,6 @@ class _TrackingSession(DelegatingSession[Session]):
 
 
 if TYPE_CHECKING:
-    def _is_repository(cached: CachedRepository, view: _ScopedView) -> tuple[Repository, ...]:
-        """mypy checks here that both satisfy the protocol."""
-        return cached, view
+    def _is_repository(cached: CachedRepository) -> Repository:
+        """mypy checks here that it satisfies the protocol."""
+        return cached

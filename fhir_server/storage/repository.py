@@ -40,6 +40,7 @@ from fhir_server.storage import cursor, migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import CREATED_CONCURRENTLY, translated
 from fhir_server.storage.history import history_statement
+from fhir_server.storage.scope import admitted_statement, scoped_statement, visible
 from fhir_server.storage.sql import statements
 from fhir_server.storage.sql.common import Fragment
 from fhir_server.storage.sql.compile import Compiler
@@ -56,7 +57,6 @@ _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome, content"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, %s::jsonb)"
 )
-_R = sql.Identifier("r")
 
 
 def _json_default(value: Any) -> Any:
@@ -76,34 +76,6 @@ def _row(row: tuple[Any, ...]) -> SearchRow:
     return SearchRow(row[0], StoredVersion(row[1], row[2], row[3], row[4], False, row[5]))
 
 
-def _visible(scope: AccessScope | None, resource_type: str | None = None,
-             permissions: frozenset[str] = READ_PERMISSIONS) -> Fragment | None:
-    """The condition on a resource row ``r`` for ``permissions`` (None: no scope, or
-    it admits every resource of ``resource_type``)."""
-    if scope is None or (resource_type is not None
-                         and not scope.restricts(resource_type, permissions)):
-        return None
-    return Compiler(scope.view(permissions)).visible(_R)
-
-
-#: the permission each write method needs on the old and the new content
-_WRITE_PERMISSION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
-#: whether the resource (its live version, if any) passes a scope's condition
-_ADMITTED = sql.SQL(
-    "SELECT x.deleted OR EXISTS (SELECT 1 FROM resource r WHERE r.rid = x.rid AND {})"
-    " FROM resource x WHERE x.resource_type = %s AND x.id = %s")
-
-
-def _scoped(statement: sql.Composable, visible: Fragment | None,
-            params: Sequence[Any]) -> Fragment:
-    """``statement`` (which reads ``resource``) restricted to rows passing ``visible``."""
-    if visible is None:
-        return statement, list(params)
-    return (sql.SQL("{} AND EXISTS (SELECT 1 FROM resource r WHERE r.resource_type ="
-                    " %s AND r.id = %s AND {})").format(statement, visible[0]),
-            [*params, params[0], params[1], *visible[1]])
-
-
 class PgSession:
     """The interactions on one connection (inside a transaction or autocommit)."""
 
@@ -117,7 +89,7 @@ class PgSession:
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version or deletion tombstone of a resource the scope admits."""
-        statement, params = _scoped(_READ, _visible(self._scope, resource_type),
+        statement, params = scoped_statement(_READ, visible(self._scope, resource_type),
                                     (resource_type, id))
         with translated():
             cur = await self._conn.execute(sql.Composed([statement]), params)
@@ -128,7 +100,7 @@ class PgSession:
 
     async def vread(self, resource_type: str, id: str, version_id: int) -> StoredVersion | None:
         """One historical version of a resource whose current version the scope admits."""
-        statement, params = _scoped(_VREAD, _visible(self._scope, resource_type),
+        statement, params = scoped_statement(_VREAD, visible(self._scope, resource_type),
                                     (resource_type, id, version_id))
         with translated():
             cur = await self._conn.execute(sql.Composed([statement]), params)
@@ -146,31 +118,20 @@ class PgSession:
         written must both be admitted for the method's permission (a savepoint, or a
         transaction of its own, undoes a refused write). The request's audit observer,
         if any, records the write's AuditEvent in the same transaction."""
-        permission = frozenset(_WRITE_PERMISSION[method])
-        scope = self._writes
+        admitted = admitted_statement(self._writes, resource_type, id, method)
         audit = hook.observer()
-        if scope is None or not scope.restricts(resource_type, permission):
-            if audit is None:
-                return await self._write(resource_type, id, content, method, if_match,
-                                         index)
-            with translated():
-                async with self._conn.transaction():
-                    result = await self._write(resource_type, id, content, method,
-                                               if_match, index)
-                    await audit.written(self._conn, resource_type, id, method, result)
-            return result
-        check = _visible(scope, None, permission)
-        assert check is not None
-        admitted = _ADMITTED.format(check[0]), [*check[1], resource_type, id]
+        if admitted is None and audit is None:
+            return await self._write(resource_type, id, content, method, if_match, index)
         with translated():
             async with self._conn.transaction():
-                if method != "POST" and not await self._admitted(admitted):
+                if admitted is not None and method != "POST" and not (
+                        await self._admitted(admitted)):
                     raise Forbidden(f"{resource_type}/{id} is outside the scope of this "
                                     f"token for {method}")
                 result = await self._write(resource_type, id, content, method, if_match,
                                            index)
-                if method != "DELETE" and result.version is not None and not (
-                        await self._admitted(admitted)):
+                if admitted is not None and method != "DELETE" and (
+                        result.version is not None) and not await self._admitted(admitted):
                     raise Forbidden(f"the {resource_type} sent would be outside the scope "
                                     f"of this token, so it was not stored")
                 if audit is not None:
@@ -200,7 +161,7 @@ class PgSession:
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """A page of versions, newest first, by keyset on (last_updated, hid)."""
-        stmt, params, count_stmt = history_statement(query, _visible(self._scope))
+        stmt, params, count_stmt = history_statement(query, visible(self._scope))
         total: int | None = None
         with translated():
             cur = await self._conn.execute(sql.Composed([stmt]), [*params, query.count + 1])
@@ -283,7 +244,7 @@ class PgSession:
             return []
         rows = await self._fetch(statements.include_forward(
             [s.rid for s in sources], [p.p for p in params], target_type, limit,
-            _visible(self._scope)))
+            visible(self._scope)))
         return [_row(r) for r in rows]
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
@@ -293,7 +254,7 @@ class PgSession:
             return []
         rows = await self._fetch(statements.include_reverse(
             [(t.version.resource_type, t.version.id) for t in targets],
-            [p.p for p in params], limit, _visible(self._scope)))
+            [p.p for p in params], limit, visible(self._scope)))
         return [_row(r) for r in rows]
 
     async def lock(self, *key: str) -> None:
