@@ -52,8 +52,8 @@ def resources_of(p: str) -> list[dict[str, Any]]:
                     "serviceProvider": {"reference": f"Organization/{ORG}"},
                     "participant": [{"individual": {"reference": f"Practitioner/{PR}"}}],
                     "period": {"start": f"2020-0{n}-01T10:00:00Z"}})
-    for n, (code, cat, enc) in enumerate([("shared", "laboratory", 1),
-                                          ("shared", "vital-signs", 2),
+    for n, (code, cat, enc) in enumerate([("common", "laboratory", 1),
+                                          ("common", "vital-signs", 2),
                                           (f"only-{p}", "laboratory", None)], start=1):
         obs: dict[str, Any] = {
             "resourceType": "Observation", "id": f"{p}-o{n}", "status": "final",
@@ -77,11 +77,11 @@ SHARED_RESOURCES: list[dict[str, Any]] = [
     {"resourceType": "Practitioner", "id": PR, "name": [{"family": f"Doc{T}"}]},
 ]
 PERFORMED = {"resourceType": "Observation", "id": f"{A}-perf", "status": "final",
-             "code": {"coding": [{"system": SYS, "code": "shared"}]},
+             "code": {"coding": [{"system": SYS, "code": "common"}]},
              "subject": {"reference": f"Patient/{A}"},
              "performer": [{"reference": f"Patient/{B}"}]}
 DELETED = {"resourceType": "Observation", "id": f"{B}-del", "status": "final",
-           "code": {"coding": [{"system": SYS, "code": "shared"}]},
+           "code": {"coding": [{"system": SYS, "code": "common"}]},
            "subject": {"reference": f"Patient/{B}"}}
 
 
@@ -254,11 +254,11 @@ SEARCHES: dict[str, tuple[str, set[str]]] = {
     "chain-two-hops-b": (f"Observation?encounter.subject.family={FAM_B}", NONE),
     "chain-performer-b": (f"Observation?performer:Patient.family={FAM_B}", NONE),
     "chain-name-a": (f"Observation?subject.name={FAMILY[A]}", A_OBS),
-    "chain-shared-org": (f"Patient?organization.name=Org{T}", {PA}),
+    "chain-common-org": (f"Patient?organization.name=Org{T}", {PA}),
     "chain-encounter-org": (f"Observation?encounter.service-provider.name=Org{T}",
                             {f"Observation/{A}-o1", f"Observation/{A}-o2"}),
     "has-only-b": (f"Patient?_has:Observation:subject:code={SYS}|only-{B}", NONE),
-    "has-shared": (f"Patient?_has:Observation:subject:code={SYS}|shared", {PA}),
+    "has-common": (f"Patient?_has:Observation:subject:code={SYS}|common", {PA}),
     "has-org-through-b": (f"Organization?_has:Patient:organization:family={FAM_B}", NONE),
     "has-practitioner-through-b": (
         f"Practitioner?_has:Patient:general-practitioner:family={FAM_B}", NONE),
@@ -326,12 +326,12 @@ def test_post_search(world: World) -> None:
     answer = world.a.post("Observation/_search", data={"subject": f"Patient/{B}"})
     assert answer.status_code == 200, answer.text
     check(answer.json(), NONE)
-    answer = world.a.post("Observation/_search", data={"code": f"{SYS}|shared"})
+    answer = world.a.post("Observation/_search", data={"code": f"{SYS}|common"})
     check(answer.json(), A_OBS - {f"Observation/{A}-o3"})
 
 
 def test_compartment_a_all(world: World) -> None:
-    # whatever the server counts in A's compartment, it is A's (or shared) and all of it
+    # whatever the server counts in A's compartment, it is A's (or common to both) and all of it
     seen = set(entry_keys(searchset(world.a, f"Patient/{A}/*?_count=100")))
     every = set(entry_keys(searchset(world.system, f"Patient/{A}/*?_count=100")))
     assert seen == every - B_OWN
