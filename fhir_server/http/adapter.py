@@ -153,12 +153,18 @@ class FhirApp:
 
 
 async def _throttle(guards: Guards, who: str) -> None:
-    """429 (``throttled``, with Retry-After) when ``who`` is over the limit."""
-    if guards.limiter is None or guards.per_minute <= 0:
+    if guards.limiter is not None:
+        await throttle(guards.limiter, guards.per_minute, f"rl:{who}")
+
+
+async def throttle(limiter: RateLimiter, per_minute: int, key: str) -> None:
+    """429 (``throttled``, with Retry-After) when ``key`` is over ``per_minute``
+    requests in the window (no limit when ``per_minute`` is 0)."""
+    if per_minute <= 0:
         return
-    decision = await guards.limiter.hit(f"rl:{who}", guards.per_minute, WINDOW_SECONDS)
+    decision = await limiter.hit(key, per_minute, WINDOW_SECONDS)
     if not decision.allowed:
-        raise FhirError(f"rate limit of {guards.per_minute} requests per minute exceeded",
+        raise FhirError(f"rate limit of {per_minute} requests per minute exceeded",
                         status=429, code="throttled",
                         headers={"Retry-After": str(max(1, decision.retry_after))})
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhir_server.errors import FhirError
-from fhir_server.http.adapter import WINDOW_SECONDS
+from fhir_server.http.adapter import throttle
 from fhir_server.http.responses import error_response
 
 
@@ -33,13 +33,9 @@ class Throttle:
             return
         client = scope.get("client")
         who = f"ip:{client[0]}" if client else "ip:-"
-        decision = await self.limiter().hit(f"rl:auth:{who}", self.per_minute,
-                                            WINDOW_SECONDS)
-        if decision.allowed:
-            await self.app(scope, receive, send)
+        try:
+            await throttle(self.limiter(), self.per_minute, f"rl:auth:{who}")
+        except FhirError as error:
+            await error_response(Request(scope, receive), error)(scope, receive, send)
             return
-        error = FhirError(f"rate limit of {self.per_minute} requests per minute exceeded",
-                          status=429, code="throttled",
-                          headers={"Retry-After": str(max(1, decision.retry_after))})
-        response = error_response(Request(scope, receive), error)
-        await response(scope, receive, send)
+        await self.app(scope, receive, send)
