@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 from fhir_server.errors import BadRequest, NotFound
@@ -90,10 +91,11 @@ class ServiceContext:
         """This context on another repository (a transaction's session, a buffer)."""
         return replace(self, repository=repository)
 
-    @property
+    @cached_property
     def bases(self) -> tuple[str, ...]:
         """The base URLs references to which are local: ``FHIR_BASE_URL``, the aliases
-        of ``FHIR_BASE_ALIASES`` and the base this request was sent to."""
+        of ``FHIR_BASE_ALIASES`` and the base this request was sent to (computed once
+        per context: contexts are reused per request base and scope)."""
         return tuple(b for b in dict.fromkeys(
             (self.base_url, *self.settings.local_bases, self.request_base)) if b)
 
