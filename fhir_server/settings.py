@@ -54,6 +54,39 @@ class Settings:
     max_includes: int = 1000
     #: statement timeout of one search, in milliseconds (0 = the general timeout).
     search_timeout_ms: int = 10_000
+    #: most parameters (ANDed clauses, repetitions included) one search may have.
+    search_max_parameters: int = 40
+    #: most values (ORs, counted over all parameters) one search may have.
+    search_max_values: int = 1000
+    #: most links of one chain (``subject.organization.name`` is 2).
+    search_max_chain_depth: int = 3
+    #: largest resource in bytes (its JSON), checked on write and while a PATCH applies.
+    max_resource_bytes: int = 8 * 1024 * 1024
+    #: most bytes of one response body; a page is cut short (with a ``next`` link) before.
+    max_response_bytes: int = 32 * 1024 * 1024
+    #: most entries of one Bundle sent to the base.
+    max_bundle_entries: int = 20_000
+    #: most searches (and reads of a type's history) in one batch or transaction.
+    max_bundle_searches: int = 100
+    #: a SearchParameter's FHIRPath expression: most bytes, and most nodes once parsed.
+    fhirpath_max_bytes: int = 4096
+    fhirpath_max_nodes: int = 256
+    #: largest request head (request line and headers) in bytes: past it a 431.
+    max_header_bytes: int = 64 * 1024
+    #: seconds a client has to send the request head, and between two body chunks.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    #: most open connections per worker; past it new ones get a 503.
+    max_connections: int = 1000
+    #: most requests one client may have in flight at once (0: no limit); shared
+    #: through Redis when REDIS_URL is set.
+    max_in_flight_per_client: int = 16
+    #: pool connections per worker kept for reads by id, writes and health: searches,
+    #: histories and operations share the rest.
+    db_reserved_connections: int = 2
+    #: host names (comma-separated; ``*`` any) a request's Host header may name when
+    #: FHIR_BASE_URL is not set; links are only ever built from these.
+    allowed_hosts: str = "localhost,127.0.0.1,::1"
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"
@@ -82,6 +115,11 @@ class Settings:
     auth_token_ttl_seconds: int = 3600
     #: browser origins allowed to call the API (comma-separated, or ``*``; empty: none).
     cors_origins: str = ""
+
+    @cached_property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        """``ALLOWED_HOSTS`` lower-cased, as a tuple."""
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -186,4 +224,6 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         raise SettingsError("LOG_FORMAT must be json or text")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise SettingsError("DB_POOL_MIN must be >= 1 and <= DB_POOL_MAX")
+    if not 0 <= settings.db_reserved_connections < settings.db_pool_max:
+        raise SettingsError("DB_RESERVED_CONNECTIONS must be >= 0 and below DB_POOL_MAX")
     return settings
