@@ -58,7 +58,7 @@ def stored(system_client: httpx.Client) -> list[tuple[str, str]]:
 NEW = search_parameter(None, f"new-{T}", f"{URL}/new")
 CHANGED = {**search_parameter(KNOWN, f"nick-{T}", f"{URL}/known"), "description": "changed"}
 JSON_PATCH = [{"op": "replace", "path": "/description", "value": "patched"}]
-CHANGES = [
+CHANGES: list[tuple[str, str, Any, str]] = [
     ("POST", "SearchParameter", NEW, FHIR_JSON),
     ("PUT", f"SearchParameter/sp-new-{T}", {**NEW, "id": f"sp-new-{T}"}, FHIR_JSON),
     ("PUT", f"SearchParameter?url={URL}/known", CHANGED, FHIR_JSON),
