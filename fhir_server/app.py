@@ -140,13 +140,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
+            # Starlette names the route's methods (a set, in no order)
+            allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+            headers["Allow"] = ", ".join(sorted(allowed))
             err: FhirError = MethodNotAllowed(
-                f"{request.method} is not supported on {request.url.path}")
+                f"{request.method} is not supported on {request.url.path}", headers=headers)
         elif exc.status_code == 404:
             err = NotFound(f"no route for {request.url.path}")
         else:
-            err = FhirError(str(exc.detail), status=exc.status_code, code="processing")
+            err = FhirError(str(exc.detail), status=exc.status_code, code="processing",
+                            headers=headers)
         return error_response(request, err)
 
     async def unexpected(request: Request, exc: Exception) -> Response:

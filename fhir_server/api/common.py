@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
 from fhir_server.api.body import parse_json
 from fhir_server.api.headers import instant, parse_etag, prefer_return
 from fhir_server.api.messages import FhirRequest, FhirResponse
@@ -16,7 +14,7 @@ from fhir_server.api.negotiation import check_body_media_type
 from fhir_server.errors import BadRequest, UnsupportedMediaType
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion, WriteResult
-from fhir_server.service.write import dumps
+from fhir_server.service.write import ANY_VERSION, IfMatch, dumps
 
 JSON_PATCH = "application/json-patch+json"
 
@@ -36,7 +34,7 @@ def patch_body(request: FhirRequest, ctx: ServiceContext) -> tuple[str, Any]:
     """A PATCH's patch: (media type, parsed JSON): JSON Patch, or FHIRPath Patch
     Parameters; in a Bundle entry a Binary holding JSON Patch, or the Parameters."""
     if request.resource is not None:
-        return _entry_patch(request.resource)
+        return _entry_patch(request.resource, ctx.settings.max_json_depth)
     content_type = request.header("content-type") or ""
     media = content_type.split(";")[0].strip().lower()
     if media != JSON_PATCH:
@@ -49,23 +47,30 @@ def patch_body(request: FhirRequest, ctx: ServiceContext) -> tuple[str, Any]:
     return media, parse_json(request.body or b"", ctx.settings.max_json_depth)
 
 
-def _entry_patch(resource: Any) -> tuple[str, Any]:
+def _entry_patch(resource: Any, max_depth: int) -> tuple[str, Any]:
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
         return "application/fhir+json", resource
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
         media = resource.get("contentType", "")
+        data = resource.get("data", "")
         try:
-            body = orjson.loads(base64.b64decode(resource.get("data", "")))
-        except (ValueError, orjson.JSONDecodeError):
-            raise BadRequest("the Binary of a PATCH entry does not hold JSON") from None
-        return media, body
+            raw = base64.b64decode(data if isinstance(data, str) else "")
+        except ValueError:
+            raise BadRequest("the Binary of a PATCH entry does not hold base64") from None
+        try:
+            # checked as a body from the wire is: NUL, depth and numbers
+            return media, parse_json(raw, max_depth)
+        except BadRequest as exc:
+            raise BadRequest(f"the Binary of a PATCH entry: {exc.diagnostics}") from None
     raise BadRequest("a PATCH entry needs a Binary or Parameters resource")
 
 
-def if_match(request: FhirRequest) -> int | None:
-    """The version in ``If-Match``, if the header is present."""
+def if_match(request: FhirRequest) -> IfMatch:
+    """The version in ``If-Match``, ``*`` (any current version), or None without one."""
     value = request.header("if-match")
-    return None if value is None else parse_etag(value)
+    if value is None:
+        return None
+    return ANY_VERSION if value.strip() == ANY_VERSION else parse_etag(value)
 
 
 def criteria(request: FhirRequest) -> str:

@@ -24,6 +24,7 @@ from fhir_server.service.repository import JobStore, Repository
 from fhir_server.settings import Settings
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class ResourceValidator(Protocol):
@@ -110,11 +111,14 @@ class ServiceContext:
 
 
 def valid_id(value: str) -> bool:
-    """Whether ``value`` is a FHIR logical id: ``[A-Za-z0-9\\-.]{1,64}``."""
-    return _ID.fullmatch(value) is not None
+    """Whether ``value`` is a FHIR logical id: ``[A-Za-z0-9\\-.]{1,64}``, but not ``.`` or
+    ``..``: as a URL's path segment either is removed by normalization, so
+    ``Patient/..`` would name the type or the base, not a resource."""
+    return _ID.fullmatch(value) is not None and value not in _DOT_SEGMENTS
 
 
 def check_id_for_write(value: str) -> None:
     """BadRequest unless ``value`` is a valid logical id (client-chosen ids on PUT)."""
     if not valid_id(value):
-        raise BadRequest(f"{value!r} is not a valid id: 1-64 of A-Z a-z 0-9 - .")
+        raise BadRequest(f"{value!r} is not a valid id: 1-64 of A-Z a-z 0-9 - . (and not "
+                         "'.' or '..')")

@@ -9,7 +9,7 @@ Bundle, ``ctx.repository`` is that transaction's session, so its entries share i
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
 import orjson
@@ -21,6 +21,11 @@ from fhir_server.service.context import ServiceContext, check_id_for_write, vali
 from fhir_server.service.delegating import SessionRepository
 from fhir_server.service.repository import SearchRow, Session, WriteMethod, WriteResult
 from fhir_server.service.search_parameters import check_costs
+
+#: ``If-Match: *``: whatever the current version is, there must be one (RFC 9110 13.1.1)
+ANY_VERSION: Final = "*"
+#: a write's precondition: a version, any current version, or none
+IfMatch = int | Literal["*"] | None
 
 
 def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> IndexRows:
@@ -108,7 +113,7 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
 
 
 async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, text: str,
-                 if_match: int | None, method: WriteMethod = "PUT") -> WriteResult:
+                 if_match: IfMatch, method: WriteMethod = "PUT") -> WriteResult:
     """The update interaction; creates the resource when the id is new (update-as-create)."""
     ctx.check_type(resource_type)
     check_id_for_write(id)
@@ -119,7 +124,21 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
     if body["id"] != id:
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
     index = _prepare(ctx, resource_type, body, id)
-    return await ctx.repository.write(resource_type, id, text, method, if_match, index)
+    version = await _expected(ctx, resource_type, id, if_match)
+    return await ctx.repository.write(resource_type, id, text, method, version, index)
+
+
+async def _expected(ctx: ServiceContext, resource_type: str, id: str,
+                    if_match: IfMatch) -> int | None:
+    """The version a write must replace: ``*`` is the current one, PreconditionFailed
+    when there is none (so ``If-Match: *`` never creates). A version written between
+    this read and the write fails the write's own check: a 412, never a lost update."""
+    if if_match is None or isinstance(if_match, int):
+        return if_match
+    current = await ctx.repository.read(resource_type, id)
+    if current is None or current.deleted:
+        raise PreconditionFailed(f"If-Match: * and {resource_type}/{id} does not exist")
+    return current.version_id
 
 
 async def conditional_target(ctx: ServiceContext, session: Session, resource_type: str,
@@ -136,7 +155,7 @@ async def conditional_target(ctx: ServiceContext, session: Session, resource_typ
 
 
 async def conditional_update(ctx: ServiceContext, resource_type: str, criteria: str,
-                             body: Any, text: str, if_match: int | None) -> WriteResult:
+                             body: Any, text: str, if_match: IfMatch) -> WriteResult:
     """``PUT /Type?criteria``: update the single match, or create when there is none."""
     ctx.check_type(resource_type)
     if not isinstance(body, dict):
@@ -149,7 +168,7 @@ async def conditional_update(ctx: ServiceContext, resource_type: str, criteria: 
 
 
 async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: str,
-                patch_body: Any, if_match: int | None) -> WriteResult:
+                patch_body: Any, if_match: IfMatch) -> WriteResult:
     """The patch interaction: apply the patch to the current version, validate, store."""
     from fhir_server.service.patch import apply_patch
 
@@ -159,8 +178,11 @@ async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: st
     async with ctx.repository.transaction() as s:
         current = await s.read(resource_type, id)
         if current is None or current.deleted or current.content is None:
+            if if_match == ANY_VERSION:
+                raise PreconditionFailed(f"If-Match: * and {resource_type}/{id} does not "
+                                         "exist")
             raise NotFound(f"{resource_type}/{id} is not known")
-        if if_match is not None and if_match != current.version_id:
+        if if_match not in (None, ANY_VERSION, current.version_id):
             raise PreconditionFailed(
                 f"If-Match version {if_match} is not the current version of "
                 f"{resource_type}/{id}")
@@ -176,7 +198,7 @@ async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: st
 
 async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: str,
                             media_type: str, patch_body: Any,
-                            if_match: int | None) -> WriteResult:
+                            if_match: IfMatch) -> WriteResult:
     """``PATCH /Type?criteria``: patch the single match (none: 404; several: 412)."""
     ctx.check_type(resource_type)
     async with ctx.repository.transaction() as s:
@@ -188,12 +210,13 @@ async def conditional_patch(ctx: ServiceContext, resource_type: str, criteria: s
 
 
 async def delete(ctx: ServiceContext, resource_type: str, id: str,
-                 if_match: int | None) -> WriteResult:
+                 if_match: IfMatch) -> WriteResult:
     """The delete interaction; deleting a missing or deleted resource is a no-op."""
     ctx.check_type(resource_type)
     if not valid_id(id):
         raise NotFound(f"{resource_type}/{id} is not a valid resource id")
-    return await ctx.repository.write(resource_type, id, None, "DELETE", if_match)
+    version = await _expected(ctx, resource_type, id, if_match)
+    return await ctx.repository.write(resource_type, id, None, "DELETE", version)
 
 
 async def conditional_delete(ctx: ServiceContext, resource_type: str,

@@ -122,7 +122,8 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
         _query("_since", "Only versions changed after this instant",
                {"type": "string", "format": "date-time"}),
         _query("_at", "Only versions current at this point in time (a FHIR date)", string),
-        _header("If-Match", 'Version-aware write: `W/"<versionId>"` (412 when stale)'),
+        _header("If-Match", 'Version-aware write: `W/"<versionId>"` (412 when stale), '
+                "or `*` (412 unless the resource exists)"),
         _header("If-None-Match", 'Conditional read: `W/"<versionId>"` or `*` (304)'),
         _header("If-Modified-Since", "Conditional read: an HTTP date (304)"),
         _header("If-None-Exist", "Conditional create: search criteria "

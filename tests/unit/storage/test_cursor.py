@@ -43,10 +43,23 @@ def test_forged_cursor_is_a_400(token: str) -> None:
 
 
 @pytest.mark.parametrize(("value", "sql_type"), [
-    ("NaN", "numeric"), ("1e99999", "numeric"), ("x", "numeric"), ("2024-01-01", "timestamptz")])
+    ("NaN", "numeric"), ("1e99999", "numeric"), ("x", "numeric"), ("2024-01-01", "timestamptz"),
+    # Python's Decimal and datetime read these; PostgreSQL does not
+    ("1_0", "numeric"), ("\uff11\uff12", "numeric"), ("\u0661", "numeric"), (" 1", "numeric"),
+    ("1 ", "numeric"), ("sNaN", "numeric"), ("inf", "numeric"), ("+1", "numeric"),
+    ("--1", "numeric"), ("1e", "numeric"), (".5", "numeric"), ("1" * 1001, "numeric"),
+    ("\u0662\u0660\u0662\u0664-01-02 03:04:05+00", "timestamptz"),
+    ("2024-01-02 03:04:05+\uff10\uff10", "timestamptz"),
+])
 def test_values_that_would_fail_in_sql_are_refused(value: str, sql_type: str) -> None:
     with pytest.raises(BadRequest):
         decode(forge({"k": [value, 1], "b": False}), [sql_type])
+
+
+@pytest.mark.parametrize("value", ["0", "-12.50", "1e10", "3E-7", "Infinity", "-Infinity",
+                                   "1" * 1000 + "." + "5" * 2000])
+def test_numerics_postgresql_writes_are_taken(value: str) -> None:
+    assert decode(forge({"k": [value, 7], "b": False}), ["numeric"])[0] == [value, 7]
 
 
 @pytest.mark.parametrize("value", ["infinity", "-infinity", "2024-01-02 03:04:05+00",
