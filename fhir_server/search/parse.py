@@ -49,6 +49,8 @@ _COLUMN_MODIFIERS = {"_id": frozenset({"not"}), "_lastUpdated": frozenset()}
 
 def split_values(raw: str) -> tuple[str, ...]:
     """The OR values of one parameter (commas not escaped with a backslash)."""
+    if "\\" not in raw:  # the common case, without a loop over every character
+        return tuple(raw.split(","))
     return tuple(v.replace("\\,", ",") for v in split_escaped(raw, ","))
 
 
