@@ -29,6 +29,9 @@ from fhir_server.settings import Settings
 RECONNECT_TIMEOUT = 5.0
 #: Seconds between two probes of a database known to be down (and its Retry-After).
 PROBE_INTERVAL = 1.0
+#: Seconds the request that starts a probe waits for it (a refused connection fails in
+#: milliseconds; one to an unreachable host is given up on, for that request, here).
+PROBE_WAIT = 0.25
 
 
 def conninfo(settings: Settings) -> str:
@@ -74,7 +77,7 @@ class FhirPool(AsyncConnectionPool):
 
         ServiceUnavailable (503 ``transient``, Retry-After) at once while the database is
         known to be down, and when no slot frees up in time."""
-        self._refuse_if_down()
+        await self._admit()
         if not search or self._search_slots is None:
             async with self.connection() as conn:
                 yield conn
@@ -93,7 +96,10 @@ class FhirPool(AsyncConnectionPool):
         finally:
             self._search_slots.release()
 
-    def _refuse_if_down(self) -> None:
+    async def _admit(self) -> None:
+        """Nothing, unless the database is known to be down: then a 503 within
+        PROBE_WAIT, after the probe this request may have started (when it finds the
+        database back, the request goes on)."""
         # An idle connection may still serve: the attempt that failed may have been one
         # more than the server allows (a dead one is skipped by getconn, and replaced).
         if not self.known_down or self.get_stats().get("pool_available", 0):
@@ -101,6 +107,10 @@ class FhirPool(AsyncConnectionPool):
         if self._probe is None and monotonic() - self._probed_at >= PROBE_INTERVAL:
             self._probed_at = monotonic()
             self._probe = asyncio.create_task(self._probe_once(), name="database-probe")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._probe), PROBE_WAIT)
+            if not self.known_down:
+                return
         raise ServiceUnavailable("the database is unavailable; try again later",
                                  headers={"Retry-After": f"{PROBE_INTERVAL:.0f}"})
 
@@ -110,7 +120,7 @@ class FhirPool(AsyncConnectionPool):
         try:
             conn = await psycopg.AsyncConnection.connect(
                 str(self.conninfo), connect_timeout=max(1, round(self.timeout)))
-        except psycopg.Error:
+        except (psycopg.Error, OSError):
             return
         else:
             await conn.close()
