@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psycopg_pool import AsyncConnectionPool
-
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
 from fhir_server.paths import data_dir
 from fhir_server.search.fhirpath import Extractor
 from fhir_server.search.index import IndexBuilder
+from fhir_server.search.limits import SearchLimits
 from fhir_server.search.parse import Parser
 from fhir_server.search.registry import Registry
 from fhir_server.search.valuesets import ValueSets
@@ -20,6 +19,7 @@ from fhir_server.service.context import SearchServices, ServiceContext
 from fhir_server.service.repository import Repository
 from fhir_server.settings import Settings
 from fhir_server.storage.jobs import PgJobs
+from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
 
@@ -31,12 +31,13 @@ def build_search(settings: Settings, definitions: Definitions,
                              Extractor(definitions))
     registry.freeze_base()
     text = settings.search_text_language
-    return SearchServices(registry=registry, parser=Parser(registry, text),
+    parser = Parser(registry, text, SearchLimits.of(settings))
+    return SearchServices(registry=registry, parser=parser,
                           indexer=IndexBuilder(registry, settings.local_bases, text),
                           expand_valueset=ValueSets(profiles))
 
 
-def build_context(settings: Settings, pool: AsyncConnectionPool,
+def build_context(settings: Settings, pool: FhirPool,
                   redis: RedisClient | None = None) -> ServiceContext:
     """Definitions, validator, search machinery, repository and jobs over ``pool``.
 

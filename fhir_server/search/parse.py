@@ -19,6 +19,7 @@ from fhir_server.search.base import ParseContext, split_escaped
 from fhir_server.search.date import parse_date_value
 from fhir_server.search.hashing import contained_key
 from fhir_server.search.kinds import PARAM_TYPES
+from fhir_server.search.limits import SearchLimits, check_text, links, too_costly
 from fhir_server.search.reference import identifier_param_key
 from fhir_server.search.registry import COLUMN_PARAMS, Registry, SearchParam
 from fhir_server.search.request import (
@@ -48,6 +49,8 @@ _COLUMN_MODIFIERS = {"_id": frozenset({"not"}), "_lastUpdated": frozenset()}
 
 def split_values(raw: str) -> tuple[str, ...]:
     """The OR values of one parameter (commas not escaped with a backslash)."""
+    if "\\" not in raw:  # the common case, without a loop over every character
+        return tuple(raw.split(","))
     return tuple(v.replace("\\,", ",") for v in split_escaped(raw, ","))
 
 
@@ -64,10 +67,12 @@ def parse_count(raw: str) -> int:
 class Parser:
     """Parses query pairs against a registry."""
 
-    def __init__(self, registry: Registry, text_config: str = DEFAULT_CONFIG) -> None:
+    def __init__(self, registry: Registry, text_config: str = DEFAULT_CONFIG,
+                 limits: SearchLimits | None = None) -> None:
         self._registry = registry
         #: the text search configuration ``_text``/``_content`` values are read in
         self._text_config = text_config
+        self._limits = limits or SearchLimits()
 
     def param(self, resource_type: str, code: str) -> SearchParam | None:
         """A parameter of a type (``_id`` and ``_lastUpdated`` included)."""
@@ -78,11 +83,13 @@ class Parser:
         """Parse ``pairs`` for a search over ``resource_types`` (several: system search)."""
         request = SearchRequest(tuple(resource_types))
         context = ctx or ParseContext()
+        budget = _Budget(self._limits)
         for name, value in pairs:
+            check_text(name, value)
             if value == "":
                 continue  # search.html: empty parameters are not an error, just ignored
             try:
-                self._one(request, name, value, context)
+                self._one(request, name, value, context, budget)
             except _Ignored as why:
                 if strict:
                     raise BadRequest(f"search parameter {name!r}: {why}") from None
@@ -95,16 +102,18 @@ class Parser:
         conditional interactions): an unknown parameter is a BadRequest."""
         return self.parse([resource_type], pairs, True, ctx).clauses
 
-    def _one(self, request: SearchRequest, name: str, value: str, ctx: ParseContext) -> None:
+    def _one(self, request: SearchRequest, name: str, value: str, ctx: ParseContext,
+             budget: _Budget) -> None:
         base, _, modifier = name.partition(":")
         if base in ("_include", "_revinclude"):
             if modifier not in ("", "iterate", "recurse"):
                 raise BadRequest(f"{name}: unknown modifier :{modifier}")
+            budget.parameters(1)  # each is one more query per page
             request.includes.append(self._include(base, value, bool(modifier)))
             request.applied.append((name, value))
             return
         if name in RESULT_PARAMS:
-            self._result(request, name, value)
+            self._result(request, name, value, budget)
             return
         if name == "_type":
             # system search: the service reads _type before parsing; the links keep it
@@ -113,6 +122,8 @@ class Parser:
             return
         if base == "_query":
             raise BadRequest(f"_query={value[:40]!r}: this server supports no named queries")
+        # Each link of a chain or _has is a join of its own: all count, before any work.
+        budget.parameters(1 + links(name, self._limits.max_chain_depth))
         types = request.resource_types
         if len(types) != 1 and base in TEXT_PARAMS:
             # idx_text is one row per resource whatever its type: one clause for all
@@ -124,14 +135,16 @@ class Parser:
         # System search: a parameter must exist on every type searched (e.g. _id).
         if len(types) != 1 and name.split(":")[0].split(".")[0] not in COMMON_PARAMS:
             raise _Ignored("only common parameters are supported across types")
-        clauses = tuple(self._clause(t, name, value, ctx) for t in types)
+        values = split_values(value)
+        budget.values(len(values))
+        clauses = tuple(self._clause(t, name, values, ctx) for t in types)
         request.clauses.append(clauses[0] if len(types) == 1 else MultiType(name, clauses))
         request.applied.append((name, value))
 
-    def _clause(self, rtype: str, name: str, value: str,
+    def _clause(self, rtype: str, name: str, values: tuple[str, ...],
                 ctx: ParseContext) -> Clause | HasClause:
         if name.startswith("_has:"):
-            return self._has(rtype, name, value, ctx)
+            return self._has(rtype, name, values, ctx)
         links: list[Link] = []
         parts = name.split(".")
         current: tuple[str, ...] = (rtype,)
@@ -155,7 +168,6 @@ class Parser:
         if not (finals[0].indexed or finals[0].code in COLUMN_PARAMS
                 or finals[0].code in TEXT_PARAMS):
             raise _Ignored(f"{code!r} is not supported")
-        values = split_values(value)
         criteria = tuple(self._criterion(p, modifier or None, values, ctx) for p in finals)
         contained: tuple[Criterion, ...] = ()
         if links and modifier != "identifier":
@@ -174,9 +186,12 @@ class Parser:
                     param.code, modifier, raw, self._text_config))
             return _criterion(param, modifier, raw, ctx)
         except BadRequest as exc:
-            raise BadRequest(f"search parameter {param.code!r}: {exc.diagnostics}") from None
+            raise BadRequest(f"search parameter {param.code!r}: {exc.diagnostics}",
+                             code=exc.code) from None
 
-    def _has(self, rtype: str, name: str, value: str, ctx: ParseContext) -> HasClause:
+    def _has(self, rtype: str, name: str, values: tuple[str, ...],
+             ctx: ParseContext) -> HasClause:
+        """``_has:Type:reference:<inner>``; ``links`` has bounded how deep it nests."""
         pieces = name.split(":", 3)
         if len(pieces) < 4:
             raise BadRequest(f"{name!r}: _has takes _has:Type:reference:parameter")
@@ -186,13 +201,15 @@ class Parser:
             raise _Ignored(f"{ref_code!r} is not a reference parameter of {source}")
         if reference.targets and rtype not in reference.targets:
             raise _Ignored(f"{source}.{ref_code} does not refer to {rtype}")
-        return HasClause(name, source, reference, self._clause(source, rest, value, ctx))
+        return HasClause(name, source, reference, self._clause(source, rest, values, ctx))
 
-    def _result(self, request: SearchRequest, name: str, value: str) -> None:
+    def _result(self, request: SearchRequest, name: str, value: str,
+                budget: _Budget) -> None:
         if name == "_sort":
             for key in value.split(","):
                 key = key.strip()
                 if key:
+                    budget.parameters(1)  # each key is a join of its own
                     request.sort.append(self._sort(request.resource_types, key))
         elif name == "_count":
             request.count = parse_count(value)
@@ -282,6 +299,32 @@ def _criterion(param: SearchParam, modifier: str | None, raw: Sequence[str],
     elif param.type == "token" and contact_point_param(param.expression):
         ctx = replace(ctx, fold_case=True)
     return Criterion(param, modifier, tuple(kind.parse(p, modifier, v, ctx) for v in raw))
+
+
+class _Budget:
+    """What the parameters parsed so far have used of a search's limits."""
+
+    def __init__(self, limits: SearchLimits) -> None:
+        self._limits = limits
+        self._parameters = 0
+        self._values = 0
+
+    def parameters(self, n: int) -> None:
+        """Count ``n`` more parameters; a 400 ``too-costly`` past the limit."""
+        self._parameters += n
+        limit = self._limits.max_parameters
+        if self._parameters > limit:
+            raise too_costly(f"more than {limit} parameters (repetitions, chain links, "
+                             "_has, _sort keys and _include count)", limit,
+                             "SEARCH_MAX_PARAMETERS")
+
+    def values(self, n: int) -> None:
+        """Count ``n`` more values (ORs); a 400 ``too-costly`` past the limit."""
+        self._values += n
+        limit = self._limits.max_values
+        if self._values > limit:
+            raise too_costly(f"more than {limit} values (ORs over all its parameters)",
+                             limit, "SEARCH_MAX_VALUES")
 
 
 class _Ignored(Exception):

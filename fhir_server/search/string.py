@@ -10,7 +10,8 @@ sorting. Predicates (R4 search.html, "string"):
 * default: the value (or a part of a family name) equals or starts with the search text,
   both folded (``norm LIKE 'text%'``, served by the ``text_pattern_ops`` index);
 * ``:exact``: the whole value, case and accents included (``exact = text``);
-* ``:contains``: the folded text anywhere (``norm LIKE '%text%'``, trigram index);
+* ``:contains``: the folded text anywhere (``norm LIKE '%text%'``, trigram index); a
+  value needs a word of 3 letters or digits (a 400 ``too-costly`` otherwise);
 * ``:text``: "advanced text handling", here every word of the search text starts a
   word of the value, in any order (``name:text=quinones`` finds "Carreno Quinones").
 
@@ -47,6 +48,9 @@ _NOT_TEXT = frozenset({
 _MAX_BYTES = 2000
 
 
+#: The shortest word a ``:contains`` value needs: pg_trgm's index has no entry for
+#: less than a trigram.
+CONTAINS_MIN = 3
 #: Punctuation and symbols (and ``_``): read as blanks by :func:`fold`.
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 #: An expression whose values are family names (``Patient.name.family``).
@@ -177,6 +181,10 @@ class StringType:
                              "only blanks and punctuation")
         if modifier == "text":
             return StringValue("text", folded, tuple(folded.split()))
+        if modifier == "contains" and max(len(w) for w in folded.split()) < CONTAINS_MIN:
+            # The trigram index finds nothing shorter: every row would be read.
+            raise BadRequest(f":contains needs a word of at least {CONTAINS_MIN} letters or "
+                             f"digits, not {text[:40]!r}", code="too-costly")
         return StringValue(modifier or "prefix", clip(folded))
 
 

@@ -1,7 +1,17 @@
-"""The psycopg connection pool of one worker process, opened in the app's lifespan."""
+"""The psycopg connection pool of one worker process, opened in the app's lifespan.
+
+FHIR requests take their connections through :meth:`FhirPool.checkout`: searches,
+histories and operations share ``DB_POOL_MAX - DB_RESERVED_CONNECTIONS`` of them, so
+slow searches never take the ones reads by id, writes and readiness need; and while the
+database is known to be down (the last connection attempt failed) a request is answered
+503 at once instead of after ``DB_POOL_TIMEOUT``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Any
 
@@ -9,6 +19,7 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from fhir_server.errors import ServiceUnavailable
 from fhir_server.settings import Settings
 
 #: Seconds a failing reconnection keeps retrying (at about 0, 1, 3 and 5 s) before the
@@ -16,6 +27,11 @@ from fhir_server.settings import Settings
 #: (5 minutes of exponential backoff) left the server answering 503 for up to as long as
 #: the outage had lasted after PostgreSQL came back (tests/integration/ops/test_faults.py).
 RECONNECT_TIMEOUT = 5.0
+#: Seconds between two probes of a database known to be down (and its Retry-After).
+PROBE_INTERVAL = 1.0
+#: Seconds the request that starts a probe waits for it (a refused connection fails in
+#: milliseconds; one to an unreachable host is given up on, for that request, here).
+PROBE_WAIT = 0.25
 
 
 def conninfo(settings: Settings) -> str:
@@ -42,7 +58,95 @@ def _closed_by_server(conn: psycopg.AsyncConnection[Any]) -> bool:
 
 
 class FhirPool(AsyncConnectionPool):
-    """A pool that never hands out a connection the server has already closed."""
+    """A pool that never hands out a connection the server has already closed, keeps
+    connections from searches, and knows when the database is down."""
+
+    def __init__(self, *args: Any, search_slots: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: connections searches may hold at once (None: all)
+        self._search_slots = asyncio.Semaphore(search_slots) if search_slots else None
+        #: the last connection attempt failed: requests are refused until one succeeds
+        self.known_down = False
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = 0.0
+
+    @contextlib.asynccontextmanager
+    async def checkout(self, search: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection for a FHIR request, within ``DB_POOL_TIMEOUT``; a ``search``
+        (history, operation) first takes one of the slots searches share.
+
+        ServiceUnavailable (503 ``transient``, Retry-After) at once while the database is
+        known to be down, and when no slot frees up in time."""
+        await self._admit()
+        if not search or self._search_slots is None:
+            async with self.connection() as conn:
+                yield conn
+            return
+        deadline = monotonic() + self.timeout
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._search_slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "every database connection for searches is busy; try again later",
+                headers={"Retry-After": "1"}) from None
+        try:
+            async with self.connection(max(deadline - monotonic(), 0.001)) as conn:
+                yield conn
+        finally:
+            self._search_slots.release()
+
+    async def _admit(self) -> None:
+        """Nothing, unless the database is known to be down: then a 503 within
+        PROBE_WAIT, after the probe this request may have started (when it finds the
+        database back, the request goes on)."""
+        # An idle connection may still serve: the attempt that failed may have been one
+        # more than the server allows (a dead one is skipped by getconn, and replaced).
+        if not self.known_down or self.get_stats().get("pool_available", 0):
+            return
+        if self._probe is None and monotonic() - self._probed_at >= PROBE_INTERVAL:
+            self._probed_at = monotonic()
+            self._probe = asyncio.create_task(self._probe_once(), name="database-probe")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._probe), PROBE_WAIT)
+            if not self.known_down:
+                return
+        raise ServiceUnavailable("the database is unavailable; try again later",
+                                 headers={"Retry-After": f"{PROBE_INTERVAL:.0f}"})
+
+    async def _probe_once(self) -> None:
+        """One connection attempt outside the pool: the pool itself stops trying after
+        RECONNECT_TIMEOUT, and refused requests would never ask it again."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                str(self.conninfo), connect_timeout=max(1, round(self.timeout)))
+        except (psycopg.Error, OSError):
+            return
+        else:
+            await conn.close()
+            self.known_down = False
+        finally:
+            self._probe = None
+
+    async def _connect(
+            self, timeout: float | None = None,  # noqa: ASYNC109 (psycopg_pool's API)
+    ) -> psycopg.AsyncConnection[Any]:
+        # Every connection the pool opens passes here: the place that learns first.
+        try:
+            conn = await super()._connect(timeout)
+        except Exception:
+            self.known_down = True
+            raise
+        self.known_down = False
+        return conn
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (as above)
+        """Close the pool (and stop a probe in flight)."""
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        await super().close(timeout)
 
     async def getconn(
             self, timeout: float | None = None,  # noqa: ASYNC109 (psycopg_pool's API)
@@ -60,7 +164,7 @@ class FhirPool(AsyncConnectionPool):
         return conn
 
 
-def make_pool(settings: Settings) -> AsyncConnectionPool:
+def make_pool(settings: Settings) -> FhirPool:
     """A pool (not yet opened) whose connections are autocommit with a statement timeout.
 
     No per-checkout round trip (it would cost one per request): a checkout only skips
@@ -89,4 +193,5 @@ def make_pool(settings: Settings) -> AsyncConnectionPool:
         open=False,
         name="fhir",
         reconnect_timeout=RECONNECT_TIMEOUT,
+        search_slots=settings.db_pool_max - settings.db_reserved_connections,
     )

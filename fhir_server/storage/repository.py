@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from fhir_server.audit import hook
 from fhir_server.errors import Conflict, Forbidden
@@ -40,6 +39,7 @@ from fhir_server.storage import cursor, migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import CREATED_CONCURRENTLY, translated
 from fhir_server.storage.history import history_statement
+from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.scope import admitted_statement, scoped_statement, visible
 from fhir_server.storage.sql import statements
 from fhir_server.storage.sql.common import Fragment
@@ -266,7 +266,7 @@ class PgSession:
 class PgRepository:
     """Resource storage in PostgreSQL through one async connection pool."""
 
-    def __init__(self, pool: AsyncConnectionPool, migrations_dir: Path,
+    def __init__(self, pool: FhirPool, migrations_dir: Path,
                  search_timeout_ms: int = 0, scope: AccessScope | None = None,
                  migration_set: Any = None) -> None:
         self._pool = pool
@@ -285,13 +285,15 @@ class PgRepository:
     async def transaction(self) -> AsyncIterator[PgSession]:
         """A session whose calls run in one transaction, committed at the end."""
         with translated():
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.checkout() as conn, conn.transaction():
                 yield PgSession(conn, self._search_timeout_ms, self._scope)
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[PgSession]:
+    async def _session(self, search: bool = False) -> AsyncIterator[PgSession]:
+        """A session on its own connection; ``search``: one of the connections searches,
+        histories and operations share (``DB_RESERVED_CONNECTIONS`` are kept from them)."""
         with translated():
-            async with self._pool.connection() as conn:
+            async with self._pool.checkout(search) as conn:
                 yield PgSession(conn, self._search_timeout_ms, self._scope)
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
@@ -304,7 +306,7 @@ class PgRepository:
             async with self._session() as s:
                 return await s.read(resource_type, id)
         with translated():
-            async with self._pool.connection() as conn:
+            async with self._pool.checkout() as conn:
                 cur = await conn.execute(_READ, (resource_type, id))
                 row = await cur.fetchone()
         if row is None:
@@ -335,34 +337,34 @@ class PgRepository:
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """A page of history entries, newest first."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.history(query)
 
     async def search(self, request: SearchRequest, count: int) -> SearchPage:
         """A page of matches."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.search(request, count)
 
     async def count(self, request: SearchRequest) -> int:
         """The exact number of matches."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.count(request)
 
     async def estimate(self, request: SearchRequest) -> int:
         """The planner's estimate of the number of matches."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.estimate(request)
 
     async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
                       target_type: str | None, limit: int) -> list[SearchRow]:
         """Resources the given ones refer to."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.include(sources, params, target_type, limit)
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
                          limit: int) -> list[SearchRow]:
         """Resources referring to the given ones."""
-        async with self._session() as s:
+        async with self._session(search=True) as s:
             return await s.revinclude(targets, params, limit)
 
     async def readiness(self) -> Readiness:

@@ -30,23 +30,16 @@ from fhir_server.search.text import TEXT_PARAMS
 from fhir_server.service.access import AccessScope
 from fhir_server.storage.sql.common import Fragment, ParamKey, join, p_is
 from fhir_server.storage.sql.date import date_condition
+from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows
 from fhir_server.storage.sql.kinds import SQL_TYPES
+from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey
 from fhir_server.storage.sql.text import text_condition
 
-#: SQL type of each parameter type's sort value (to cast cursor values back).
-SORT_SQL_TYPE = {"date": "timestamptz", "number": "numeric", "quantity": "numeric"}
 _SPECIAL_SORT = {"_id": ("id", "text"), "_lastUpdated": ("last_updated", "timestamptz")}
 _R = sql.Identifier("r")
-
-
-@dataclass
-class SortKey:
-    """One ``_sort`` key compiled: the expression to order by and its SQL type."""
-
-    expression: sql.Composable
-    sql_type: str
-    descending: bool
-    join: Fragment | None = None
+#: Clauses on index rows planned as EXISTS each (the planner may start from the most
+#: selective); past them the rest are one INTERSECT (see :meth:`Compiler._all_of`).
+OWN_EXISTS = 4
 
 
 @dataclass
@@ -85,11 +78,24 @@ class Compiler:
         visible = self.visible(_R)
         if visible is not None:
             conditions.append(visible)
-        ranges = _date_ranges(request.clauses)
+        ranges = date_ranges(request.clauses)
+        negated_groups = negated(request.clauses)
+        own = [c for c in request.clauses
+               if isinstance(c, Clause) and on_rows(c) and c.name not in ranges]
+        intersected = own[OWN_EXISTS:] if len(own) > OWN_EXISTS + 1 else []
+        rest = {id(c) for c in intersected}
         for clause in request.clauses:
             if isinstance(clause, Clause) and clause.name in ranges:
                 if clause is ranges[clause.name][0]:
                     conditions.append(self._date_range(ranges[clause.name], _R))
+                continue
+            if isinstance(clause, Clause) and clause.name in negated_groups:
+                if clause is negated_groups[clause.name][0]:
+                    conditions.append(self._none_of(negated_groups[clause.name], _R))
+                continue
+            if id(clause) in rest:
+                if clause is intersected[0]:
+                    conditions.append(self._all_of(intersected, _R))
                 continue
             conditions.append(self.clause(clause, _R))
         sort = [self._sort_key(key, i) for i, key in enumerate(request.sort)]
@@ -192,7 +198,7 @@ class Compiler:
         predicate, params = kind.predicate(p, modifier, values, alias)
         exists = sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {}.rid = {}.rid AND {})").format(
             table, alias, alias, res, predicate)
-        if modifier in ("not", "not-in"):
+        if modifier in NEGATIONS:
             return sql.SQL("NOT {}").format(exists), params
         return exists, params
 
@@ -210,6 +216,39 @@ class Compiler:
         return sql.SQL("EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.rid = {res}.rid AND {p})"
                        ).format(t=sql.Identifier(kind.table), a=alias, res=res,
                                 p=predicate), params
+
+    def _all_of(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
+        """Clauses on index rows (each may match another row of ``res``) as one
+        condition: ``res.rid IN (rids of the first INTERSECT rids of the next ...)``.
+
+        One EXISTS each gave the planner one semi-join each, all joined on ``rid``:
+        planning grew faster than the square of their number (40 parameters took 0.3 s
+        to plan, 200 repetitions of ``name`` 16 s, for searches that then ran in
+        milliseconds); a set operation is planned branch by branch.
+        """
+        branches: list[Fragment] = []
+        for clause in clauses:
+            criterion = clause.criteria[0]
+            param, modifier = criterion.param, criterion.modifier
+            kind = SQL_TYPES[param.type]
+            p: ParamKey = param.p
+            if modifier == "identifier":
+                kind, p, modifier = SQL_TYPES["token"], identifier_param_key(
+                    param.resource_type, param.code), None
+            alias = self.alias()
+            predicate, params = kind.predicate(p, modifier, criterion.values, alias)
+            branches.append((sql.SQL("SELECT {a}.rid FROM {t} {a} WHERE {p}").format(
+                a=alias, t=sql.Identifier(kind.table), p=predicate), params))
+        text, params = join(branches, " INTERSECT ")
+        return sql.SQL("{}.rid IN ({})").format(res, text), params
+
+    def _none_of(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
+        """A negated parameter repeated (``code:not=a&code:not=b``): no row of ``res``
+        matches any of the values, one ``NOT EXISTS`` (one anti-join to plan)."""
+        first = clauses[0].criteria[0]
+        values = tuple(v for c in clauses for v in c.criteria[0].values)
+        return self._rows(Criterion(first.param, first.modifier, values), res,
+                          first.param.p)
 
     def _column_date(self, criterion: Criterion, res: sql.Composable) -> Fragment:
         if criterion.modifier == "missing":
@@ -340,57 +379,3 @@ def _column_id(modifier: str | None, values: Sequence[object],
     if modifier == "not":
         return sql.SQL("NOT ({})").format(condition), [list(values)]
     return condition, [list(values)]
-
-
-def _date_ranges(clauses: Sequence[AnyClause]) -> dict[str, list[Clause]]:
-    """Plain single-value clauses on the same date parameter, when there are several."""
-    groups: dict[str, list[Clause]] = {}
-    for clause in clauses:
-        if not isinstance(clause, Clause) or clause.chain or len(clause.criteria) != 1:
-            continue
-        criterion = clause.criteria[0]
-        if (criterion.param.type == "date" and criterion.modifier is None
-                and len(criterion.values) == 1 and criterion.param.code != "_lastUpdated"):
-            groups.setdefault(clause.name, []).append(clause)
-    return {name: group for name, group in groups.items() if len(group) > 1}
-
-
-def keyset(sort: Sequence[SortKey], cursor: Sequence[object], backwards: bool) -> Fragment:
-    """Rows strictly after (or before, ``backwards``) ``cursor`` in the sort order.
-
-    ``cursor`` holds one value per sort key then the rid. NULL sort values come last in
-    both directions (``NULLS LAST``), so nothing sorts after a NULL but its ties.
-    """
-    ors: list[Fragment] = []
-    equal: list[Fragment] = []
-    for key, value in zip(sort, cursor, strict=False):
-        after_op = "<" if key.descending != backwards else ">"
-        cast = sql.SQL(key.sql_type)
-        if value is None:
-            if backwards:
-                ors.append(join([*equal, (sql.SQL("{} IS NOT NULL").format(key.expression),
-                                          [])], " AND "))
-            equal.append((sql.SQL("{} IS NULL").format(key.expression), []))
-            continue
-        step: Fragment = (sql.SQL("{} {} %s::{}").format(key.expression, sql.SQL(after_op),
-                                                          cast), [value])
-        if not backwards:
-            step = (sql.SQL("({} OR {} IS NULL)").format(step[0], key.expression), step[1])
-        ors.append(join([*equal, step], " AND "))
-        equal.append((sql.SQL("{} = %s::{}").format(key.expression, cast), [value]))
-    rid_op = "<" if backwards else ">"
-    ors.append(join([*equal, (sql.SQL(f"r.rid {rid_op} %s"), [cursor[-1]])], " AND "))
-    joined, params = join([(sql.SQL("({})").format(o[0]), o[1]) for o in ors], " OR ")
-    return sql.SQL("({})").format(joined), params
-
-
-def order_by(sort: Sequence[SortKey], backwards: bool) -> sql.Composable:
-    """ORDER BY for the sort keys then rid, reversed when paging backwards."""
-    parts: list[sql.Composable] = []
-    for key in sort:
-        descending = key.descending != backwards
-        nulls = "NULLS FIRST" if backwards else "NULLS LAST"
-        parts.append(sql.SQL("{} {} {}").format(
-            key.expression, sql.SQL("DESC" if descending else "ASC"), sql.SQL(nulls)))
-    parts.append(sql.SQL("r.rid DESC" if backwards else "r.rid ASC"))
-    return sql.SQL(", ").join(parts)

@@ -9,7 +9,8 @@ from typing import Any
 from psycopg import sql
 
 from fhir_server.storage.sql.common import Fragment
-from fhir_server.storage.sql.compile import Query, keyset, order_by
+from fhir_server.storage.sql.compile import Query
+from fhir_server.storage.sql.paging import keyset, order_by
 
 #: The columns every statement returns for a resource row (storage relies on the order).
 ROW = sql.SQL("r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.content::text")

@@ -95,7 +95,14 @@ def test_default_is_a_folded_prefix() -> None:
 
 def test_exact_and_contains() -> None:
     assert parse("exact", "Zoë") == StringValue("exact", "Zoë")
-    assert parse("contains", "Ë_x") == StringValue("contains", "e x")
+    assert parse("contains", "Ë_xyz") == StringValue("contains", "e xyz")
+
+
+@pytest.mark.parametrize("value", ["ab", "a b", "Ë_x", "1-2"])
+def test_contains_needs_a_word_the_trigram_index_has(value: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse("contains", value)
+    assert caught.value.code == "too-costly"
 
 
 def test_search_escapes_are_removed() -> None:
