@@ -26,12 +26,14 @@ from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
 from fhir_server.auth.server.routes import AuthServer
 from fhir_server.auth.verify import Authenticator
+from fhir_server.cache.inflight import InFlight
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
 from fhir_server.errors import FhirError, MethodNotAllowed, NotFound
 from fhir_server.http import docs, operator
 from fhir_server.http.adapter import FhirApp, Guards, request_base
 from fhir_server.http.compression import Gzip
+from fhir_server.http.hosts import TrustedHosts
 from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
@@ -109,7 +111,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                              name="token-revocations"))
         app.state.authenticator = authenticator
         app.state.guards = Guards(authenticator, app.state.rate_limiter,
-                                  settings.rate_limit_per_minute)
+                                  settings.rate_limit_per_minute, InFlight(redis),
+                                  settings.max_in_flight_per_client)
         ctx = app.state.ctx
         assert ctx.jobs is not None
         runner = JobRunner(ctx, ctx.jobs)
@@ -182,6 +185,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                *auth_server.routes]
     middleware = [Middleware(ObservabilityMiddleware,
                              resource_types=lambda: app.state.ctx.resource_types)]
+    if not settings.fhir_base_url:  # links from the Host header: only allowed ones
+        middleware.append(Middleware(TrustedHosts, allowed=settings.allowed_host_list))
     if settings.cors_origin_list:
         # Browser apps (SMART apps among them) on other origins; preflights are answered
         # here, and the headers a FHIR client reads are exposed to scripts.

@@ -163,8 +163,12 @@ def _serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
-        # parser refusals (an over-long URL: 414) as OperationOutcomes
+        # bounded heads (MAX_HEADER_BYTES), head and body timeouts, and every refusal
+        # (an over-long URL: 414) as an OperationOutcome
         http="fhir_server.http.protocol:FhirHttpToolsProtocol",
+        ws="none",  # no WebSocket routes: an Upgrade is not worth a protocol switch
+        # MAX_CONNECTIONS, answered 503 by the protocol above
+        limit_concurrency=settings.max_connections,
         # The app sets Date itself, exact to the second (observability/middleware.py).
         date_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

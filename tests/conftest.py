@@ -179,9 +179,11 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     # Authorization has tests of its own (tests/integration/auth); elsewhere it is off.
+    # So is the limit of requests in flight (tests/integration/http): every test server
+    # is one client (127.0.0.1) to a Redis they all share.
     environ.update({"DATABASE_URL": database_url, "MIGRATE_ON_START": "true",
                     "LOG_LEVEL": "warning", "DB_POOL_MIN": "1", "DB_POOL_MAX": "4",
-                    "AUTH_MODE": "off"})
+                    "AUTH_MODE": "off", "MAX_IN_FLIGHT_PER_CLIENT": "0"})
     environ.update(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fhir_server.cli", "serve", "--host", "127.0.0.1",

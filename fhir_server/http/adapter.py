@@ -6,8 +6,8 @@ match and run it, and writes the :class:`FhirResponse` back. The response media 
 negotiated before anything runs, so a 406 never follows a write.
 
 With ``AUTH_MODE=smart`` the request context comes from the verified Bearer token (the
-CapabilityStatement alone is public), and rate limits count per verified client, or per
-address while the caller is not authenticated.
+CapabilityStatement alone is public), and rate limits and requests in flight count per
+verified client, or per address while the caller is not authenticated.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from fhir_server.api.body import read_limited
@@ -25,8 +24,10 @@ from fhir_server.api.messages import FhirRequest, error_response
 from fhir_server.api.router import PUBLIC, Route, Router
 from fhir_server.audit.trail import Auditor
 from fhir_server.auth.verify import Authenticator
+from fhir_server.cache.inflight import InFlight, Slot
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.errors import FhirError, Unauthorized
+from fhir_server.http.hosts import host_allowed
 from fhir_server.http.responses import (
     _DEFAULT,
     Negotiated,
@@ -47,12 +48,15 @@ WINDOW_SECONDS = 60
 
 @dataclass(frozen=True)
 class Guards:
-    """Who may call: the token verifier (None: AUTH_MODE=off) and the rate limiter
-    (None: no limit) with its requests per minute."""
+    """Who may call: the token verifier (None: AUTH_MODE=off), the rate limiter
+    (None: no limit) with its requests per minute, and the count of requests in flight
+    (None: no limit) with its most per client."""
 
     authenticator: Authenticator | None = None
     limiter: RateLimiter | None = None
     per_minute: int = 0
+    in_flight: InFlight | None = None
+    max_in_flight: int = 0
 
 
 @lru_cache(maxsize=64)
@@ -85,61 +89,72 @@ class FhirApp:
         headers = Headers(scope=scope)
         query = scope.get("query_string", b"").decode("latin-1")
         method = scope["method"]
+        services = self._services()
         base = request_base(scope, headers)
+        configured = services.settings.fhir_base_url
+        if configured and not host_allowed(headers.get("host"),
+                                           services.settings.allowed_host_list):
+            base = configured.rstrip("/")  # a forged Host is no local base (nor audience)
         request_id = scope.get(REQUEST_ID_KEY)
         context = RequestContext(request_id if isinstance(request_id, str) else "-")
-        ctx = self._services().for_request(context, base)
+        ctx = services.for_request(context, base)
         neg = _DEFAULT
         path = scope["path"][len(_PREFIX):].strip("/")
         auditor = self._audit()
         client = scope.get("client")
         trail = None if auditor is None else auditor.begin(
             context, base, method, path, query, client[0] if client else None)
+        slot: Slot | None = None
         try:
             try:
-                neg = Negotiated.of(headers, query)
-                route, params = self.router.match(method, path)
-                scope[ROUTE_KEY] = route
-                scope["path_params"] = params
+                try:
+                    neg = Negotiated.of(headers, query)
+                    route, params = self.router.match(method, path)
+                    scope[ROUTE_KEY] = route
+                    scope["path_params"] = params
+                    if trail is not None:
+                        trail.matched(route, params)
+                    context, slot = await self._admit(scope, headers, route, context, ctx)
+                    if trail is not None:
+                        trail.context = context
+                    if context.scope is not None:
+                        ctx = ctx.for_request(context, base)
+                    body = None
+                    if method in _WITH_BODY:
+                        body = await read_limited(_chunks(receive),
+                                                  headers.get("content-length"),
+                                                  ctx.settings.max_body_bytes)
+                    request = FhirRequest(method, path, query, headers, body,
+                                          base_url=base, context=context)
+                    answer = await self.router.handle(route, params, request, ctx)
+                except FhirError as exc:
+                    log_server_error(method, exc)
+                    answer = error_response(exc)
+                except Exception:
+                    if trail is not None:  # the 500 is audited too, then answered as before
+                        await trail.finish(error_response(FhirError("internal server error")))
+                    raise
+                if trail is not None:  # nothing is answered before its event is stored
+                    answer = await trail.finish(answer)
+            finally:
                 if trail is not None:
-                    trail.matched(route, params)
-                context = await self._admit(scope, headers, route, context, ctx)
-                if trail is not None:
-                    trail.context = context
-                if context.scope is not None:
-                    ctx = ctx.for_request(context, base)
-                body = None
-                if method in _WITH_BODY:
-                    body = await read_limited(_chunks(receive),
-                                              headers.get("content-length"),
-                                              ctx.settings.max_body_bytes)
-                request = FhirRequest(method, path, query, headers, body, base_url=base,
-                                      context=context)
-                answer = await self.router.handle(route, params, request, ctx)
-            except FhirError as exc:
-                log_server_error(method, exc)
-                answer = error_response(exc)
-            except Exception:
-                if trail is not None:  # the 500 is audited too, then answered as before
-                    await trail.finish(error_response(FhirError("internal server error")))
-                raise
-            if trail is not None:  # nothing is answered before its event is stored
-                answer = await trail.finish(answer)
+                    trail.end()
+            await http_response(answer, neg, ctx.base_url)(scope, receive, send)
         finally:
-            if trail is not None:
-                trail.end()
-        await http_response(answer, neg, ctx.base_url)(scope, receive, send)
+            if slot is not None:  # also when the client went away or the task was cancelled
+                await slot.release()
 
     async def _admit(self, scope: Scope, headers: Headers, route: Route,
-                     context: RequestContext, ctx: ServiceContext) -> RequestContext:
+                     context: RequestContext, ctx: ServiceContext,
+                     ) -> tuple[RequestContext, Slot | None]:
         """The request's context from its token (Unauthorized), within the rate limit
-        of its client (429)."""
+        and the requests in flight of its client (429); the slot it holds, if counted."""
         guards = self._guards()
         client = scope.get("client")
         address = f"ip:{client[0]}" if client else "ip:-"
         if guards.authenticator is None or route.permission == PUBLIC:
             await _throttle(guards, address)
-            return context
+            return context, await _hold(guards, address)
         try:
             caller, access = await guards.authenticator.authenticate(
                 headers.get("authorization"), ctx.bases, ctx)
@@ -148,13 +163,28 @@ class FhirApp:
             await _throttle(guards, address)
             raise
         scope[CLIENT_KEY] = caller.client_id
-        await _throttle(guards, f"client:{caller.client_id}")
-        return RequestContext(context.request_id, caller, access)
+        who = f"client:{caller.client_id}"
+        await _throttle(guards, who)
+        return RequestContext(context.request_id, caller, access), await _hold(guards, who)
 
 
 async def _throttle(guards: Guards, who: str) -> None:
     if guards.limiter is not None:
         await throttle(guards.limiter, guards.per_minute, f"rl:{who}")
+
+
+async def _hold(guards: Guards, who: str) -> Slot | None:
+    """A slot among ``who``'s requests in flight; 429 (``throttled``, Retry-After) when
+    it has MAX_IN_FLIGHT_PER_CLIENT running already."""
+    if guards.in_flight is None or guards.max_in_flight <= 0:
+        return None
+    slot = await guards.in_flight.acquire(who, guards.max_in_flight)
+    if slot is None:
+        raise FhirError(f"{guards.max_in_flight} requests of this client are already "
+                        "running, the most it may have at once (MAX_IN_FLIGHT_PER_CLIENT); "
+                        "send the next one when one has been answered", status=429,
+                        code="throttled", headers={"Retry-After": "1"})
+    return slot
 
 
 async def throttle(limiter: RateLimiter, per_minute: int, key: str) -> None:
@@ -180,4 +210,7 @@ async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
             if not message.get("more_body", False):
                 return
         elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()  # never act on half a body
+            # never act on half a body; nobody reads this answer, the logs do
+            raise FhirError("the request body was not received in full: the client went "
+                            "away or paused longer than BODY_TIMEOUT_SECONDS", status=408,
+                            code="incomplete")

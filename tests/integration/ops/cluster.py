@@ -167,7 +167,7 @@ def launch_server(database_url: str, log: Path,
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     environ.update({"DATABASE_URL": database_url, "MIGRATE_ON_START": "true",
                     "LOG_LEVEL": "warning", "LOG_FORMAT": "text", "DB_POOL_MIN": "1",
-                    "DB_POOL_MAX": "4", "AUTH_MODE": "off"})
+                    "DB_POOL_MAX": "4", "AUTH_MODE": "off", "MAX_IN_FLIGHT_PER_CLIENT": "0"})
     environ.update(env)
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -399,6 +399,15 @@ def test_non_secret_settings_come_from_the_configmap(default: list[Manifest]) ->
     assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
 
 
+def test_in_cluster_names_of_the_service_are_allowed_hosts() -> None:
+    allowed = one(render(), "ConfigMap")["data"]["ALLOWED_HOSTS"].split(",")
+    service = f"{RELEASE}.{NAMESPACE}"
+    assert allowed == ["localhost", "127.0.0.1", "::1", RELEASE, service, f"{service}.svc",
+                       f"{service}.svc.cluster.local"]
+    chosen = one(render({"config": {"ALLOWED_HOSTS": "fhir.example.org"}}), "ConfigMap")
+    assert chosen["data"]["ALLOWED_HOSTS"] == "fhir.example.org"
+
+
 def test_extra_env_reaches_the_server_and_the_migration_job(
         rendered: dict[str, list[Manifest]]) -> None:
     docs = rendered["extra-env"]
