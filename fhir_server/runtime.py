@@ -6,6 +6,7 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
+from fhir_server.blobs import open_store
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
@@ -38,7 +39,8 @@ def build_search(settings: Settings, definitions: Definitions,
 
 def build_context(settings: Settings, pool: AsyncConnectionPool,
                   redis: RedisClient | None = None) -> ServiceContext:
-    """Definitions, validator, search machinery, repository and jobs over ``pool``.
+    """Definitions, validator, search machinery, repository and jobs over ``pool``, and
+    the object store of Binary content.
 
     With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions.
     """
@@ -58,4 +60,5 @@ def build_context(settings: Settings, pool: AsyncConnectionPool,
         search=build_search(settings, definitions, profiles),
         compartments=load_compartments(data_dir("search")),
         jobs=PgJobs(pool),
+        blobs=open_store(settings),
     )
