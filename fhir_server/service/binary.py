@@ -191,7 +191,7 @@ async def externalize(ctx: ServiceContext, binary: dict[str, Any], id: str) -> b
                               f"{ctx.settings.binary_max_bytes} bytes (BINARY_MAX_BYTES)")
     blob = await store_bytes(ctx, data)
     del binary["data"]
-    element = binary.get("_data") if isinstance(binary.get("_data"), dict) else {}
+    element: dict[str, Any] = binary.get("_data") or {}
     binary["_data"] = {**element, "extension": [*element.get("extension", ()),
                                                 content_extension(blob)]}
     return True

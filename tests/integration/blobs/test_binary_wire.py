@@ -165,7 +165,8 @@ def test_json_binary_with_large_data_moves_to_storage(client: httpx.Client) -> N
     assert answer.status_code == 201, answer.text
     stored = answer.json()
     assert "data" not in stored
-    assert stored["_data"]["extension"][0]["extension"][1] == {"url": "size", "valueUnsignedInt": 3000}
+    parts = stored["_data"]["extension"][0]["extension"]
+    assert parts[1] == {"url": "size", "valueUnsignedInt": 3000}
     raw = client.get(f"Binary/{stored['id']}")
     assert (raw.content, raw.headers["content-type"]) == (data, "image/png")
 
