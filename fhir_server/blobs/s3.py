@@ -118,7 +118,10 @@ class S3Store:
         return _read(answer["Body"])
 
     async def objects(self) -> AsyncIterator[BlobInfo]:
-        """Every object under the content and pending prefixes, a page at a time."""
+        """Every object under the content and pending prefixes, a page at a time, and
+        the multipart uploads a crash left unfinished (as their pending keys)."""
+        for key, initiated in await self._uploads(PENDING_PREFIX):
+            yield BlobInfo(key, initiated)
         for prefix in (PENDING_PREFIX, CONTENT_PREFIX):
             token: str | None = None
             while True:
@@ -134,12 +137,32 @@ class S3Store:
                     break
 
     async def delete(self, key: str) -> None:
-        """DeleteObject (S3 answers the same for an object that is gone)."""
+        """DeleteObject (S3 answers the same for an object that is gone); a pending key's
+        unfinished multipart uploads are aborted too."""
         check_key(key)
         try:
+            if key.startswith(PENDING_PREFIX):
+                for _, upload in await self._uploads(key, ids=True):
+                    await self._call("abort_multipart_upload", Key=key, UploadId=upload)
             await self._call("delete_object", Key=key)
         except ClientError as exc:
             raise _unavailable(exc) from None
+
+    async def _uploads(self, prefix: str, ids: bool = False) -> list[tuple[str, Any]]:
+        """Unfinished multipart uploads under ``prefix``: (key, initiated or upload id)."""
+        found: list[tuple[str, Any]] = []
+        extra: dict[str, Any] = {}
+        while True:
+            try:
+                page = await self._call("list_multipart_uploads", Prefix=prefix, **extra)
+            except ClientError as exc:
+                raise _unavailable(exc) from None
+            found += [(u["Key"], u["UploadId"] if ids else u["Initiated"])
+                      for u in page.get("Uploads", ())]
+            if not page.get("IsTruncated"):
+                return found
+            extra = {"KeyMarker": page["NextKeyMarker"],
+                     "UploadIdMarker": page["NextUploadIdMarker"]}
 
     async def close(self) -> None:
         """Close the client's connection pool."""

@@ -191,7 +191,9 @@ async def externalize(ctx: ServiceContext, binary: dict[str, Any], id: str) -> b
                               f"{ctx.settings.binary_max_bytes} bytes (BINARY_MAX_BYTES)")
     blob = await store_bytes(ctx, data)
     del binary["data"]
-    element: dict[str, Any] = binary.get("_data") or {}
+    element = binary.get("_data")
+    if not isinstance(element, dict):
+        element = {}  # not an element: the validator names it
     binary["_data"] = {**element, "extension": [*element.get("extension", ()),
                                                 content_extension(blob)]}
     return True
