@@ -8,8 +8,8 @@ a committed Binary always finds its content; an object whose Binary never commit
 an orphan the sweep removes (``blobs.sweep``).
 
 ``Binary.securityContext`` governs reading: a caller with a scope may read a Binary
-when the scope lets it read the resource securityContext points to; one without a
-securityContext only with a scope that reads every Binary.
+when the scope lets it read the resource securityContext points to, or reads every
+Binary (``user/Binary.rs``, ``system/*.*``).
 """
 
 from __future__ import annotations
@@ -136,16 +136,12 @@ async def _readable(ctx: ServiceContext, reference: str) -> bool:
 async def check_read(ctx: ServiceContext, binary: dict[str, Any],
                      scope: AccessScope | None) -> None:
     """NotFound (nothing is told about it) unless a caller with ``scope`` may read the
-    Binary: through its securityContext, or, without one, by a scope reading every
-    Binary (a compartment or criteria never admit a Binary by themselves)."""
-    if scope is None:
+    Binary: a scope reading every Binary may; any other only through the Binary's
+    securityContext (a compartment or criteria never admit a Binary by themselves)."""
+    if scope is None or (scope.permits("r", "Binary") and not scope.restricts("Binary")):
         return
     reference = (binary.get("securityContext") or {}).get("reference")
-    if isinstance(reference, str):
-        allowed = await _readable(ctx, reference)
-    else:
-        allowed = scope.permits("r", "Binary") and not scope.restricts("Binary")
-    if not allowed:
+    if not (isinstance(reference, str) and await _readable(ctx, reference)):
         raise NotFound(f"Binary/{binary.get('id')} is not known")
 
 
