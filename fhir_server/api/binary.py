@@ -89,7 +89,7 @@ def _content_type(request: FhirRequest) -> str:
     return (request.header("content-type") or "application/octet-stream").strip()
 
 
-async def create(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def create_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """create: raw content, or a Binary resource in FHIR JSON."""
     _as_binary(request)
     _require(request, "c", "create")
@@ -106,7 +106,7 @@ async def create(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     return written(request, result, 200 if result.outcome == "found" else 201)
 
 
-async def update(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def update_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """update: raw content, or a Binary resource in FHIR JSON."""
     _as_binary(request)
     _require(request, "u", "update")
@@ -124,14 +124,14 @@ async def update(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     return written(request, result, 201 if result.outcome == "created" else 200)
 
 
-async def read(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def read_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """read: the raw bytes or the Binary resource."""
     _as_binary(request)  # the securityContext decides who reads (_answer)
     version = await read_service.read(_unscoped(request, ctx), _TYPE, request.params["id"])
     return await _answer(request, ctx, version)
 
 
-async def vread(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def vread_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """vread: one version's raw bytes or resource."""
     _as_binary(request)
     params = request.params
@@ -140,7 +140,7 @@ async def vread(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     return await _answer(request, ctx, version)
 
 
-async def search_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def search_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """search: only with a scope reading every Binary (a search cannot follow each
     one's securityContext; such callers read Binaries by id)."""
     _as_binary(request)
@@ -148,7 +148,7 @@ async def search_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse
     return await search.search_type(request, ctx)
 
 
-async def history_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+async def history_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """history of every Binary: as search."""
     _as_binary(request)
     _refuse_restricted(request)
