@@ -16,12 +16,13 @@ from typing import Any
 import orjson
 
 from fhir_server.api import history, instance, search, type
-from fhir_server.api.body import read_limited
+from fhir_server.api.body import parse_json, read_limited
 from fhir_server.api.common import if_match, written
 from fhir_server.api.messages import FhirRequest, FhirResponse, RawContent
 from fhir_server.api.negotiation import (
     BODY_TYPES,
     accepted,
+    check_body_media_type,
     is_fhir_json,
     response_media_type,
 )
@@ -65,11 +66,24 @@ def _raw_body(request: FhirRequest) -> bool:
 
 
 async def _fhir_body(request: FhirRequest, ctx: ServiceContext) -> None:
-    """A Binary sent as FHIR JSON: its body collected as every other route's is."""
+    """A Binary sent as FHIR JSON: its body collected as every other route's is, and
+    its securityContext checked as a raw upload's header is."""
     if request.stream is not None:
         request.body = await read_limited(request.stream, request.header("content-length"),
                                           ctx.settings.max_body_bytes)
         request.stream = None
+    scope = request.context.scope
+    if scope is None:
+        return
+    binary = request.resource
+    if binary is None:
+        check_body_media_type(request.header("content-type"))
+        binary = parse_json(request.body or b"", ctx.settings.max_json_depth)
+        request.resource = binary  # parsed once: the create or update takes it as it is
+    context = binary.get("securityContext") if isinstance(binary, dict) else None
+    reference = context.get("reference") if isinstance(context, dict) else None
+    if isinstance(reference, str):
+        await binary_service.check_security_context(ctx, reference, scope)
 
 
 def _chunks(request: FhirRequest, ctx: ServiceContext) -> AsyncIterator[bytes]:

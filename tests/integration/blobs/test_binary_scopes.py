@@ -100,6 +100,12 @@ def test_security_context_must_be_readable_by_the_writer(smart: Smart,
         assert refused.status_code == 422
         assert outcome_code(refused) == "processing"
         assert raw(client, b"mine", **{"X-Security-Context": "Patient/a"})
+        as_json = client.post("Binary", json={
+            "resourceType": "Binary", "contentType": "text/plain", "data": "eA==",
+            "securityContext": {"reference": "Patient/b"}},
+            headers={"Content-Type": FHIR_JSON})
+        assert as_json.status_code == 422
+        assert outcome_code(as_json) == "processing"
 
 
 def test_writing_binary_needs_its_permission(smart: Smart, records: dict[str, str]) -> None:
