@@ -26,6 +26,7 @@ from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
 from fhir_server.auth.server.routes import AuthServer
 from fhir_server.auth.verify import Authenticator
+from fhir_server.blobs.sweep import sweep_forever
 from fhir_server.cache.inflight import InFlight
 from fhir_server.cache.ratelimit import RateLimiter
 from fhir_server.cache.redis_client import open_redis
@@ -46,6 +47,7 @@ from fhir_server.observability.middleware import ObservabilityMiddleware, reques
 from fhir_server.runtime import build_context
 from fhir_server.service.reindex import JobRunner
 from fhir_server.settings import Settings, load_settings
+from fhir_server.storage.blobs import PgBlobReferences
 from fhir_server.storage.pool import make_pool
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         assert ctx.jobs is not None
         runner = JobRunner(ctx, ctx.jobs)
         tasks.append(asyncio.create_task(runner.loop(), name="background-jobs"))
+        assert ctx.blobs is not None
+        tasks.append(asyncio.create_task(sweep_forever(
+            ctx.blobs, PgBlobReferences(pool).referenced, settings.blob_orphan_grace_seconds,
+            settings.blob_sweep_interval_seconds), name="blob-sweep"))
         app.state.openapi = openapi.openapi_provider(ROUTER.routes, ctx, version=__version__)
         # The definitions, registry and validator live as long as the process: keep them
         # out of the cyclic collector, whose full passes would otherwise walk them all
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await task
             if redis is not None:
                 await redis.close()
+            await ctx.blobs.close()
             await pool.close()
             await auth_server.close()
 
@@ -200,7 +207,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Searchsets and histories of many resources shrink about tenfold; small answers
     # (a read of one Patient) stay as they are. Level 5: most of the gain of 9, at a
     # fraction of its CPU; large bodies are compressed off the event loop.
-    middleware.append(Middleware(Gzip, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=5))
+    middleware.append(Middleware(Gzip, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=5,
+                                 identity_paths=("/fhir/Binary/",)))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={
         FhirError: fhir_error,

@@ -150,6 +150,16 @@ class UnsupportedMediaType(FhirError):
     code = "not-supported"
 
 
+class RangeNotSatisfiable(FhirError):
+    """416: no byte of the requested range exists; ``Content-Range`` gives the size."""
+
+    status = 416
+    code = "invalid"
+
+    def __init__(self, diagnostics: str, size: int) -> None:
+        super().__init__(diagnostics, headers={"Content-Range": f"bytes */{size}"})
+
+
 class Unprocessable(FhirError):
     """422: the resource is well-formed but violates the FHIR definitions."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fhir_server.blobs import open_store
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
@@ -39,7 +40,8 @@ def build_search(settings: Settings, definitions: Definitions,
 
 def build_context(settings: Settings, pool: FhirPool,
                   redis: RedisClient | None = None) -> ServiceContext:
-    """Definitions, validator, search machinery, repository and jobs over ``pool``.
+    """Definitions, validator, search machinery, repository and jobs over ``pool``, and
+    the object store of Binary content.
 
     With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions.
     """
@@ -59,4 +61,5 @@ def build_context(settings: Settings, pool: FhirPool,
         search=build_search(settings, definitions, profiles),
         compartments=load_compartments(data_dir("search")),
         jobs=PgJobs(pool),
+        blobs=open_store(settings),
     )

@@ -87,6 +87,24 @@ class Settings:
     #: host names (comma-separated; ``*`` any) a request's Host header may name when
     #: FHIR_BASE_URL is not set; links are only ever built from these.
     allowed_hosts: str = "localhost,127.0.0.1,::1"
+    #: an S3 API (AWS, MinIO, Ceph...) for Binary content: its endpoint (empty: AWS's
+    #: own, from AWS_REGION) and bucket; without a bucket, ``DATA_DIR/blobs`` on disk.
+    #: Credentials are boto3's: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the pod's role.
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    #: the bucket's region (empty: boto3's own, AWS_DEFAULT_REGION or ~/.aws/config).
+    aws_region: str = ""
+    #: largest Binary content (raw upload, JSON ``data`` or an attachment's): past it a 413.
+    binary_max_bytes: int = 1024 * 1024 * 1024
+    #: a Binary read as FHIR JSON carries its content inline (base64 ``data``) up to
+    #: this size; posted as JSON, larger ``data`` is moved to object storage.
+    binary_inline_max_bytes: int = 1024 * 1024
+    #: ``Attachment.data`` above this size is moved to object storage on write (a Binary).
+    attachment_inline_max_bytes: int = 64 * 1024
+    #: objects no stored version refers to are deleted once older than this, by a sweep
+    #: that runs every BLOB_SWEEP_INTERVAL_SECONDS.
+    blob_orphan_grace_seconds: float = 3600.0
+    blob_sweep_interval_seconds: float = 600.0
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"
@@ -226,4 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         raise SettingsError("DB_POOL_MIN must be >= 1 and <= DB_POOL_MAX")
     if not 0 <= settings.db_reserved_connections < settings.db_pool_max:
         raise SettingsError("DB_RESERVED_CONNECTIONS must be >= 0 and below DB_POOL_MAX")
+    if not 0 < settings.binary_max_bytes < 2**31:
+        raise SettingsError("BINARY_MAX_BYTES must be above 0 and below 2 GiB "
+                            "(Attachment.size is an unsignedInt)")
     return settings

@@ -13,7 +13,7 @@ from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion
 
 
-def _not_modified(request: FhirRequest, version: StoredVersion) -> bool:
+def not_modified(request: FhirRequest, version: StoredVersion) -> bool:
     """Whether If-None-Match / If-Modified-Since make this a 304."""
     none_match = request.header("if-none-match")
     if none_match is not None:
@@ -32,7 +32,7 @@ def _not_modified(request: FhirRequest, version: StoredVersion) -> bool:
 
 
 def _answer(request: FhirRequest, ctx: ServiceContext, version: StoredVersion) -> FhirResponse:
-    if _not_modified(request, version):
+    if not_modified(request, version):
         return FhirResponse(304, version=version)
     assert version.content is not None
     return FhirResponse(200, subset(request, ctx, version.content) or version.content,

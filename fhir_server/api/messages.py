@@ -8,7 +8,7 @@ same handler, which HTTP writes as status, headers and body and a Bundle as an e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -41,6 +41,10 @@ class FhirRequest:
     resource: Any = None
     base_url: str = ""
     context: RequestContext = SYSTEM
+    stream: AsyncIterator[bytes] | None = None
+    #: whether the transport carries content other than FHIR (HTTP does, a Bundle
+    #: entry does not): a Binary may then be answered as its raw bytes
+    raw: bool = False
     #: the id a transaction gave this create beforehand (its entry's fullUrl maps to it)
     assigned_id: str | None = None
     #: set by the router on dispatch: the path's parameters and the router itself
@@ -77,6 +81,15 @@ class FhirRequest:
         return [v for k, v in self.pairs if k == name] if self.query else []
 
 
+@dataclass(frozen=True, slots=True)
+class RawContent:
+    """Bytes that are not FHIR (a Binary's content), streamed as they are read."""
+
+    media_type: str
+    chunks: AsyncIterator[bytes]
+    length: int
+
+
 @dataclass(slots=True)
 class FhirResponse:
     """What a handler answers.
@@ -85,7 +98,8 @@ class FhirResponse:
     JSON text of a stored resource; ``outcome`` an OperationOutcome about the
     interaction (an error's, or an informational one), sent as the body over HTTP when
     there is no other and as ``response.outcome`` in a Bundle. ``version`` gives ETag and
-    Last-Modified, ``location`` (relative to the base) the Location.
+    Last-Modified, ``location`` (relative to the base) the Location. ``raw``, over HTTP
+    only, is sent instead of any body.
     """
 
     status: int
@@ -94,6 +108,7 @@ class FhirResponse:
     version: StoredVersion | None = None
     location: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: RawContent | None = None
 
 
 def error_response(exc: FhirError) -> FhirResponse:

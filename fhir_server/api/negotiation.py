@@ -42,6 +42,28 @@ def _check_fhir_version(params: dict[str, str], media: str) -> None:
         raise NotAcceptable(f"FHIR version {version} is not served here (only 4.0)")
 
 
+def accepted(accept: str) -> list[str]:
+    """The media ranges of an ``Accept`` header, most preferred first (``q=0`` ones
+    left out), lower-cased and without parameters."""
+    ranges = []
+    for order, item in enumerate(accept.split(",")):
+        if not item.strip():
+            continue
+        media, params = _split(item)
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 1.0
+        if q > 0:
+            ranges.append((-q, order, media))
+    return [media for _, _, media in sorted(ranges)]
+
+
+def is_fhir_json(media: str) -> bool:
+    """Whether a media type (without parameters) names FHIR JSON or one of its synonyms."""
+    return media in _JSON_FORMATS
+
+
 def response_media_type(accept: str | None, format_param: str | None) -> str:
     """The media type of the response body, or NotAcceptable.
 

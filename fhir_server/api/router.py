@@ -97,6 +97,9 @@ class Route:
     #: what the caller needs (PUBLIC, SIGNED_IN, ADMIN or a permission letter); None:
     #: the interaction's own permission
     access: str | None = None
+    #: takes and answers content other than FHIR JSON (Binary): its body arrives as a
+    #: stream, and it judges ``Accept`` itself
+    raw: bool = False
 
     @property
     def permission(self) -> str:

@@ -11,6 +11,7 @@ are generated from it. Nothing else names a route. Paths are relative to the FHI
 from __future__ import annotations
 
 from fhir_server.api import (
+    binary,
     bundle,
     capabilities,
     definitions,
@@ -73,6 +74,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
           "Read an OperationDefinition (this server's own operations included)",
           access=SIGNED_IN),
+    # -- Binary: raw content of any type in and out, besides FHIR JSON ------------------
+    Route("POST", "Binary", "create", binary.create_binary,
+          "Create a Binary from raw content (any Content-Type) or FHIR JSON", raw=True),
+    Route("PUT", "Binary/{id}", "update", binary.update_binary,
+          "Update a Binary with raw content or FHIR JSON", raw=True),
+    Route("GET", "Binary/{id}", "read", binary.read_binary,
+          "Read a Binary: its raw bytes (ranges too), or FHIR JSON when Accept asks",
+          raw=True),
+    Route("GET", "Binary/{id}/_history/{vid}", "vread", binary.vread_binary,
+          "Read one version of a Binary: raw bytes or FHIR JSON", raw=True),
+    Route("GET", "Binary", "search-type", binary.search_binary, "Search Binary resources"),
+    Route("POST", "Binary/_search", "search-type", binary.search_binary,
+          "Search Binary resources, parameters in a form body"),
+    Route("GET", "Binary/_history", "history-type", binary.history_binary,
+          "History of every Binary"),
     # -- type level ----------------------------------------------------------------------
     Route("GET", "{resource_type}", "search-type", search.search_type,
           "Search resources of a type"),

@@ -26,7 +26,7 @@ from fhir_server.audit.trail import Auditor
 from fhir_server.auth.verify import Authenticator
 from fhir_server.cache.inflight import InFlight, Slot
 from fhir_server.cache.ratelimit import RateLimiter
-from fhir_server.errors import FhirError, Unauthorized
+from fhir_server.errors import FhirError, NotAcceptable, Unauthorized
 from fhir_server.http.hosts import host_allowed
 from fhir_server.http.responses import (
     _DEFAULT,
@@ -108,8 +108,10 @@ class FhirApp:
         try:
             try:
                 try:
-                    neg = Negotiated.of(headers, query)
+                    neg, refused = _negotiate(headers, query)
                     route, params = self.router.match(method, path)
+                    if refused is not None and not route.raw:
+                        raise refused
                     scope[ROUTE_KEY] = route
                     scope["path_params"] = params
                     if trail is not None:
@@ -119,13 +121,16 @@ class FhirApp:
                         trail.context = context
                     if context.scope is not None:
                         ctx = ctx.for_request(context, base)
-                    body = None
-                    if method in _WITH_BODY:
+                    body = stream = None
+                    if method in _WITH_BODY and route.raw:
+                        stream = _chunks(receive)  # the handler reads it within its limit
+                    elif method in _WITH_BODY:
                         body = await read_limited(_chunks(receive),
                                                   headers.get("content-length"),
                                                   ctx.settings.max_body_bytes)
                     request = FhirRequest(method, path, query, headers, body,
-                                          base_url=base, context=context)
+                                          base_url=base, context=context, stream=stream,
+                                          raw=route.raw)
                     answer = await self.router.handle(route, params, request, ctx)
                 except FhirError as exc:
                     log_server_error(method, exc)
@@ -197,6 +202,15 @@ async def throttle(limiter: RateLimiter, per_minute: int, key: str) -> None:
         raise FhirError(f"rate limit of {per_minute} requests per minute exceeded",
                         status=429, code="throttled",
                         headers={"Retry-After": str(max(1, decision.retry_after))})
+
+
+def _negotiate(headers: Headers, query: str) -> tuple[Negotiated, NotAcceptable | None]:
+    """The negotiated response format, or the 406 to answer unless the route takes raw
+    content (a Binary's ``Accept: application/pdf``; its errors are FHIR JSON)."""
+    try:
+        return Negotiated.of(headers, query), None
+    except NotAcceptable as exc:
+        return _DEFAULT, exc
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from fhir_server.api.headers import etag, http_date
 from fhir_server.api.messages import FhirResponse
@@ -75,6 +75,10 @@ def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Respo
         headers["Last-Modified"] = http_date(version.last_updated)
     if answer.location is not None:
         headers["Location"] = f"{base_url}/{answer.location}"
+    if answer.raw is not None:  # a Binary's bytes, as stored
+        headers["Content-Type"] = answer.raw.media_type
+        headers["Content-Length"] = str(answer.raw.length)
+        return StreamingResponse(answer.raw.chunks, answer.status, headers)
     body = answer.body if answer.body is not None else answer.outcome
     if body is None:
         return Response(status_code=answer.status, headers=headers)

@@ -16,6 +16,8 @@ import orjson
 
 from fhir_server.errors import BadRequest, NotFound, PreconditionFailed
 from fhir_server.search.index import IndexRows
+from fhir_server.service import attachments
+from fhir_server.service import binary as binary_service
 from fhir_server.service import search as search_service
 from fhir_server.service.context import ServiceContext, check_id_for_write, valid_id
 from fhir_server.service.delegating import SessionRepository
@@ -55,6 +57,28 @@ def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> Ind
     return ctx.search.indexer.rows(body, ctx.bases)
 
 
+async def _externalize(ctx: ServiceContext, resource_type: str, id: str, body: Any,
+                       text: str) -> tuple[str, list[dict[str, Any]]]:
+    """Large inline content moved to object storage before anything is written (a
+    Binary's ``data``, attachments' ``data``): the resource's text as it will be
+    stored, and the Binaries to write in the same transaction."""
+    if (ctx.blobs is None or not isinstance(body, dict)
+            or body.get("resourceType") != resource_type):
+        return text, []  # nothing to move, or a body _prepare refuses
+    if resource_type == "Binary":
+        changed = await binary_service.externalize(ctx, body, id)
+        return (dumps(body) if changed else text), []
+    binaries = await attachments.externalize(ctx, resource_type, id, body)
+    return (dumps(body) if binaries else text), binaries
+
+
+async def _write_binaries(ctx: ServiceContext, session: Session,
+                          binaries: list[dict[str, Any]]) -> None:
+    for binary in binaries:
+        index = _prepare(ctx, "Binary", binary, binary["id"])
+        await session.write("Binary", binary["id"], dumps(binary), "POST", index=index)
+
+
 async def matches(ctx: ServiceContext, session: Session, resource_type: str,
                   criteria: str) -> list[SearchRow]:
     """Up to two current resources matching a conditional interaction's criteria.
@@ -92,29 +116,37 @@ async def single_match(ctx: ServiceContext, session: Session, resource_type: str
 
 
 async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
-                 if_none_exist: str | None = None, id: str | None = None) -> WriteResult:
+                 if_none_exist: str | None = None, id: str | None = None,
+                 stored: bool = False) -> WriteResult:
     """The create interaction: a server-assigned id (a client's id is ignored, per spec).
 
     With ``if_none_exist`` (conditional create) an existing single match is returned
     as outcome ``found`` and nothing is written; several matches are a 412. ``id`` is
-    an id the server chose beforehand (transactions map fullUrls to it).
+    an id the server chose beforehand (transactions map fullUrls to it); ``stored``:
+    the server itself stored the content a Binary body names (a raw upload).
     """
     ctx.check_type(resource_type)
     new_id = id or str(uuid.uuid4())
+    text, binaries = (text, []) if stored else await _externalize(
+        ctx, resource_type, new_id, body, text)
     index = _prepare(ctx, resource_type, body, new_id)
-    if if_none_exist is None:
+    if if_none_exist is None and not binaries:
         return await ctx.repository.write(resource_type, new_id, text, "POST", index=index)
     async with ctx.repository.transaction() as s:
-        found = await single_match(ctx, s, resource_type, if_none_exist,
-                                    f"If-None-Exist {if_none_exist!r}")
-        if found is not None:
-            return WriteResult("found", found.version)
+        if if_none_exist is not None:
+            found = await single_match(ctx, s, resource_type, if_none_exist,
+                                        f"If-None-Exist {if_none_exist!r}")
+            if found is not None:
+                return WriteResult("found", found.version)
+        await _write_binaries(ctx, s, binaries)
         return await s.write(resource_type, new_id, text, "POST", index=index)
 
 
 async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, text: str,
-                 if_match: IfMatch, method: WriteMethod = "PUT") -> WriteResult:
-    """The update interaction; creates the resource when the id is new (update-as-create)."""
+                 if_match: IfMatch, method: WriteMethod = "PUT",
+                 stored: bool = False) -> WriteResult:
+    """The update interaction; creates the resource when the id is new (update-as-create).
+    ``stored`` as for :func:`create`."""
     ctx.check_type(resource_type)
     check_id_for_write(id)
     if not isinstance(body, dict):
@@ -123,9 +155,15 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
         raise BadRequest("the resource has no id; an update must carry the id of the URL")
     if body["id"] != id:
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
+    text, binaries = (text, []) if stored else await _externalize(
+        ctx, resource_type, id, body, text)
     index = _prepare(ctx, resource_type, body, id)
     version = await _expected(ctx, resource_type, id, if_match)
-    return await ctx.repository.write(resource_type, id, text, method, version, index)
+    if not binaries:
+        return await ctx.repository.write(resource_type, id, text, method, version, index)
+    async with ctx.repository.transaction() as s:
+        await _write_binaries(ctx, s, binaries)
+        return await s.write(resource_type, id, text, method, version, index)
 
 
 async def _expected(ctx: ServiceContext, resource_type: str, id: str,
