@@ -100,9 +100,10 @@ async def _pieces(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def _unfragment(value: Any) -> Any:
-    # Indenting needs real values: fragments hold stored JSON text.
+    # Indenting needs real values: fragments hold stored JSON text (which they do not
+    # expose, but give back when dumped).
     if isinstance(value, orjson.Fragment):
-        return orjson.loads(value.contents)
+        return orjson.loads(orjson.dumps(value))
     if isinstance(value, dict):
         return {k: _unfragment(v) for k, v in value.items()}
     if isinstance(value, list):

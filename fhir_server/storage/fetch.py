@@ -53,7 +53,7 @@ async def rows_within(conn: psycopg.AsyncConnection, statement: Fragment, limit:
     Everything up to the first batch goes in one round trip, and the batch that reaches
     ``limit`` goes with the cursor's close and the commit: a page of up to
     ``FIRST_ROWS`` rows costs one round trip, as a plain statement does."""
-    page = _Page(max_bytes, content)
+    page = PageRows(max_bytes, content)
     fetched = 0
     batch = min(limit, FIRST_ROWS)
     async with conn.pipeline(), conn.transaction():
@@ -78,7 +78,7 @@ async def rows_within(conn: psycopg.AsyncConnection, statement: Fragment, limit:
     return Fetched(page.rows, page.left)
 
 
-class _Page:
+class PageRows:
     """Rows kept so far within a byte budget."""
 
     def __init__(self, max_bytes: int, content: int) -> None:
