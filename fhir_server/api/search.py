@@ -34,6 +34,9 @@ def _entry(ctx: ServiceContext, base: str, row: SearchRow, mode: str,
         if request.elements and mode == "match":
             resource = subsetting.select_elements(resource, request.elements,
                                                   ctx.definitions)
+        # Back to JSON at once: a page's worth of parsed resources takes many times
+        # the memory of their text.
+        resource = orjson.Fragment(orjson.dumps(resource))
     else:
         resource = orjson.Fragment(version.content)
     return {"fullUrl": f"{base}/{version.resource_type}/{version.id}", "resource": resource,
@@ -59,11 +62,12 @@ def searchset(ctx: ServiceContext, base: str, path: str,
     entries += [_entry(ctx, base, row, "include", result) for row in result.includes]
     notes = [f"parameter {name!r} was ignored: {why}" for name, why in result.request.ignored]
     notes += result.warnings
-    if notes:
-        entries.append({"resource": {
-            "resourceType": "OperationOutcome",
-            "issue": [outcome("warning", "not-supported", n)["issue"][0] for n in notes]},
-            "search": {"mode": "outcome"}})
+    issues = [outcome("warning", "not-supported", n)["issue"][0] for n in notes]
+    issues += [outcome("information", "informational", n)["issue"][0]
+               for n in result.information]
+    if issues:
+        entries.append({"resource": {"resourceType": "OperationOutcome", "issue": issues},
+                        "search": {"mode": "outcome"}})
     if entries:
         out["entry"] = entries
     return out

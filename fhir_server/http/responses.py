@@ -1,11 +1,13 @@
 """FHIR answers on the wire: negotiation of the media type, and a FhirResponse rendered
-as an HTTP response (stored JSON sent as it is). Errors become FhirResponses in one
-place (``api.messages.error_response``), whether the router or the HTTP layer met them."""
+as an HTTP response (stored JSON sent as it is; a Bundle a few entries at a time, never
+whole). Errors become FhirResponses in one place (``api.messages.error_response``),
+whether the router or the HTTP layer met them."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +25,9 @@ from fhir_server.errors import FhirError
 log = logging.getLogger(__name__)
 
 _TRUE = ("true", "1", "yes")
+#: A Bundle goes out in pieces of about this size (an entry is never split), so its
+#: whole JSON is never in memory; a smaller one goes out whole, with a Content-Length.
+CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,51 @@ def render(payload: Any, pretty: bool) -> bytes:
     return orjson.dumps(payload)
 
 
+def bundle_chunks(bundle: dict[str, Any], pretty: bool) -> Iterator[bytes]:
+    """The JSON of a Bundle whose last member is a non-empty ``entry`` (as ``render``
+    gives it, byte for byte), in pieces of about ``CHUNK_BYTES``."""
+    head = render({k: v for k, v in bundle.items() if k != "entry"}, pretty)
+    if pretty:
+        # An entry is indented two levels deeper than alone: its newlines are shifted (a
+        # JSON string never holds a raw newline).
+        piece = [head[:-2], b',\n  "entry": [\n    ']
+        separator, close, indent = b",\n    ", b"\n  ]\n}", b"\n    "
+    else:
+        piece = [head[:-1], b',"entry":[']
+        separator, close, indent = b",", b"]}", b""
+    size = 0
+    for number, entry in enumerate(bundle["entry"]):
+        data = render(entry, pretty)
+        if indent:
+            data = data.replace(b"\n", indent)
+        if number:
+            piece.append(separator)
+        piece.append(data)
+        size += len(data)
+        if size >= CHUNK_BYTES:
+            yield b"".join(piece)
+            piece, size = [], 0
+    piece.append(close)
+    yield b"".join(piece)
+
+
+def _streamed(body: Any) -> bool:
+    """Whether ``body`` is sent with ``bundle_chunks``: a Bundle ending in its entries."""
+    return (isinstance(body, dict) and len(body) > 1 and body.get("resourceType") == "Bundle"
+            and isinstance(body.get("entry"), list) and bool(body["entry"])
+            and next(reversed(body)) == "entry")
+
+
+async def _pieces(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
 def _unfragment(value: Any) -> Any:
-    # Indenting needs real values: fragments hold stored JSON text.
+    # Indenting needs real values: fragments hold stored JSON text (which they do not
+    # expose, but give back when dumped).
     if isinstance(value, orjson.Fragment):
-        return orjson.loads(value.contents)
+        return orjson.loads(orjson.dumps(value))
     if isinstance(value, dict):
         return {k: _unfragment(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -82,11 +128,19 @@ def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Respo
     body = answer.body if answer.body is not None else answer.outcome
     if body is None:
         return Response(status_code=answer.status, headers=headers)
+    media_type = f"{neg.media_type}; charset=utf-8"
     if isinstance(body, str):  # stored JSON text: sent as it is unless indented
         data = render(orjson.loads(body), True) if neg.pretty else body.encode()
+    elif _streamed(body):
+        pieces = bundle_chunks(body, neg.pretty)
+        data = next(pieces)
+        second = next(pieces, None)
+        if second is not None:
+            return StreamingResponse(_pieces(itertools.chain([data, second], pieces)),
+                                     answer.status, headers, media_type=media_type)
     else:
         data = render(body, neg.pretty)
-    return Response(data, answer.status, headers, media_type=f"{neg.media_type}; charset=utf-8")
+    return Response(data, answer.status, headers, media_type=media_type)
 
 
 def error_response(request: Request, exc: FhirError) -> Response:

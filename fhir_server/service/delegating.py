@@ -70,10 +70,11 @@ class Delegating(Generic[InnerT]):
         await self._before_observing()
         return await self._inner.history(query)
 
-    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+    async def search(self, request: SearchRequest, count: int,
+                     max_bytes: int | None = None) -> SearchPage:
         """A page of matches, from ``inner``."""
         await self._before_observing()
-        return await self._inner.search(request, count)
+        return await self._inner.search(request, count, max_bytes)
 
     async def count(self, request: SearchRequest) -> int:
         """The number of matches, from ``inner``."""
@@ -86,16 +87,17 @@ class Delegating(Generic[InnerT]):
         return await self._inner.estimate(request)
 
     async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
-                      target_type: str | None, limit: int) -> list[SearchRow]:
+                      target_type: str | None, limit: int,
+                      max_bytes: int | None = None) -> list[SearchRow]:
         """``_include`` targets, from ``inner``."""
         await self._before_observing()
-        return await self._inner.include(sources, params, target_type, limit)
+        return await self._inner.include(sources, params, target_type, limit, max_bytes)
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
-                         limit: int) -> list[SearchRow]:
+                         limit: int, max_bytes: int | None = None) -> list[SearchRow]:
         """``_revinclude`` sources, from ``inner``."""
         await self._before_observing()
-        return await self._inner.revinclude(targets, params, limit)
+        return await self._inner.revinclude(targets, params, limit, max_bytes)
 
 
 class DelegatingSession(Delegating[SessionT]):

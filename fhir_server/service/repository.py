@@ -47,13 +47,24 @@ class SearchRow:
     version: StoredVersion
 
 
+def content_bytes(content: str | None) -> int:
+    """The size in bytes of a stored resource's JSON text (as UTF-8 on the wire)."""
+    if content is None:
+        return 0
+    return len(content) if content.isascii() else len(content.encode())
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    """One page of matches, with the opaque positions of the next and previous pages."""
+    """One page of matches, with the opaque positions of the next and previous pages.
+
+    ``cut`` says the page holds fewer rows than asked because the next row's JSON would
+    have passed the byte budget (the next cursor continues right after the last row)."""
 
     rows: list[SearchRow]
     next_cursor: str | None = None
     previous_cursor: str | None = None
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +87,20 @@ class HistoryQuery:
     at: tuple[datetime, datetime] | None = None
     #: the opaque position of a next link: continue after it, newest first
     cursor: str | None = None
+    #: most bytes of stored JSON the page holds (None: no limit); a page holds at least
+    #: one version, however large
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    """One page of history, newest first, with the position of the next page if any."""
+    """One page of history, newest first, with the position of the next page if any
+    (``cut``: fewer than ``count`` entries, as the next would have passed ``max_bytes``)."""
 
     entries: list[StoredVersion]
     next_cursor: str | None
     total: int | None = None
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,9 +211,11 @@ class Store(Protocol):
         """A page of history entries, newest first."""
         ...
 
-    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+    async def search(self, request: SearchRequest, count: int,
+                     max_bytes: int | None = None) -> SearchPage:
         """A page of up to ``count`` matches, after ``request.cursor`` when it is set
-        (BadRequest for a cursor that is not one of this search's)."""
+        (BadRequest for a cursor that is not one of this search's), holding at most
+        ``max_bytes`` of stored JSON but never less than one match (``SearchPage.cut``)."""
         ...
 
     async def count(self, request: SearchRequest) -> int:
@@ -209,13 +227,17 @@ class Store(Protocol):
         ...
 
     async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
-                      target_type: str | None, limit: int) -> list[SearchRow]:
-        """Resources that ``sources`` refer to through the reference ``params``."""
+                      target_type: str | None, limit: int,
+                      max_bytes: int | None = None) -> list[SearchRow]:
+        """Resources that ``sources`` refer to through the reference ``params``: at most
+        ``limit``, and those within ``max_bytes`` of stored JSON plus the first one past
+        it (so the caller can tell something was left out)."""
         ...
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
-                         limit: int) -> list[SearchRow]:
-        """Resources referring to ``targets`` through the reference ``params``."""
+                         limit: int, max_bytes: int | None = None) -> list[SearchRow]:
+        """Resources referring to ``targets`` through the reference ``params`` (``limit``
+        and ``max_bytes`` as for ``include``)."""
         ...
 
 

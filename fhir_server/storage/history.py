@@ -4,14 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
-from fhir_server.service.repository import HistoryQuery
+from fhir_server.service.repository import HistoryPage, HistoryQuery, StoredVersion
 from fhir_server.storage import cursor
+from fhir_server.storage.errors import translated
+from fhir_server.storage.fetch import rows_within
 from fhir_server.storage.sql.common import Fragment
 
 #: The SQL types of a history position: (last_updated, then the hid).
 POSITION_TYPES = ("timestamptz",)
+#: where the stored JSON is in a row of the page statement
+_CONTENT = 5
+
+
+async def history_page(conn: psycopg.AsyncConnection, query: HistoryQuery,
+                       visible: Fragment | None) -> HistoryPage:
+    """A page of versions, newest first, by keyset on (last_updated, hid), within
+    ``query.max_bytes`` of stored JSON (fetched in batches then)."""
+    stmt, params, count_stmt = history_statement(query, visible)
+    total: int | None = None
+    cut = False
+    with translated():
+        if query.max_bytes is None:
+            cur = await conn.execute(sql.Composed([stmt]), [*params, query.count + 1])
+            rows = await cur.fetchall()
+        else:
+            got = await rows_within(conn, (stmt, [*params, query.count + 1]),
+                                    query.count + 1, _CONTENT, query.max_bytes)
+            rows, cut = got.rows, got.left is not None
+        if count_stmt is not None:
+            # Counting happens only on the first page, whose params have no cursor.
+            cur = await conn.execute(sql.Composed([count_stmt]), params)
+            count_row = await cur.fetchone()
+            total = int(count_row[0]) if count_row else 0
+    next_cursor: str | None = None
+    if cut or len(rows) > query.count:
+        rows = rows[: query.count]
+        next_cursor = cursor.encode([rows[-1][3], rows[-1][6]])
+    entries = [
+        StoredVersion(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4], bool(r[7]))
+        for r in rows
+    ]
+    return HistoryPage(entries, next_cursor, total, cut)
 
 
 def history_statement(query: HistoryQuery, visible: Fragment | None = None

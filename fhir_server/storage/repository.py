@@ -38,7 +38,8 @@ from fhir_server.service.repository import (
 from fhir_server.storage import cursor, migrate, migration_files
 from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import CREATED_CONCURRENTLY, translated
-from fhir_server.storage.history import history_statement
+from fhir_server.storage.fetch import Fetched, rows_within
+from fhir_server.storage.history import history_page
 from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.scope import admitted_statement, scoped_statement, visible
 from fhir_server.storage.sql import statements
@@ -53,6 +54,8 @@ _VREAD = sql.SQL(
     "SELECT version_id, last_updated, method = 'DELETE', content::text, method"
     " FROM resource_history h WHERE resource_type = %s AND id = %s AND version_id = %s"
 )
+#: where the stored JSON is in a row of ``statements.ROW``
+_ROW_CONTENT = 5
 _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome, content"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, %s::jsonb)"
@@ -160,26 +163,8 @@ class PgSession:
         return WriteResult(outcome, version)
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
-        """A page of versions, newest first, by keyset on (last_updated, hid)."""
-        stmt, params, count_stmt = history_statement(query, visible(self._scope))
-        total: int | None = None
-        with translated():
-            cur = await self._conn.execute(sql.Composed([stmt]), [*params, query.count + 1])
-            rows = await cur.fetchall()
-            if count_stmt is not None:
-                # Counting happens only on the first page, whose params have no cursor.
-                cur = await self._conn.execute(sql.Composed([count_stmt]), params)
-                count_row = await cur.fetchone()
-                total = int(count_row[0]) if count_row else 0
-        next_cursor: str | None = None
-        if len(rows) > query.count:
-            rows = rows[: query.count]
-            next_cursor = cursor.encode([rows[-1][3], rows[-1][6]])
-        entries = [
-            StoredVersion(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4], bool(r[7]))
-            for r in rows
-        ]
-        return HistoryPage(entries, next_cursor, total)
+        """A page of versions, newest first, within ``query.max_bytes`` of stored JSON."""
+        return await history_page(self._conn, query, visible(self._scope))
 
     async def _fetch(self, statement: Fragment) -> list[tuple[Any, ...]]:
         """Run a search statement under the search time limit and with custom plans.
@@ -190,7 +175,7 @@ class PgSession:
         pipelined, so they cost no extra round trip; reads keep their cached plans.
         """
         query = sql.Composed([statement[0]])
-        timeout = f"{self._search_timeout_ms}ms" if self._search_timeout_ms else None
+        timeout = self._search_timeout
         with translated():
             async with self._conn.pipeline(), self._conn.transaction():
                 await self._conn.execute(
@@ -200,8 +185,22 @@ class PgSession:
                 cur = await self._conn.execute(query, statement[1])
             return list(await cur.fetchall())
 
-    async def search(self, request: SearchRequest, count: int) -> SearchPage:
-        """A page of matches, by keyset on the sort keys and rid."""
+    @property
+    def _search_timeout(self) -> str | None:
+        return f"{self._search_timeout_ms}ms" if self._search_timeout_ms else None
+
+    async def _fetch_within(self, statement: Fragment, limit: int,
+                            max_bytes: int | None) -> Fetched:
+        """``_fetch``, keeping the rows within ``max_bytes`` (all with None)."""
+        if max_bytes is None:
+            return Fetched(await self._fetch(statement), None)
+        with translated():
+            return await rows_within(self._conn, statement, limit, _ROW_CONTENT, max_bytes,
+                                     self._search_timeout)
+
+    async def search(self, request: SearchRequest, count: int,
+                     max_bytes: int | None = None) -> SearchPage:
+        """A page of matches, by keyset on the sort keys and rid, within ``max_bytes``."""
         query = Compiler(self._scope).compile(request)
         position: list[Any] | None = None
         backwards = False
@@ -209,9 +208,12 @@ class PgSession:
             position, backwards = cursor.decode(request.cursor,
                                                 [k.sql_type for k in query.sort])
         width = len(query.sort)
-        fetched = await self._fetch(statements.page(query, count + 1, position, backwards))
-        more = len(fetched) > count
-        fetched = fetched[:count]
+        got = await self._fetch_within(statements.page(query, count + 1, position, backwards),
+                                       count + 1, max_bytes)
+        cut = got.left is not None
+        # A row left out for its size is there for the next page, as one past ``count``.
+        more = cut or len(got.rows) > count
+        fetched = got.rows[:count]
         if backwards:
             fetched.reverse()
         rows = [_row(r) for r in fetched]
@@ -221,9 +223,9 @@ class PgSession:
         last = cursor.encode([*fetched[-1][6:6 + width], fetched[-1][0]], False)
         if backwards:
             # Paging back: there is a later page (we came from it); an earlier one if more.
-            return SearchPage(rows, last, first if more else None)
+            return SearchPage(rows, last, first if more else None, cut)
         return SearchPage(rows, last if more else None,
-                          first if position is not None else None)
+                          first if position is not None else None, cut)
 
     async def count(self, request: SearchRequest) -> int:
         """The exact number of matches."""
@@ -238,24 +240,27 @@ class PgSession:
         return int(plan[0]["Plan"]["Plan Rows"])
 
     async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
-                      target_type: str | None, limit: int) -> list[SearchRow]:
-        """Resources the given ones refer to through ``params``."""
+                      target_type: str | None, limit: int,
+                      max_bytes: int | None = None) -> list[SearchRow]:
+        """Resources the given ones refer to through ``params`` (within ``max_bytes``,
+        and the first past it)."""
         if not sources or not params:
             return []
-        rows = await self._fetch(statements.include_forward(
+        got = await self._fetch_within(statements.include_forward(
             [s.rid for s in sources], [p.p for p in params], target_type, limit,
-            visible(self._scope)))
-        return [_row(r) for r in rows]
+            visible(self._scope)), limit, max_bytes)
+        return [_row(r) for r in got.rows + ([got.left] if got.left else [])]
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
-                         limit: int) -> list[SearchRow]:
-        """Resources referring to the given ones through ``params``."""
+                         limit: int, max_bytes: int | None = None) -> list[SearchRow]:
+        """Resources referring to the given ones through ``params`` (within
+        ``max_bytes``, and the first past it)."""
         if not targets or not params:
             return []
-        rows = await self._fetch(statements.include_reverse(
+        got = await self._fetch_within(statements.include_reverse(
             [(t.version.resource_type, t.version.id) for t in targets],
-            [p.p for p in params], limit, visible(self._scope)))
-        return [_row(r) for r in rows]
+            [p.p for p in params], limit, visible(self._scope)), limit, max_bytes)
+        return [_row(r) for r in got.rows + ([got.left] if got.left else [])]
 
     async def lock(self, *key: str) -> None:
         """A transaction-scoped advisory lock on ``key`` (conditional interactions)."""
@@ -340,10 +345,11 @@ class PgRepository:
         async with self._session(search=True) as s:
             return await s.history(query)
 
-    async def search(self, request: SearchRequest, count: int) -> SearchPage:
+    async def search(self, request: SearchRequest, count: int,
+                     max_bytes: int | None = None) -> SearchPage:
         """A page of matches."""
         async with self._session(search=True) as s:
-            return await s.search(request, count)
+            return await s.search(request, count, max_bytes)
 
     async def count(self, request: SearchRequest) -> int:
         """The exact number of matches."""
@@ -356,16 +362,17 @@ class PgRepository:
             return await s.estimate(request)
 
     async def include(self, sources: Sequence[SearchRow], params: Sequence[SearchParam],
-                      target_type: str | None, limit: int) -> list[SearchRow]:
+                      target_type: str | None, limit: int,
+                      max_bytes: int | None = None) -> list[SearchRow]:
         """Resources the given ones refer to."""
         async with self._session(search=True) as s:
-            return await s.include(sources, params, target_type, limit)
+            return await s.include(sources, params, target_type, limit, max_bytes)
 
     async def revinclude(self, targets: Sequence[SearchRow], params: Sequence[SearchParam],
-                         limit: int) -> list[SearchRow]:
+                         limit: int, max_bytes: int | None = None) -> list[SearchRow]:
         """Resources referring to the given ones."""
         async with self._session(search=True) as s:
-            return await s.revinclude(targets, params, limit)
+            return await s.revinclude(targets, params, limit, max_bytes)
 
     async def readiness(self) -> Readiness:
         """A round trip, then the applied migrations compared with the shipped files."""
