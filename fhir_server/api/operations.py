@@ -1,4 +1,5 @@
-"""Operations: ``$reindex`` (system and per type) and the status of background jobs."""
+"""Operations: ``$reindex`` (system and per type), the status of background jobs and
+their cancellation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from fhir_server.api.headers import instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
-from fhir_server.errors import NotFound, ServiceUnavailable
+from fhir_server.errors import Conflict, NotFound, ServiceUnavailable
 from fhir_server.service import reindex
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import Job, JobStore
@@ -35,7 +36,9 @@ def _jobs(ctx: ServiceContext) -> JobStore:
 
 
 async def _start(ctx: ServiceContext, resource_type: str | None) -> FhirResponse:
-    job = await reindex.start(ctx, _jobs(ctx), resource_type)
+    # A job already active for the scope is answered like a new one (as HAPI answers a
+    # repeated bulk export): the client follows its Content-Location either way.
+    job = (await reindex.start(ctx, _jobs(ctx), resource_type)).job
     return FhirResponse(202, _parameters(job),
                         headers={"Content-Location": f"{ctx.base_url}/_jobs/{job.id}"})
 
@@ -50,11 +53,30 @@ async def reindex_type(request: FhirRequest, ctx: ServiceContext) -> FhirRespons
     return await _start(ctx, request.params["resource_type"])
 
 
+def _job_id(request: FhirRequest) -> int:
+    """The path's job id; NotFound when it cannot name one."""
+    job_id = request.params["job_id"]
+    if not (job_id.isascii() and job_id.isdigit() and len(job_id) < 19):
+        raise NotFound(f"there is no job {job_id}")
+    return int(job_id)
+
+
 async def job_status(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """A background job's progress, as Parameters."""
-    job_id = request.params["job_id"]
-    job = await _jobs(ctx).get(int(job_id)) if job_id.isascii() and job_id.isdigit() \
-        and len(job_id) < 19 else None
+    job = await _jobs(ctx).get(_job_id(request))
     if job is None:
-        raise NotFound(f"there is no job {job_id}")
+        raise NotFound(f"there is no job {request.params['job_id']}")
     return FhirResponse(200, _parameters(job))
+
+
+async def cancel_job(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """Cancel a queued or running job: 202 with its status, ``cancelled`` (as the Bulk
+    Data IG answers a DELETE of a status URL; again for one already cancelled). A job
+    that has ended otherwise cannot be: 409."""
+    job = await _jobs(ctx).cancel(_job_id(request))
+    if job is None:
+        raise NotFound(f"there is no job {request.params['job_id']}")
+    if job.status != "cancelled":
+        raise Conflict(f"job {job.id} has already ended ({job.status}): there is nothing "
+                       "to cancel")
+    return FhirResponse(202, _parameters(job))

@@ -51,6 +51,10 @@ _PERMISSIONS = {
     "create": "c", "update": "u", "patch": "u", "conditional-update": "u",
     "conditional-patch": "u", "delete": "d", "conditional-delete": "d",
 }
+#: Types whose resources configure the server for every caller (a SearchParameter is
+#: evaluated on every write of its base types): changing one needs the admin scope.
+OPERATOR_TYPES = frozenset({"SearchParameter"})
+_CHANGES = frozenset("cud")
 
 
 @dataclass(frozen=True)
@@ -257,15 +261,27 @@ class Router:
         return await route.handler(request, ctx)
 
 
+def permission(route: Route, params: dict[str, str]) -> str:
+    """What the caller needs for ``route`` on these path parameters: the route's own
+    permission, but ADMIN to change a resource of the OPERATOR_TYPES (HTTP and Bundle
+    entries alike: both are authorized here)."""
+    needed = route.permission
+    if needed in _CHANGES and params.get("resource_type") in OPERATOR_TYPES:
+        return ADMIN
+    return needed
+
+
 def _authorize(route: Route, params: dict[str, str], scope: AccessScope) -> None:
     """Forbidden unless the caller's scope allows ``route`` (what it may then see or
     change is the storage's business)."""
-    needed = route.permission
+    needed = permission(route, params)
     if needed in (PUBLIC, SIGNED_IN):
         return
     if needed == ADMIN:
         if not scope.admin:
-            raise Forbidden(f"{route.template} needs the admin scope (system/*.*)")
+            what = (f"{route.interaction} of a {params['resource_type']}"
+                    if route.access is None else route.template)
+            raise Forbidden(f"{what} needs the admin scope (system/*.*)")
         return
     resource_type = params.get("resource_type") or route.resource_type
     if not scope.permits(needed, resource_type):

@@ -35,12 +35,16 @@ REINDEX = Operation(
     "Rebuilds the search index of every resource (or of one type) in the background, "
     "with the search parameters of the moment (API-defined SearchParameters become "
     "searchable when it finishes). Answers 202 with Content-Location: the job's status "
-    "URL, [base]/_jobs/[id], whose GET reports progress as Parameters.",
+    "URL, [base]/_jobs/[id], whose GET reports progress as Parameters and whose DELETE "
+    "cancels the job. One job per scope (every type, or one type) is queued or running "
+    "at a time: while one is, asking again answers 202 with that job's Content-Location "
+    "(409 when it is running and does not build a SearchParameter stored after it "
+    "started). Needs the admin scope (system/*.*).",
     affects_state=True,
     parameters=(
         OperationParameter("job", "out", "string", 1, "1", "the job's id"),
         OperationParameter("status", "out", "code", 1, "1",
-                           "queued | running | done | failed"),
+                           "queued | running | done | failed | cancelled"),
         OperationParameter("processed", "out", "integer", 1, "1",
                            "resources reindexed so far"),
         OperationParameter("total", "out", "integer", 0, "1",
@@ -83,6 +87,8 @@ ROUTES: tuple[Route, ...] = (
           access=ADMIN),
     Route("GET", "_jobs/{job_id}", "operation", operations.job_status,
           "The progress of a background job", access=ADMIN),
+    Route("DELETE", "_jobs/{job_id}", "operation", operations.cancel_job,
+          "Cancel a queued or running background job", access=ADMIN),
     Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
           "Read an OperationDefinition (this server's own operations included)",
           access=SIGNED_IN),

@@ -129,25 +129,23 @@ async def _referenced(ctx: ServiceContext, query: EverythingQuery,
                       page: EverythingPage) -> None:
     """Add the resources outside the compartment that the page's matches refer to."""
     members = set(compartments.member_types(ctx, "Patient"))
-    limit = ctx.settings.max_includes
-    by_type: dict[str, list[SearchRow]] = {}
-    for row in page.matches:
-        by_type.setdefault(row.version.resource_type, []).append(row)
-    seen: set[int] = {row.rid for row in page.matches}
     registry = ctx.search.registry
-    for source, rows in by_type.items():
-        params = [p for p in registry.params(source).values() if p.type == "reference"]
-        for row in await ctx.repository.include(rows, params, None, limit + 1):
-            rtype = row.version.resource_type
-            if rtype in members or row.rid in seen:
-                continue
-            if query.types and rtype not in query.types:
-                continue
-            if query.since is not None and row.version.last_updated < query.since:
-                continue
-            if len(page.includes) >= limit:
-                page.warnings.append(f"referenced resources were limited to {limit} "
-                                     "(MAX_INCLUDES) on this page; ask for a smaller _count")
-                return
-            seen.add(row.rid)
-            page.includes.append(row)
+    # One statement for the whole page (index keys are per type); only the parameters
+    # that can point outside the compartment (not Observation.encounter, ...).
+    params = [p for rtype in {row.version.resource_type for row in page.matches}
+              for p in registry.params(rtype).values()
+              if p.type == "reference" and (not p.targets or set(p.targets) - members)]
+    limit = ctx.settings.max_includes
+    seen: set[int] = {row.rid for row in page.matches}
+    for row in await ctx.repository.include(page.matches, params, None, limit + len(seen)):
+        rtype = row.version.resource_type
+        if rtype in members or row.rid in seen or (query.types and rtype not in query.types):
+            continue
+        if query.since is not None and row.version.last_updated < query.since:
+            continue
+        if len(page.includes) >= limit:
+            page.warnings.append(f"referenced resources were limited to {limit} "
+                                 "(MAX_INCLUDES) on this page; ask for a smaller _count")
+            return
+        seen.add(row.rid)
+        page.includes.append(row)

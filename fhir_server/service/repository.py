@@ -103,12 +103,30 @@ class Job:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class JobStart:
+    """What starting a job found: a job queued now, or the active one of its scope."""
+
+    job: Job
+    created: bool
+    #: of the custom parameters asked to be built, those the active (running) job
+    #: does not build: it read the registry before they were stored
+    unbuilt: tuple[str, ...] = ()
+
+
 class JobStore(Protocol):
     """Background job rows and the resource scans that reindexing needs."""
 
-    async def create(self, kind: str, params: dict[str, Any], total: int,
-                     building_urls: list[str]) -> Job:
-        """Queue a job; the custom parameters it will complete are marked building."""
+    async def start(self, kind: str, scope: str, params: dict[str, Any],
+                    resource_types: list[str] | None, building_urls: list[str]
+                    ) -> JobStart:
+        """Queue a job over ``resource_types`` (its total counted), unless one of the
+        same kind and scope is queued or running: then that one. The custom parameters
+        the job will complete are marked building (on an active job: if still queued)."""
+        ...
+
+    async def cancel(self, job_id: int) -> Job | None:
+        """Cancel a queued or running job; the job as it is then (None: unknown)."""
         ...
 
     async def get(self, job_id: int) -> Job | None:
@@ -117,10 +135,6 @@ class JobStore(Protocol):
 
     async def claim(self, kind: str, lease_seconds: float) -> Job | None:
         """Take the oldest queued job, or a running one whose lease expired."""
-        ...
-
-    async def count(self, resource_types: list[str] | None) -> int:
-        """Current resources of the given types (all when None)."""
         ...
 
     async def batch(self, after: int, resource_types: list[str] | None,
@@ -134,7 +148,7 @@ class JobStore(Protocol):
         ...
 
     async def finish(self, job_id: int, status: str, error: str | None = None) -> None:
-        """End a job."""
+        """End a running job (a cancelled one stays cancelled)."""
         ...
 
     async def custom_parameters(self) -> list[tuple[dict[str, Any], str]]:

@@ -20,6 +20,7 @@ from fhir_server.service import search as search_service
 from fhir_server.service.context import ServiceContext, check_id_for_write, valid_id
 from fhir_server.service.delegating import SessionRepository
 from fhir_server.service.repository import SearchRow, Session, WriteMethod, WriteResult
+from fhir_server.service.search_parameters import check_costs
 
 
 def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> IndexRows:
@@ -43,6 +44,8 @@ def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> Ind
         meta.pop("lastUpdated", None)
         if not meta:
             del body["meta"]
+    if resource_type == "SearchParameter":  # evaluated on every write from now on
+        check_costs(ctx.settings, body)
     ctx.validator.validate(body)
     return ctx.search.indexer.rows(body, ctx.bases)
 

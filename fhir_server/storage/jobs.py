@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from fhir_server.service.repository import Job
+from fhir_server.errors import Conflict
+from fhir_server.service.repository import Job, JobStart
 from fhir_server.storage.errors import translated
 from fhir_server.storage.repository import dump_index
 
@@ -17,8 +18,41 @@ _COLUMNS = sql.SQL("id, kind, params, status, cursor, processed, total, error, c
                    " updated_at")
 
 
+#: how often a start looks again when the active job it found is gone the next moment
+_START_ATTEMPTS = 3
+
+
 def _job(row: tuple[Any, ...] | None) -> Job | None:
     return None if row is None else Job(*row)
+
+
+async def _active(conn: AsyncConnection[Any], kind: str, scope: str) -> Job | None:
+    """The queued or running job of ``kind`` and ``scope``, locked, or None."""
+    cur = await conn.execute(sql.SQL(
+        "SELECT {} FROM job WHERE kind = %s AND scope = %s AND status IN ('queued',"
+        " 'running') FOR UPDATE").format(_COLUMNS), (kind, scope))
+    return _job(await cur.fetchone())
+
+
+async def _count(conn: AsyncConnection[Any], resource_types: list[str] | None) -> int:
+    """Current resources of the given types (all when None)."""
+    if resource_types is None:
+        cur = await conn.execute("SELECT count(*) FROM resource WHERE NOT deleted")
+    else:
+        cur = await conn.execute("SELECT count(*) FROM resource WHERE NOT deleted"
+                                 " AND resource_type = ANY(%s)", (resource_types,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _mark_building(conn: AsyncConnection[Any], job_id: int, urls: list[str]) -> None:
+    """The custom parameters ``urls`` are being built by job ``job_id``."""
+    for url in urls:
+        await conn.execute(
+            "INSERT INTO search_param_state (url, status, job_id) VALUES"
+            " (%s, 'building', %s) ON CONFLICT (url) DO UPDATE SET"
+            " status = 'building', job_id = excluded.job_id, updated_at = now()",
+            (url, job_id))
 
 
 class PgJobs:
@@ -27,23 +61,60 @@ class PgJobs:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def create(self, kind: str, params: dict[str, Any], total: int,
-                     building_urls: list[str]) -> Job:
-        """Queue a job; the custom parameters it will complete are marked building."""
+    async def start(self, kind: str, scope: str, params: dict[str, Any],
+                    resource_types: list[str] | None, building_urls: list[str]
+                    ) -> JobStart:
+        """Queue a job unless one of its kind and scope is active (then: that one).
+
+        The partial unique index of V10 decides between concurrent starts (any number
+        of workers and replicas): the loser's insert does nothing and it finds the
+        winner's job. The active job is locked while it is looked at, so a queued one
+        is not claimed before the parameters it is to build are marked."""
         with translated():
             async with self._pool.connection() as conn, conn.transaction():
+                for _ in range(_START_ATTEMPTS):
+                    job = await _active(conn, kind, scope)
+                    created = False
+                    if job is None:
+                        total = await _count(conn, resource_types)
+                        cur = await conn.execute(sql.SQL(
+                            "INSERT INTO job (kind, scope, params, total)"
+                            " VALUES (%s, %s, %s, %s) ON CONFLICT (kind, scope)"
+                            " WHERE status IN ('queued', 'running') AND scope IS NOT NULL"
+                            " DO NOTHING RETURNING {}").format(_COLUMNS),
+                            (kind, scope, Jsonb(params), total))
+                        job = _job(await cur.fetchone())
+                        created = job is not None
+                        # Lost the race: the winner's job is committed by now.
+                        job = job or await _active(conn, kind, scope)
+                    if job is not None:
+                        break
+                else:  # the active job ended each time before it could be read
+                    raise Conflict(f"another {kind} job of {scope} started and ended "
+                                   "meanwhile; try again")
+                if created or job.status == "queued":
+                    await _mark_building(conn, job.id, building_urls)
+                    return JobStart(job, created)
+                cur = await conn.execute(
+                    "SELECT url FROM search_param_state WHERE job_id = %s", (job.id,))
+                built = {str(r[0]) for r in await cur.fetchall()}
+                return JobStart(job, False, tuple(u for u in building_urls if u not in built))
+
+    async def cancel(self, job_id: int) -> Job | None:
+        """Cancel a queued or running job (its worker sees it at its next batch); the
+        job as it is then: cancelled, or as it had ended; None when unknown."""
+        with translated():
+            async with self._pool.connection() as conn:
                 cur = await conn.execute(sql.SQL(
-                    "INSERT INTO job (kind, params, total) VALUES (%s, %s, %s) RETURNING {}"
-                ).format(_COLUMNS), (kind, Jsonb(params), total))
+                    "UPDATE job SET status = 'cancelled', lease_until = NULL,"
+                    " updated_at = now() WHERE id = %s AND status IN ('queued', 'running')"
+                    " RETURNING {}").format(_COLUMNS), (job_id,))
                 job = _job(await cur.fetchone())
-                assert job is not None
-                for url in building_urls:
-                    await conn.execute(
-                        "INSERT INTO search_param_state (url, status, job_id) VALUES"
-                        " (%s, 'building', %s) ON CONFLICT (url) DO UPDATE SET"
-                        " status = 'building', job_id = excluded.job_id, updated_at = now()",
-                        (url, job.id))
-        return job
+                if job is not None:
+                    return job
+                cur = await conn.execute(sql.SQL("SELECT {} FROM job WHERE id = %s").format(
+                    _COLUMNS), (job_id,))
+                return _job(await cur.fetchone())
 
     async def get(self, job_id: int) -> Job | None:
         """One job, or None."""
@@ -65,19 +136,6 @@ class PgJobs:
                     " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING {}").format(_COLUMNS),
                     (lease_seconds, kind))
                 return _job(await cur.fetchone())
-
-    async def count(self, resource_types: list[str] | None) -> int:
-        """Current resources of the given types (all when None)."""
-        with translated():
-            async with self._pool.connection() as conn:
-                if resource_types is None:
-                    cur = await conn.execute("SELECT count(*) FROM resource WHERE NOT deleted")
-                else:
-                    cur = await conn.execute(
-                        "SELECT count(*) FROM resource WHERE NOT deleted"
-                        " AND resource_type = ANY(%s)", (resource_types,))
-                row = await cur.fetchone()
-                return int(row[0]) if row else 0
 
     async def batch(self, after: int, resource_types: list[str] | None,
                     limit: int) -> list[tuple[int, str]]:
@@ -119,13 +177,15 @@ class PgJobs:
         return True
 
     async def finish(self, job_id: int, status: str, error: str | None = None) -> None:
-        """End a job; a finished reindex activates the parameters it was building."""
+        """End a running job; a finished reindex activates the parameters it was
+        building. A job cancelled meanwhile stays cancelled."""
         with translated():
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(
+                cur = await conn.execute(
                     "UPDATE job SET status = %s, error = %s, updated_at = now(),"
-                    " lease_until = NULL WHERE id = %s", (status, error, job_id))
-                if status == "done":
+                    " lease_until = NULL WHERE id = %s AND status = 'running'",
+                    (status, error, job_id))
+                if status == "done" and cur.rowcount:
                     await conn.execute(
                         "UPDATE search_param_state SET status = 'active', updated_at = now()"
                         " WHERE job_id = %s", (job_id,))

@@ -74,3 +74,25 @@ def test_every_route_names_what_the_caller_needs() -> None:
     bare = Route("POST", "$x", "operation", _noop, "an operation without its access")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must name its access"):
         Router([bare])
+
+
+@pytest.mark.parametrize(("method", "path", "needed"), [
+    ("POST", "SearchParameter", "admin"),
+    ("PUT", "SearchParameter", "admin"),  # conditional update
+    ("PATCH", "SearchParameter", "admin"),
+    ("DELETE", "SearchParameter", "admin"),
+    ("PUT", "SearchParameter/sp-1", "admin"),
+    ("PATCH", "SearchParameter/sp-1", "admin"),
+    ("DELETE", "SearchParameter/sp-1", "admin"),
+    ("GET", "SearchParameter/sp-1", "r"),
+    ("GET", "SearchParameter", "s"),
+    ("POST", "SearchParameter/_search", "s"),
+    ("PUT", "Patient/p-1", "u"),
+    ("DELETE", "_jobs/1", "admin"),
+])
+def test_changing_a_search_parameter_needs_an_operator(method: str, path: str,
+                                                        needed: str) -> None:
+    from fhir_server.api.router import permission
+
+    route, params = Router(ROUTES).match(method, path)
+    assert permission(route, params) == needed
