@@ -81,7 +81,8 @@ def _operations(routes: Iterable[Route], levels: Sequence[str],
 
 def _resource(name: str, routes: Sequence[Route], registry: Registry,
               base: str) -> dict[str, Any]:
-    typed = [r for r in routes if r.level in ("type", "instance")]
+    typed = [r for r in routes if r.level in ("type", "instance")
+             and r.resource_type in (None, name)]
     kinds = {r.interaction for r in typed} - policy.refused(name)  # AuditEvent: no changes
     references = sorted(c for c, p in registry.params(name).items() if p.type == "reference")
     entry: dict[str, Any] = {

@@ -15,7 +15,8 @@ def operation_definition(operation: Operation, routes: list[Route],
                          base: str) -> dict[str, Any]:
     """An R4 OperationDefinition for ``operation``, as the routes that run it offer it."""
     levels = {r.level for r in routes}
-    types = sorted({"Resource"} if "type" in levels or "instance" in levels else set())
+    typed = [r.resource_type or "Resource" for r in routes if r.level in ("type", "instance")]
+    types = sorted({"Resource"} if "Resource" in typed else set(typed))
     definition: dict[str, Any] = {
         "resourceType": "OperationDefinition", "id": operation.name,
         "url": operation_url(operation, base), "name": operation.name.capitalize(),

@@ -122,10 +122,16 @@ class Route:
         return tuple(self.path.split("/")) if self.path else ()
 
     @property
+    def resource_type(self) -> str | None:
+        """The type a route is only for (``Patient/{id}/$everything``), or None."""
+        first = self.segments[0] if self.segments else ""
+        return first if _TYPE.fullmatch(first) else None
+
+    @property
     def level(self) -> str:
         """``system``, ``type``, ``instance`` or ``compartment``."""
         segments = self.segments
-        if not segments or segments[0] != "{resource_type}":
+        if not segments or (segments[0] != "{resource_type}" and self.resource_type is None):
             return "compartment" if segments[:1] == ("{compartment}",) else "system"
         return "instance" if len(segments) > 1 and segments[1] == "{id}" else "type"
 
@@ -280,7 +286,7 @@ def _authorize(route: Route, params: dict[str, str], scope: AccessScope) -> None
                     if route.access is None else route.template)
             raise Forbidden(f"{what} needs the admin scope (system/*.*)")
         return
-    resource_type = params.get("resource_type")
+    resource_type = params.get("resource_type") or route.resource_type
     if not scope.permits(needed, resource_type):
         what = resource_type or "any resource type"
         raise Forbidden(f"the token's scopes do not allow {route.interaction} "

@@ -15,6 +15,7 @@ from fhir_server.api import (
     bundle,
     capabilities,
     definitions,
+    everything,
     history,
     instance,
     operations,
@@ -49,6 +50,24 @@ REINDEX = Operation(
                            "resources reindexed so far"),
         OperationParameter("total", "out", "integer", 0, "1",
                            "resources to reindex (counted when the job was queued)"),
+    ),
+)
+
+EVERYTHING = Operation(
+    "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    "The patient's record: the Patient, every resource of its compartment and the "
+    "resources they refer to (Practitioner, Organization, Location, Medication, ...), as "
+    "a searchset Bundle paged with next links. start/end bound the care date (the date "
+    "search parameter) of the types that have one; _since the last update; _type the "
+    "types returned.",
+    affects_state=False,
+    parameters=(
+        OperationParameter("start", "in", "date", 0, "1", "care dates from"),
+        OperationParameter("end", "in", "date", 0, "1", "care dates up to"),
+        OperationParameter("_since", "in", "instant", 0, "1", "changed since"),
+        OperationParameter("_type", "in", "code", 0, "*", "resource types to return"),
+        OperationParameter("_count", "in", "integer", 0, "1", "resources per page"),
+        OperationParameter("return", "out", "Bundle", 1, "1", "a searchset Bundle"),
     ),
 )
 
@@ -120,6 +139,11 @@ ROUTES: tuple[Route, ...] = (
           history.history_instance, "History of one resource"),
     Route("GET", "{resource_type}/{id}/_history/{vid}", "vread", instance.vread,
           "Read one version of a resource"),
+    Route("GET", "Patient/{id}/$everything", "operation", everything.everything_instance,
+          "The patient's record ($everything)", operation=EVERYTHING, access="r"),
+    Route("POST", "Patient/{id}/$everything", "operation", everything.everything_instance,
+          "The patient's record ($everything), parameters in a Parameters body",
+          operation=EVERYTHING, access="r"),
     # -- compartments --------------------------------------------------------------------
     Route("GET", "{compartment}/{id}/{resource_type}", "search-compartment",
           search.search_compartment, "Search one type in a compartment"),

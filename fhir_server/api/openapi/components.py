@@ -121,6 +121,8 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
                {"enum": ["none", "estimate", "accurate"]}),
         _query("_since", "Only versions changed after this instant",
                {"type": "string", "format": "date-time"}),
+        _query("start", "Care dates from (a FHIR date)", string),
+        _query("end", "Care dates up to (a FHIR date)", string),
         _query("_at", "Only versions current at this point in time (a FHIR date)", string),
         _header("If-Match", 'Version-aware write: `W/"<versionId>"` (412 when stale), '
                 "or `*` (412 unless the resource exists)"),

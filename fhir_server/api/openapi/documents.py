@@ -180,7 +180,8 @@ def build_type(facts: ApiFacts, rtype: str) -> dict[str, Any]:
         "`/api/openapi.json`)."))
     resource = b.schema(rtype)
     own = b.search(facts.search.for_type(rtype))
-    generic = [r for r in facts.routes if r.level in ("type", "instance")]
+    generic = [r for r in facts.routes if r.level in ("type", "instance")
+               and r.resource_type is None]
     literal = [r for r in facts.routes if _literal_type(r, facts.resource_types) == rtype]
     for route in generic + literal:  # a literal route wins over the generic one
         path = route.template.replace("{resource_type}", rtype)

@@ -57,6 +57,9 @@ def _body(kind: str, place: Place) -> dict[str, Any]:
         content = {FHIR_JSON: {"schema": schema, "example": example}}
         return {"required": True, "description": "The resource (`application/json` is "
                 "accepted too)", "content": content}
+    if kind == "parameters":
+        return {"required": True, "description": "The operation's input parameters",
+                "content": fhir_content(ref("schemas", "Parameters"))}
     if kind == "patch":
         return {"required": True, "description": "JSON Patch, or a FHIRPath Patch "
                 f"[Parameters]({SPEC}fhirpatch.html) resource", "content": {
@@ -135,6 +138,6 @@ def operation(route: Route, place: Place) -> dict[str, Any]:
     out["x-fhir-interaction"] = route.interaction
     if post_search:
         out["requestBody"] = _body("form", place)
-    elif shape.body is not None:
+    elif shape.body is not None and route.method != "GET":
         out["requestBody"] = _body(shape.body, place)
     return out

@@ -121,6 +121,10 @@ SHAPES: dict[tuple[str, str | None], Shape] = {
     ("operation", "reindex"): Shape(
         (("202", "Queued: the job as Parameters", "Parameters", ("Content-Location",)),),
         ("404", "503"), ("_format", "_pretty")),
+    ("operation", "everything"): Shape(
+        (("200", "A `searchset` Bundle (one page of the record)", "Bundle", ()),),
+        ("400", "404"), ("start", "end", "_since", "_type", "_count", "_cursor", "_format",
+                         "_pretty"), body="parameters"),
     ("operation", None): Shape(
         (("200", "The job's progress as Parameters", "Parameters", ()),), ("404", "503"),
         ("_format", "_pretty")),

@@ -69,20 +69,21 @@ def include_forward(rids: Sequence[int], p_values: Sequence[int],
                     visible: Fragment | None = None) -> Fragment:
     """Resources referenced by ``rids`` through the reference parameters ``p_values``
     (and passing ``visible``, a condition on ``r``)."""
-    condition: list[sql.Composable] = []
+    typed = sql.SQL(" AND a.target_type = %s") if target_type is not None else sql.SQL("")
+    seen = sql.SQL(" AND {}").format(visible[0]) if visible is not None else sql.SQL("")
+    # The targets are made distinct before their rows are joined: many sources refer to
+    # the same few targets (every Observation to its Patient), and DISTINCT over whole
+    # rows would sort their content.
+    statement = sql.SQL(
+        "SELECT {row} FROM (SELECT DISTINCT a.target_type, a.target_id FROM idx_reference a"
+        " WHERE a.rid = ANY(%s) AND a.p = ANY(%s){typed}) a JOIN resource r"
+        " ON r.resource_type = a.target_type AND r.id = a.target_id"
+        " WHERE NOT r.deleted{seen} LIMIT %s"
+    ).format(row=ROW, typed=typed, seen=seen)
     params: list[Any] = [list(rids), list(p_values)]
     if target_type is not None:
-        condition.append(sql.SQL(" AND a.target_type = %s"))
         params.append(target_type)
-    if visible is not None:
-        condition.append(sql.SQL(" AND {}").format(visible[0]))
-        params += visible[1]
-    statement = sql.SQL(
-        "SELECT DISTINCT {row} FROM idx_reference a JOIN resource r"
-        " ON r.resource_type = a.target_type AND r.id = a.target_id"
-        " WHERE a.rid = ANY(%s) AND a.p = ANY(%s){cond} AND NOT r.deleted LIMIT %s"
-    ).format(row=ROW, cond=sql.SQL("").join(condition))
-    return statement, [*params, limit]
+    return statement, [*params, *(visible[1] if visible else []), limit]
 
 
 def include_reverse(targets: Sequence[tuple[str, str]], p_values: Sequence[int],

@@ -338,6 +338,22 @@ def test_compartment_a_all(world: World) -> None:
     assert A_OWN - {PA} <= seen
 
 
+def test_everything_of_a_is_as_seen_by_a(world: World) -> None:
+    seen = searchset(world.a, f"Patient/{A}/$everything?_count=100")
+    every = searchset(world.system, f"Patient/{A}/$everything?_count=100")
+    check(seen, set(entry_keys(every)) - B_OWN)
+    assert set(entry_keys(seen)) >= A_OWN
+    assert set(entry_keys(seen)) >= SHARED
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_everything_of_b_is_404(world: World, method: str) -> None:
+    body = {"resourceType": "Parameters", "parameter": []} if method == "POST" else None
+    answer = world.a.request(method, f"Patient/{B}/$everything", json=body)
+    assert answer.status_code == 404, answer.text
+    assert world.system.get(f"Patient/{B}/$everything").status_code == 200
+
+
 # -- totals ----------------------------------------------------------------------------------
 
 TOTALS: dict[str, tuple[str, int]] = {

@@ -116,7 +116,7 @@ def test_every_route_is_in_the_system_document(system: dict[str, Any]) -> None:
 
 def test_every_type_route_is_in_each_type_document(
         facts: ApiFacts, per_type: dict[str, dict[str, Any]]) -> None:
-    typed = [r for r in ROUTES if r.level in ("type", "instance")]
+    typed = [r for r in ROUTES if r.level in ("type", "instance") and r.resource_type is None]
     assert {r.interaction for r in typed} >= {
         "search-type", "create", "conditional-update", "conditional-patch",
         "conditional-delete", "history-type", "read", "update", "patch", "delete",
@@ -133,6 +133,10 @@ def test_every_type_route_is_in_each_type_document(
     # The literal route wins over the generic read, as in the router.
     read = per_type["OperationDefinition"]["paths"]["/fhir/OperationDefinition/{id}"]["get"]
     assert read["operationId"] == "readDefinitionOperationDefinition"
+    # A route of one type is in that type's document only.
+    assert "get" in per_type["Patient"]["paths"]["/fhir/Patient/{id}/$everything"]
+    assert all("/fhir/Patient/{id}/$everything" not in doc["paths"]
+               for name, doc in per_type.items() if name != "Patient")
 
 
 def test_system_paths_and_enums(facts: ApiFacts, system: dict[str, Any]) -> None:

@@ -162,9 +162,10 @@ def test_include_and_revinclude() -> None:
     text, params = include_forward([1, 2], [P], "Patient", 50)
     assert 'JOIN resource r ON r.resource_type = a.target_type AND r.id = a.target_id' in (
         text.as_string(None))
-    assert text.as_string(None).endswith(
-        "WHERE a.rid = ANY(%s) AND a.p = ANY(%s) AND a.target_type = %s AND NOT r.deleted"
-        " LIMIT %s")
+    # the targets made distinct first, then their rows
+    assert "(SELECT DISTINCT a.target_type, a.target_id FROM idx_reference a WHERE " \
+        "a.rid = ANY(%s) AND a.p = ANY(%s) AND a.target_type = %s) a" in text.as_string(None)
+    assert text.as_string(None).endswith("WHERE NOT r.deleted LIMIT %s")
     assert params == [[1, 2], [P], "Patient", 50]
     _, params = include_forward([1], [P], None, 50)
     assert params == [[1], [P], 50]
