@@ -43,8 +43,25 @@ class Record:
 
 
 def payload(records: Sequence[Record]) -> str:
-    """The JSON array of the events, as staged."""
-    return orjson.dumps([r.event for r in records]).decode()
+    """The JSON array of the events, as staged.
+
+    An event tells what was asked, and a refused request may have asked with a NUL
+    character (``_history/%00``), which PostgreSQL's JSON cannot hold: it is written as
+    U+FFFD, so that the event is still recorded."""
+    raw = orjson.dumps([r.event for r in records])
+    if b"\\u0000" in raw:  # rare: only then walk the events
+        raw = orjson.dumps([_without_nul(r.event) for r in records])
+    return raw.decode()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 async def insert(conn: Any, records: Sequence[Record]) -> None:

@@ -57,8 +57,12 @@ def test_metadata(client: httpx.Client) -> None:
                                         "application/fhir+json"]
     base = str(client.base_url).rstrip("/")
     reindex = {"name": "reindex", "definition": f"{base}/OperationDefinition/reindex"}
-    for declared in (rest["operation"], resources["Patient"]["operation"]):
-        assert [{k: o[k] for k in ("name", "definition")} for o in declared] == [reindex]
+    everything = {"name": "everything",
+                  "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+    for declared, names in ((rest["operation"], [reindex]),
+                            (resources["Observation"]["operation"], [reindex]),
+                            (resources["Patient"]["operation"], [reindex, everything])):
+        assert [{k: o[k] for k in ("name", "definition")} for o in declared] == names
         assert declared[0]["documentation"].startswith("Rebuilds the search index")
     definition = client.get("OperationDefinition/reindex").json()
     assert (definition["resourceType"], definition["code"], definition["system"],
