@@ -94,15 +94,18 @@ ROUTES: tuple[Route, ...] = (
           "Read an OperationDefinition (this server's own operations included)",
           access=SIGNED_IN),
     # -- Binary: raw content of any type in and out, besides FHIR JSON ------------------
+    # A Binary is read by who may read it or what its securityContext names (the
+    # service checks that), so its reads only need a token here.
     Route("POST", "Binary", "create", binary.create_binary,
           "Create a Binary from raw content (any Content-Type) or FHIR JSON", raw=True),
     Route("PUT", "Binary/{id}", "update", binary.update_binary,
           "Update a Binary with raw content or FHIR JSON", raw=True),
     Route("GET", "Binary/{id}", "read", binary.read_binary,
           "Read a Binary: its raw bytes (ranges too), or FHIR JSON when Accept asks",
-          raw=True),
+          raw=True, access=SIGNED_IN),
     Route("GET", "Binary/{id}/_history/{vid}", "vread", binary.vread_binary,
-          "Read one version of a Binary: raw bytes or FHIR JSON", raw=True),
+          "Read one version of a Binary: raw bytes or FHIR JSON", raw=True,
+          access=SIGNED_IN),
     Route("GET", "Binary", "search-type", binary.search_binary, "Search Binary resources"),
     Route("POST", "Binary/_search", "search-type", binary.search_binary,
           "Search Binary resources, parameters in a form body"),

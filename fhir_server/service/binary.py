@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -202,9 +203,12 @@ def _without_url(extension: dict[str, Any]) -> dict[str, Any]:
                                        if e.get("url") != "url"]}
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
 def decode(raw: str, where: str) -> bytes:
     """base64 ``data``, or BadRequest."""
-    try:
-        return base64.b64decode(raw, validate=True)
+    try:  # base64Binary allows whitespace between the groups (long values are wrapped)
+        return base64.b64decode(_WHITESPACE.sub("", raw), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{where} is not valid base64") from None
