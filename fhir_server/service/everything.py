@@ -26,6 +26,8 @@ from fhir_server.service.search import page_size
 #: the search parameter that holds a resource's care date (``start``/``end``)
 CARE_DATE = "date"
 _CURSOR_SEPARATOR = "~"
+#: compartment types returned only when ``_type`` names them
+UNLESS_NAMED = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,10 @@ def searches(ctx: ServiceContext, query: EverythingQuery) -> list[SearchRequest]
     wanted = set(query.types)
     for rtype in wanted:
         ctx.check_type(rtype)
-    members = [t for t in compartments.member_types(ctx, "Patient")
-               if t != "Patient" and (not wanted or t in wanted)]
+    # The audit trail is about the record, not part of it (as wildcard scopes never
+    # reach it): AuditEvents come only when _type names them.
+    members = [t for t in compartments.member_types(ctx, "Patient") if t != "Patient"
+               and (t in wanted if wanted else t not in UNLESS_NAMED)]
     registry = ctx.search.registry
     dated = [t for t in members if registry.get(t, CARE_DATE) is not None]
     undated = [t for t in members if t not in dated]
