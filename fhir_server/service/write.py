@@ -14,12 +14,21 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from fhir_server.errors import BadRequest, NotFound, PreconditionFailed
+from fhir_server.errors import BadRequest, NotFound, PayloadTooLarge, PreconditionFailed
 from fhir_server.search.index import IndexRows
 from fhir_server.service import search as search_service
 from fhir_server.service.context import ServiceContext, check_id_for_write, valid_id
 from fhir_server.service.delegating import SessionRepository
 from fhir_server.service.repository import SearchRow, Session, WriteMethod, WriteResult
+
+
+def check_size(ctx: ServiceContext, text: str) -> None:
+    """413 ``too-long`` for a resource whose JSON passes ``MAX_RESOURCE_BYTES``."""
+    limit = ctx.settings.max_resource_bytes
+    # A character takes 1 to 4 bytes in UTF-8: encode only when that could matter.
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        raise PayloadTooLarge(f"the resource is larger than the limit of {limit} bytes",
+                              code="too-long")
 
 
 def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> IndexRows:
@@ -92,6 +101,7 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
     an id the server chose beforehand (transactions map fullUrls to it).
     """
     ctx.check_type(resource_type)
+    check_size(ctx, text)
     new_id = id or str(uuid.uuid4())
     index = _prepare(ctx, resource_type, body, new_id)
     if if_none_exist is None:
@@ -115,6 +125,7 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
         raise BadRequest("the resource has no id; an update must carry the id of the URL")
     if body["id"] != id:
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
+    check_size(ctx, text)
     index = _prepare(ctx, resource_type, body, id)
     return await ctx.repository.write(resource_type, id, text, method, if_match, index)
 
@@ -163,7 +174,8 @@ async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: st
                 f"{resource_type}/{id}")
         resource = orjson.loads(current.content)
         patched = apply_patch(resource, media_type, patch_body,
-                              definitions=ctx.definitions)
+                              definitions=ctx.definitions,
+                              max_bytes=ctx.settings.max_resource_bytes)
         if patched.get("resourceType") != resource_type or patched.get("id") != id:
             raise BadRequest("a patch must not change resourceType or id")
         text = dumps(patched)
