@@ -15,6 +15,7 @@ from typing import Any
 
 from fhir_server.api.body import parse_json_exact
 from fhir_server.api.bundle_entries import (
+    AnswerSize,
     Entry,
     named,
     read_entries,
@@ -23,7 +24,7 @@ from fhir_server.api.bundle_entries import (
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
 from fhir_server.api.negotiation import check_body_media_type
 from fhir_server.api.router import Router
-from fhir_server.errors import BadRequest, FhirError, PreconditionFailed
+from fhir_server.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed
 from fhir_server.observability import note_bundle_type
 from fhir_server.service import write as write_service
 from fhir_server.service.bundle_plan import (
@@ -49,6 +50,11 @@ async def process_bundle(request: FhirRequest, ctx: ServiceContext) -> FhirRespo
         bundle = parse_json_exact(request.body or b"", ctx.settings.max_json_depth)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base takes a batch or transaction Bundle")
+    raw_entries = bundle.get("entry")
+    limit = ctx.settings.max_bundle_entries
+    if isinstance(raw_entries, list) and len(raw_entries) > limit:
+        raise PayloadTooLarge(f"the Bundle has {len(raw_entries)} entries; at most {limit} "
+                              "are accepted", code="too-long")
     kind = bundle.get("type")
     note_bundle_type(kind)
     assert request.router is not None
@@ -64,8 +70,10 @@ async def transaction(router: Router, ctx: ServiceContext, request: FhirRequest,
     """Run a transaction Bundle atomically; a failing entry raises, naming the entry."""
     entries = [e for e in read_entries(bundle, ctx.bases, router, lenient=False)
                if isinstance(e, Entry)]
+    _check_searches(entries, ctx.settings.max_bundle_searches)
     _check_full_urls(entries)
     answers: dict[int, dict[str, Any]] = {}
+    size = AnswerSize(ctx.settings.max_response_bytes)
     async with ctx.repository.transaction() as session:
         inner = ctx.with_repository(SessionRepository(session))
         mapping = await _identities(router, inner, session, entries)
@@ -79,7 +87,10 @@ async def transaction(router: Router, ctx: ServiceContext, request: FhirRequest,
                 answer = await _run(router, inner, request, entry)
             except FhirError as exc:
                 raise named(entry, exc) from None
-            answers[entry.index] = response_entry(answer, entry.method, ctx.base_url)
+            answers[entry.index] = size.count(response_entry(answer, entry.method,
+                                                             ctx.base_url))
+            if size.passed:
+                raise size.refusal("nothing was stored")
     return {"resourceType": "Bundle", "type": "transaction-response",
             "entry": [answers[e.index] for e in entries]}
 
@@ -88,11 +99,18 @@ async def batch(router: Router, ctx: ServiceContext, request: FhirRequest,
                 bundle: dict[str, Any]) -> dict[str, Any]:
     """Run a batch Bundle: each entry on its own; failures become error entries."""
     entries = read_entries(bundle, ctx.bases, router, lenient=True)
+    _check_searches([e for e in entries if isinstance(e, Entry)],
+                    ctx.settings.max_bundle_searches)
     full_urls = {e.full_url for e in entries if isinstance(e, Entry) and e.full_url}
     out: list[dict[str, Any]] = []
+    size = AnswerSize(ctx.settings.max_response_bytes)
     for entry in entries:
         if isinstance(entry, FhirError):
             out.append(response_entry(error_response(entry), "", ctx.base_url))
+            continue
+        if size.passed:  # not run: its answer would not fit
+            refused = named(entry, size.refusal("this entry was not run"))
+            out.append(response_entry(error_response(refused), entry.method, ctx.base_url))
             continue
         try:
             _check_batch_references(entry, full_urls)
@@ -103,7 +121,7 @@ async def batch(router: Router, ctx: ServiceContext, request: FhirRequest,
                 answer = await _run(router, inner, request, entry)
         except FhirError as exc:  # raised inside: nothing of the entry is committed
             answer = error_response(named(entry, exc))
-        out.append(response_entry(answer, entry.method, ctx.base_url))
+        out.append(size.count(response_entry(answer, entry.method, ctx.base_url)))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
 
 
@@ -114,6 +132,16 @@ async def _run(router: Router, ctx: ServiceContext, outer: FhirRequest,
     assigned = entry.target_id if entry.route.interaction == "create" else None
     return await router.handle(entry.route, dict(entry.params),
                                entry.request(outer, assigned), ctx)
+
+
+def _check_searches(entries: list[Entry], limit: int) -> None:
+    """413 ``too-costly`` before anything runs when more than ``limit`` entries search
+    (or read a history): each may answer a whole page."""
+    searches = sum(1 for e in entries if e.searches)
+    if searches > limit:
+        raise PayloadTooLarge(f"the Bundle has {searches} searches (or history reads); at "
+                              f"most {limit} are accepted in one batch or transaction",
+                              code="too-costly")
 
 
 def _check_full_urls(entries: list[Entry]) -> None:

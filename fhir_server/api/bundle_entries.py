@@ -18,13 +18,16 @@ import orjson
 from fhir_server.api.headers import etag, instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.router import Route, Router
-from fhir_server.errors import BadRequest, FhirError, Issue
+from fhir_server.errors import BadRequest, FhirError, Issue, PayloadTooLarge
 from fhir_server.service.bundle_plan import ORDER
+from fhir_server.service.write import dumps
 
 #: Entry ``request`` fields and the headers they stand for.
 _CONDITIONS = {"ifMatch": "if-match", "ifNoneMatch": "if-none-match",
                "ifNoneExist": "if-none-exist", "ifModifiedSince": "if-modified-since"}
 _ABSOLUTE = ("http://", "https://")
+#: The interactions that answer a page of resources.
+_PAGES = ("search", "history")
 #: The interactions that write (their entries take part in fullUrl mapping and overlaps).
 WRITES = frozenset({"create", "update", "patch", "delete", "conditional-update",
                     "conditional-patch", "conditional-delete"})
@@ -58,6 +61,11 @@ class Entry:
     def resource_type(self) -> str:
         """The resource type the entry's path names (empty at the base)."""
         return self.params.get("resource_type", "")
+
+    @property
+    def searches(self) -> bool:
+        """Whether the entry is a search or reads a history (a page of resources)."""
+        return self.route is not None and self.route.interaction.startswith(_PAGES)
 
     @property
     def writes(self) -> bool:
@@ -162,7 +170,33 @@ def response_entry(answer: FhirResponse, method: str, base: str) -> dict[str, An
     if answer.body is not None and method != "HEAD" and answer.status != 304:
         if version is not None and not version.deleted:
             entry["fullUrl"] = f"{base}/{version.resource_type}/{version.id}"
+        # As JSON text at once: a page of a search held as objects takes several
+        # times the memory, and the text's length is what the Bundle's answer counts.
         body = answer.body
-        entry["resource"] = orjson.Fragment(body) if isinstance(body, str) else body
+        entry["resource"] = orjson.Fragment(body if isinstance(body, str) else dumps(body))
     entry["response"] = response
     return entry
+
+
+class AnswerSize:
+    """The bytes of a Bundle's response entries so far, against ``MAX_RESPONSE_BYTES``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+
+    @property
+    def passed(self) -> bool:
+        """Whether the answers so far are larger than the limit."""
+        return self.bytes > self.limit
+
+    def count(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Count one response entry; returns it."""
+        self.bytes += len(orjson.dumps(entry))
+        return entry
+
+    def refusal(self, consequence: str) -> PayloadTooLarge:
+        """413 ``too-costly``: the answers passed the limit (``consequence`` follows)."""
+        return PayloadTooLarge(f"the answers so far take more than the limit of "
+                               f"{self.limit} bytes of one response; {consequence}",
+                               code="too-costly")

@@ -14,11 +14,18 @@ import re
 from typing import Any
 
 import jsonpatch
+import jsonpointer
 
 from fhir_server.definitions import Definitions
 from fhir_server.errors import UnsupportedMediaType
 from fhir_server.service.patch_fhirpath import bad_request, unprocessable
 from fhir_server.service.patch_operations import Operation, Patcher, value_keys
+from fhir_server.service.patch_size import (
+    SizeBudget,
+    check_operation_count,
+    json_size,
+    member,
+)
 
 JSON_PATCH = "application/json-patch+json"
 FHIR_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
@@ -34,14 +41,17 @@ _JSON_PATCH_MEMBERS = {"add": "value", "remove": None, "replace": "value", "move
 
 
 def apply_patch(resource: dict[str, Any], media_type: str, body: Any, *,
-                definitions: Definitions | None = None) -> dict[str, Any]:
+                definitions: Definitions | None = None,
+                max_bytes: int | None = None) -> dict[str, Any]:
     """Apply the PATCH ``body`` (parsed JSON) sent as ``media_type`` to ``resource``.
 
     ``application/json-patch+json`` takes an RFC 6902 array; ``application/fhir+json``
     (or ``application/json``) takes a FHIRPath Patch ``Parameters`` resource. Passing
     ``definitions`` lets FHIRPath Patch tell repeating elements (``add`` of the first
     ``identifier`` makes an array), build choice elements from parts and check types.
-    Returns a new resource dict.
+    With ``max_bytes``, an operation that could make the resource larger is refused
+    (413) before it runs (:mod:`~fhir_server.service.patch_size`). Returns a new
+    resource dict.
     """
     base = media_type.split(";", 1)[0].strip().lower()
     if base != JSON_PATCH and base not in FHIR_JSON_TYPES:
@@ -49,8 +59,8 @@ def apply_patch(resource: dict[str, Any], media_type: str, body: Any, *,
             f"PATCH does not support the media type {base or '(none)'!r}: send a JSON Patch "
             f"as {JSON_PATCH} or a FHIRPath Patch Parameters resource as application/fhir+json")
     try:
-        patched = _json_patch(resource, body) if base == JSON_PATCH \
-            else _fhirpath_patch(resource, body, definitions)
+        patched = _json_patch(resource, body, max_bytes) if base == JSON_PATCH \
+            else _fhirpath_patch(resource, body, definitions, max_bytes)
     except RecursionError as exc:  # a hostile, deeply nested value or path
         raise bad_request("The patch is nested too deeply") from exc
     return _check_identity(resource, patched)
@@ -98,10 +108,50 @@ def _expression(resource_type: str, pointer: str) -> str:
     return out
 
 
-def _json_patch(resource: dict[str, Any], body: Any) -> Any:
+def _found(document: Any, pointer: str) -> Any:
+    """The value at ``pointer``, or None when there is none."""
+    try:
+        return jsonpointer.JsonPointer(pointer).resolve(document, None)
+    except jsonpointer.JsonPointerException:
+        return None
+
+
+def _account(budget: SizeBudget, document: Any, operation: dict[str, Any],
+             where: str) -> None:
+    """Count what ``operation`` will add and take away, before it runs (a pointer that
+    finds nothing counts nothing: the operation then fails by itself)."""
+    op = operation["op"]
+    if op == "test":
+        return
+    if op == "remove":
+        budget.remove(_found(document, operation["path"]))
+        return
+    try:
+        parent, part = jsonpointer.JsonPointer(operation["path"]).to_last(document)
+    except jsonpointer.JsonPointerException:
+        return
+    replaced = parent.get(part) if isinstance(parent, dict) and part is not None else None
+    if op == "replace" or part is None:
+        replaced = _found(document, operation["path"])
+        key_size = 0
+    else:
+        key_size = member(str(part) if isinstance(parent, dict) else None)
+    if op in ("add", "replace"):
+        added = json_size(operation["value"])
+    elif op == "copy":
+        added = json_size(_found(document, operation["from"]))
+        budget.copy(added, where)
+    else:  # move: the value changes place, its new key is new
+        added = 0
+    budget.change(key_size + added, json_size(replaced) if replaced is not None else 0,
+                  where)
+
+
+def _json_patch(resource: dict[str, Any], body: Any, max_bytes: int | None) -> Any:
     """Apply an RFC 6902 document operation by operation, to name the one that fails."""
     if not isinstance(body, list):
         raise bad_request("A JSON Patch document must be a JSON array of operations")
+    check_operation_count(len(body))
     for number, operation in enumerate(body, 1):
         _check_json_operation(number, operation)
     try:
@@ -109,9 +159,11 @@ def _json_patch(resource: dict[str, Any], body: Any) -> Any:
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         raise bad_request(f"Invalid JSON Patch document: {exc}") from exc
     document: Any = copy.deepcopy(resource)
+    budget = SizeBudget(document, max_bytes)
     for number, (operation, patch) in enumerate(zip(body, patches, strict=True), 1):
         where = f"JSON Patch operation #{number} ({operation['op']} {operation['path']!r})"
         expression = _expression(str(resource.get("resourceType")), operation["path"])
+        _account(budget, document, operation, where)
         try:
             document = patch.apply(document, in_place=True)
         except jsonpatch.InvalidJsonPatch as exc:
@@ -198,8 +250,8 @@ def _check_value_part(part: dict[str, Any], what: str) -> None:
         _check_value_part(sub, f"{what} part {sub['name']!r}")
 
 
-def _fhirpath_patch(resource: dict[str, Any], body: Any,
-                    definitions: Definitions | None) -> dict[str, Any]:
+def _fhirpath_patch(resource: dict[str, Any], body: Any, definitions: Definitions | None,
+                    max_bytes: int | None) -> dict[str, Any]:
     """Apply a FHIRPath Patch ``Parameters`` resource to a copy of ``resource``."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise bad_request("A FHIRPath Patch must be a Parameters resource (for JSON Patch, "
@@ -207,8 +259,10 @@ def _fhirpath_patch(resource: dict[str, Any], body: Any,
     parameters = body.get("parameter") or []
     if not isinstance(parameters, list):
         raise bad_request("Parameters.parameter must be an array")
+    check_operation_count(len(parameters))
     operations = [_read_operation(n, p) for n, p in enumerate(parameters, 1)]
-    patcher = Patcher(copy.deepcopy(resource), definitions)
+    document = copy.deepcopy(resource)
+    patcher = Patcher(document, definitions, SizeBudget(document, max_bytes))
     for operation in operations:
         patcher.apply(operation)
     return patcher.resource

@@ -28,6 +28,7 @@ from fhir_server.service.patch_fhirpath import (
     unprocessable,
 )
 from fhir_server.service.patch_fhirpath_syntax import Member, PathExpr, parse_path
+from fhir_server.service.patch_size import SizeBudget
 
 # Elements that repeat wherever they occur, so known to be arrays even without definitions.
 _ALWAYS_REPEATING = frozenset({"extension", "modifierExtension", "contained"})
@@ -76,10 +77,13 @@ def _value_type(part: dict[str, Any]) -> str | None:
 class Patcher:
     """Applies FHIRPath Patch operations to one (already copied) resource."""
 
-    def __init__(self, resource: dict[str, Any], definitions: Definitions | None) -> None:
+    def __init__(self, resource: dict[str, Any], definitions: Definitions | None,
+                 budget: SizeBudget | None = None) -> None:
         self.resource = resource
         self.definitions = definitions
         self.evaluator = Evaluator(definitions)
+        #: the bound of the resource's size, raised by each value before it goes in
+        self.budget = budget or SizeBudget(resource, None)
 
     def json_name(self, struct: str | None, name: str, value_type: str | None,
                   where: str) -> str:
@@ -195,6 +199,7 @@ class Patcher:
             raise unprocessable(f"{op.path} selects {len(nodes)} elements; delete removes "
                                 "only a single element", op.path)
         if nodes:
+            self.budget.remove(nodes[0].value)
             remove_node(nodes[0])
 
     def op_replace(self, op: Operation) -> None:
@@ -210,6 +215,8 @@ class Patcher:
             and not value.is_resource else node.prop
         info = element_info(self.definitions, owner, key) or info
         self.check_type(info, value, op.path)
+        self.budget.replace(f"operation #{op.number} (replace {op.path})", node.value,
+                            value.data, value.shadow)
         if key == node.prop and node.value is not None and \
                 isinstance(node.value, dict) != isinstance(value.data, dict):
             kinds = ("a complex value", "a primitive value")
@@ -250,6 +257,8 @@ class Patcher:
         value = self.build(op.value, child_struct(self.definitions, target.struct, key,
                                                   None), where)
         self.check_type(info, value, where)
+        self.budget.add(f"operation #{op.number} (add {where})", key, value.data,
+                        value.shadow)
         existing = target.value.get(key)
         stem = op.name.removesuffix("[x]")
         if key != stem and any(self.evaluator.is_choice_key(k, stem, target.struct)
@@ -283,6 +292,8 @@ class Patcher:
                            op.path)
         self.check_type(element_info(self.definitions, owner.struct, key), value, op.path)
         _check_shape(items, value, op.path)
+        self.budget.add(f"operation #{op.number} (insert {op.path})", None, value.data,
+                        value.shadow)
         _insert(owner.value, key, op.index, value)
 
     def op_move(self, op: Operation) -> None:

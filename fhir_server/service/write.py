@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from fhir_server.errors import BadRequest, NotFound, PreconditionFailed
+from fhir_server.errors import BadRequest, NotFound, PayloadTooLarge, PreconditionFailed
 from fhir_server.search.index import IndexRows
 from fhir_server.service import attachments
 from fhir_server.service import binary as binary_service
@@ -28,6 +28,15 @@ from fhir_server.service.search_parameters import check_costs
 ANY_VERSION: Final = "*"
 #: a write's precondition: a version, any current version, or none
 IfMatch = int | Literal["*"] | None
+
+
+def check_size(ctx: ServiceContext, text: str) -> None:
+    """413 ``too-long`` for a resource whose JSON passes ``MAX_RESOURCE_BYTES``."""
+    limit = ctx.settings.max_resource_bytes
+    # A character takes 1 to 4 bytes in UTF-8: encode only when that could matter.
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        raise PayloadTooLarge(f"the resource is larger than the limit of {limit} bytes",
+                              code="too-long")
 
 
 def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> IndexRows:
@@ -129,6 +138,7 @@ async def create(ctx: ServiceContext, resource_type: str, body: Any, text: str,
     new_id = id or str(uuid.uuid4())
     text, binaries = (text, []) if stored else await _externalize(
         ctx, resource_type, new_id, body, text)
+    check_size(ctx, text)  # after large attachments moved out
     index = _prepare(ctx, resource_type, body, new_id)
     if if_none_exist is None and not binaries:
         return await ctx.repository.write(resource_type, new_id, text, "POST", index=index)
@@ -157,6 +167,7 @@ async def update(ctx: ServiceContext, resource_type: str, id: str, body: Any, te
         raise BadRequest(f"the resource id {body['id']!r} does not match {id!r} in the URL")
     text, binaries = (text, []) if stored else await _externalize(
         ctx, resource_type, id, body, text)
+    check_size(ctx, text)  # after large attachments moved out
     index = _prepare(ctx, resource_type, body, id)
     version = await _expected(ctx, resource_type, id, if_match)
     if not binaries:
@@ -226,7 +237,8 @@ async def patch(ctx: ServiceContext, resource_type: str, id: str, media_type: st
                 f"{resource_type}/{id}")
         resource = orjson.loads(current.content)
         patched = apply_patch(resource, media_type, patch_body,
-                              definitions=ctx.definitions)
+                              definitions=ctx.definitions,
+                              max_bytes=ctx.settings.max_resource_bytes)
         if patched.get("resourceType") != resource_type or patched.get("id") != id:
             raise BadRequest("a patch must not change resourceType or id")
         text = dumps(patched)
