@@ -147,7 +147,8 @@ def test_non_operator_may_not_define_search_parameters_or_reindex(
         smart: Smart, stored: Callable[[], int], method: str, path: str) -> None:
     body = orjson.loads(_parameter("hostile-sp", "Patient.name"))
     body["id"] = "hostile-sp"
-    with smart.client(smart.token("user/*.cruds system/Patient.rs system/SearchParameter.cruds")) as c:
+    scope = "user/*.cruds system/Patient.rs system/SearchParameter.cruds"
+    with smart.client(smart.token(scope)) as c:
         before = stored()
         response = c.request(method, path, content=orjson.dumps(body), headers=HEADERS)
     assert response.status_code == 403, response.text[:300]
