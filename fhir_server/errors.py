@@ -137,10 +137,11 @@ class PreconditionFailed(FhirError):
 
 
 class PayloadTooLarge(FhirError):
-    """413: the body exceeds the configured limit."""
+    """413: the body (or what it would make) exceeds the configured limit: ``too-long``;
+    ``too-costly`` for the work it would take (searches in a Bundle, PATCH copies)."""
 
     status = 413
-    code = "too-costly"
+    code = "too-long"
 
 
 class UnsupportedMediaType(FhirError):

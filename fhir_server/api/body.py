@@ -75,7 +75,8 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
             raise BadRequest(f"the request body holds a lone UTF-16 surrogate (not valid "
                              f"Unicode): {message}") from None
         if "recursion" in message.lower() or "depth limit" in message.lower():
-            raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels") from None
+            raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels",
+                             code="structure") from None
         raise BadRequest(f"the request body is not valid JSON: {message}") from None
     check_tree(value, max_depth)
     if _EXTREME_NUMBER.search(raw):
@@ -91,7 +92,8 @@ def check_tree(root: Any, max_depth: int, surrogates: bool = False) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > max_depth:
-            raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels")
+            raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels",
+                             code="structure")
         if isinstance(node, dict):
             for key, child in node.items():
                 _check_string(key, "a JSON key", surrogates)
@@ -152,7 +154,8 @@ def parse_json_exact(raw: bytes, max_depth: int) -> Any:
         value = json.loads(text, parse_float=Decimal, parse_int=_integer,
                            parse_constant=_constant)
     except RecursionError:
-        raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels") from None
+        raise BadRequest(f"the JSON nesting is deeper than {max_depth} levels",
+                             code="structure") from None
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     check_tree(value, max_depth, _SURROGATE_ESCAPE.search(text) is not None)

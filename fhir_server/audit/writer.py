@@ -134,5 +134,8 @@ class GroupWriter:
                 self._staged(size)
 
     async def _flush(self, records: list[Record]) -> None:
-        async with self._pool.connection() as conn:
+        # As a FHIR request takes its connection: at once a 503 while the database is
+        # known to be down (an answer must not wait DB_POOL_TIMEOUT for its event).
+        checkout = getattr(self._pool, "checkout", self._pool.connection)
+        async with checkout() as conn:
             await insert(conn, records)

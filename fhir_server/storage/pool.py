@@ -32,6 +32,9 @@ PROBE_INTERVAL = 1.0
 #: Seconds the request that starts a probe waits for it (a refused connection fails in
 #: milliseconds; one to an unreachable host is given up on, for that request, here).
 PROBE_WAIT = 0.25
+#: Seconds between two looks at whether the database is known down while a request
+#: waits for the replacement of a connection the server closed.
+REPLACEMENT_SLICE = 0.05
 
 
 def conninfo(settings: Settings) -> str:
@@ -157,11 +160,25 @@ class FhirPool(AsyncConnectionPool):
         conn = await super().getconn(total)
         while _closed_by_server(conn):
             await self.putconn(conn)  # discarded; the pool opens a replacement
+            conn = await self._replacement(deadline, total)
+        return conn
+
+    async def _replacement(self, deadline: float, total: float
+                           ) -> psycopg.AsyncConnection[Any]:
+        """The next connection after a dead one, waited for in short slices: when the
+        replacement cannot be opened (the database went away, not just restarted), the
+        request learns it at once instead of after DB_POOL_TIMEOUT."""
+        while True:
             left = deadline - monotonic()
             if left <= 0:
                 raise PoolTimeout(f"couldn't get a connection after {total:.2f} sec")
-            conn = await super().getconn(left)
-        return conn
+            try:
+                return await super().getconn(min(left, REPLACEMENT_SLICE))
+            except PoolTimeout:
+                if self.known_down:
+                    raise ServiceUnavailable("the database is unavailable; try again later",
+                                             headers={"Retry-After": f"{PROBE_INTERVAL:.0f}"}
+                                             ) from None
 
 
 def make_pool(settings: Settings) -> FhirPool:

@@ -173,7 +173,7 @@ def test_body_over_limit_is_413(client: httpx.Client, root_client: httpx.Client,
     before = stored()
     response = client.post("/Patient", content=big, headers=HEADERS)
     assert response.status_code == 413
-    assert response.json()["issue"][0]["code"] == "too-costly"
+    assert response.json()["issue"][0]["code"] == "too-long"
     assert stored() == before
     assert root_client.get("/api/v1/health").status_code == 200
 

@@ -36,7 +36,7 @@ CASES: list[Case] = [
          422, "too-costly", orjson.dumps({
              **orjson.loads(_parameter("hostile-u", "Patient.name." + "b" * 5000)),
              "id": "hostile-u"})),
-    Case("searchparameter-expression-invalid", "POST", "/SearchParameter", 422, "processing",
+    Case("searchparameter-expression-invalid", "POST", "/SearchParameter", 422, "invalid",
          _parameter("hostile-invalid", "Patient.name[[[")),
     Case("reindex-unknown-type", "POST", "/Banana/$reindex", 404, "not-found", b"{}"),
     Case("operation-unknown-system", "POST", "/$banana", 404, "not-found", b"{}"),

@@ -286,7 +286,7 @@ def test_binary_larger_than_the_limit_is_413(blob_database: str,
         declared = client.post("Binary", content=b"x" * 1001,
                                headers={"Content-Type": PDF})
         assert declared.status_code == 413
-        assert outcome_code(declared) == "too-costly"
+        assert outcome_code(declared) == "too-long"
 
         def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams
             yield b"x" * 600
@@ -294,10 +294,10 @@ def test_binary_larger_than_the_limit_is_413(blob_database: str,
 
         streamed = client.post("Binary", content=chunked(), headers={"Content-Type": PDF})
         assert streamed.status_code == 413
-        assert outcome_code(streamed) == "too-costly"
+        assert outcome_code(streamed) == "too-long"
         attached = client.post("DocumentReference", json=document_reference(b"y" * 1500),
                                headers={"Content-Type": FHIR_JSON})
         assert attached.status_code == 413
-        assert outcome_code(attached) == "too-costly"
+        assert outcome_code(attached) == "too-long"
         assert client.get("Binary", params={"_summary": "count"}).json()["total"] == stored
         assert upload(client, b"z" * 1000)  # at the limit exactly
