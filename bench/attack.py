@@ -96,7 +96,7 @@ def _load(base: str, patients: int, big: int) -> None:
                           "resource": {"resourceType": "Patient",
                                        "meta": {"tag": [{"system": "urn:big", "code": "big"}]},
                                        "name": [{"family": "Amplified"}],
-                                       "photo": [{"contentType": "image/png", "data": PHOTO}]}}
+                                       "extension": [{"url": "urn:big", "valueString": PHOTO}]}}
                          for _ in range(start, min(start + 25, big))])
 
 

@@ -63,7 +63,7 @@ class Settings:
     #: largest resource in bytes (its JSON), checked on write and while a PATCH applies.
     max_resource_bytes: int = 8 * 1024 * 1024
     #: most bytes of one response body; a page is cut short (with a ``next`` link) before.
-    max_response_bytes: int = 32 * 1024 * 1024
+    max_response_bytes: int = 8 * 1024 * 1024
     #: most entries of one Bundle sent to the base.
     max_bundle_entries: int = 20_000
     #: most searches (and reads of a type's history) in one batch or transaction.

@@ -10,6 +10,7 @@ on its own, each in its own database transaction.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -39,6 +40,12 @@ from fhir_server.service.delegating import SessionRepository
 from fhir_server.service.repository import Session
 
 _LOCAL_ONLY = ("urn:uuid:", "urn:oid:")
+#: Bodies from this size, and Bundles from this many entries, are parsed and read in a
+#: worker thread: tens of milliseconds of pure Python work that would otherwise hold
+#: the event loop, and every other request of the worker (health checks too), as long.
+#: The interpreter hands the loop its turn every few milliseconds meanwhile.
+THREAD_BYTES = 256 * 1024
+THREAD_ENTRIES = 500
 
 
 async def process_bundle(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
@@ -47,7 +54,10 @@ async def process_bundle(request: FhirRequest, ctx: ServiceContext) -> FhirRespo
         bundle = request.resource
     else:
         check_body_media_type(request.header("content-type"))
-        bundle = parse_json_exact(request.body or b"", ctx.settings.max_json_depth)
+        body = request.body or b""
+        depth = ctx.settings.max_json_depth
+        bundle = (await asyncio.to_thread(parse_json_exact, body, depth)
+                  if len(body) >= THREAD_BYTES else parse_json_exact(body, depth))
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base takes a batch or transaction Bundle")
     raw_entries = bundle.get("entry")
@@ -68,7 +78,7 @@ async def process_bundle(request: FhirRequest, ctx: ServiceContext) -> FhirRespo
 async def transaction(router: Router, ctx: ServiceContext, request: FhirRequest,
                       bundle: dict[str, Any]) -> dict[str, Any]:
     """Run a transaction Bundle atomically; a failing entry raises, naming the entry."""
-    entries = [e for e in read_entries(bundle, ctx.bases, router, lenient=False)
+    entries = [e for e in await _read(bundle, ctx, router, lenient=False)
                if isinstance(e, Entry)]
     _check_searches(entries, ctx.settings.max_bundle_searches)
     _check_full_urls(entries)
@@ -98,7 +108,7 @@ async def transaction(router: Router, ctx: ServiceContext, request: FhirRequest,
 async def batch(router: Router, ctx: ServiceContext, request: FhirRequest,
                 bundle: dict[str, Any]) -> dict[str, Any]:
     """Run a batch Bundle: each entry on its own; failures become error entries."""
-    entries = read_entries(bundle, ctx.bases, router, lenient=True)
+    entries = await _read(bundle, ctx, router, lenient=True)
     _check_searches([e for e in entries if isinstance(e, Entry)],
                     ctx.settings.max_bundle_searches)
     full_urls = {e.full_url for e in entries if isinstance(e, Entry) and e.full_url}
@@ -132,6 +142,16 @@ async def _run(router: Router, ctx: ServiceContext, outer: FhirRequest,
     assigned = entry.target_id if entry.route.interaction == "create" else None
     return await router.handle(entry.route, dict(entry.params),
                                entry.request(outer, assigned), ctx)
+
+
+async def _read(bundle: dict[str, Any], ctx: ServiceContext, router: Router,
+                lenient: bool) -> list[Entry | FhirError]:
+    """The Bundle's entries, read in a worker thread when there are many."""
+    entries = bundle.get("entry")
+    if isinstance(entries, list) and len(entries) >= THREAD_ENTRIES:
+        return await asyncio.to_thread(read_entries, bundle, ctx.bases, router,
+                                       lenient=lenient)
+    return read_entries(bundle, ctx.bases, router, lenient=lenient)
 
 
 def _check_searches(entries: list[Entry], limit: int) -> None:

@@ -1,6 +1,6 @@
 """The amplification vectors of issue 11 against a real server: each is refused (or
 answered in bounded pages) while the worker's peak resident memory stays under
-512 MB. The data is 300 Patients of 200 KB (60 MB: past MAX_RESPONSE_BYTES' 32 MiB)."""
+512 MB. The data is 300 Patients of 200 KB (60 MB: past MAX_RESPONSE_BYTES' 8 MiB)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_batch_of_10000_searches_is_413_in_little_memory(server: Server) -> None
 
 
 def test_four_concurrent_pages_of_1000_big_resources_are_cut(server: Server) -> None:
-    """Each page stops at MAX_RESPONSE_BYTES (32 MiB) with a next link; the four at
+    """Each page stops at MAX_RESPONSE_BYTES (8 MiB) with a next link; the four at
     once stay within the memory bound."""
 
     def page() -> tuple[int, int, list[str]]:
@@ -112,6 +112,6 @@ def test_four_concurrent_pages_of_1000_big_resources_are_cut(server: Server) -> 
         results = list(pool.map(lambda _: page(), range(4)))
     for status, size, relations in results:
         assert status == 200
-        assert size <= 32 * 2 ** 20
+        assert size <= 8 * 2 ** 20
         assert "next" in relations
     assert server.peak_rss() <= MAX_RSS_BYTES
