@@ -353,13 +353,14 @@ def server_env(db_url: str, pool_min: int, pool_max: int,
 
 def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min: int,
                pool_max: int, log_dir: Path, timeout: float = 90.0,
-               log_level: str = "warning") -> Server:
-    """Start ``fhir-server serve`` (migrating the database) and wait until it is ready."""
+               log_level: str = "warning", audit: bool = False) -> Server:
+    """Start ``fhir-server serve`` (migrating the database) and wait until it is ready;
+    ``audit`` turns its audit trail on."""
     port = free_port()
     # The storage and serving path against the baseline (which has neither): tokens
     # and the audit trail are measured by bench/auth.py and bench/audit.py.
     env = server_env(db_url, pool_min, pool_max, log_level) | {
-        "MIGRATE_ON_START": "true", "AUTH_MODE": "off", "AUDIT": "false"}
+        "MIGRATE_ON_START": "true", "AUTH_MODE": "off", "AUDIT": str(audit).lower()}
     server = start_server(
         "ours",
         # = python -m fhir_server.cli serve ... (see bench/serve_ours.py for why)

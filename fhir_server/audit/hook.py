@@ -20,8 +20,13 @@ class WriteObserver(Protocol):
     """Records one write's AuditEvent on the write's connection, in its transaction."""
 
     async def written(self, conn: Any, resource_type: str, id: str, method: str,
-                      result: WriteResult) -> None:
-        """Called after the write's statement, before its transaction commits."""
+                      result: WriteResult, hold: bool = False) -> None:
+        """Called after the write's statement, before its transaction commits; with
+        ``hold`` the event may wait for :meth:`flush` (many writes, one transaction)."""
+        ...
+
+    async def flush(self, conn: Any) -> None:
+        """Called before a transaction of many writes commits: record what was held."""
         ...
 
 

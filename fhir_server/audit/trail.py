@@ -124,6 +124,8 @@ class AuditTrail:
         self.route: Route | None = None
         self.params: dict[str, str] = {}
         self.pending: list[Record] = []
+        #: write events waiting for their transaction's flush (see ``written``)
+        self.held: list[Record] = []
         self.frames: list[_Frame] = []
         #: whether the router ran the request's own interaction, and whether that
         #: interaction's event is committed already (a write's)
@@ -181,8 +183,10 @@ class AuditTrail:
             self.pending.append(Record(id, event))
 
     async def written(self, conn: Any, resource_type: str, id: str, method: str,
-                      result: WriteResult) -> None:
-        """Storage wrote a resource: stage its event in the same transaction."""
+                      result: WriteResult, hold: bool = False) -> None:
+        """Storage wrote a resource: stage its event in the same transaction (with
+        ``hold``, at :meth:`flush`: one statement for a transaction's writes instead of
+        one round trip each)."""
         if not self.frames:
             return
         frame = self.frames[-1]
@@ -190,9 +194,18 @@ class AuditTrail:
         status = 201 if result.outcome == "created" else 200
         record = self.auditor.record(self._facts(
             frame, status, version, None, None, Target(resource_type, id)))
+        frame.written.append(record)
+        if hold:
+            self.held.append(record)
+            return
         await insert(conn, [record])
         self.auditor.mover.staged(1)
-        frame.written.append(record)
+
+    async def flush(self, conn: Any) -> None:
+        """Stage the held events on ``conn``, in its transaction, before it commits."""
+        held, self.held = self.held, []
+        await insert(conn, held)
+        self.auditor.mover.staged(len(held))
 
     def _facts(self, frame: _Frame, status: int, version: StoredVersion | None,
                why: str | None, response: FhirResponse | None,

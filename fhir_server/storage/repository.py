@@ -84,8 +84,10 @@ class PgSession:
     """The interactions on one connection (inside a transaction or autocommit)."""
 
     def __init__(self, conn: psycopg.AsyncConnection, search_timeout_ms: int = 0,
-                 scope: AccessScope | None = None) -> None:
+                 scope: AccessScope | None = None, hold_audit: bool = False) -> None:
         self._conn = conn
+        #: a transaction of many writes: their audit events are staged at its end
+        self._hold_audit = hold_audit
         self._search_timeout_ms = search_timeout_ms
         #: what reads, searches and history see; writes are checked against ``_writes``
         self._scope = None if scope is None else scope.view(READ_PERMISSIONS)
@@ -139,7 +141,8 @@ class PgSession:
                     raise Forbidden(f"the {resource_type} sent would be outside the scope "
                                     f"of this token, so it was not stored")
                 if audit is not None:
-                    await audit.written(self._conn, resource_type, id, method, result)
+                    await audit.written(self._conn, resource_type, id, method, result,
+                                        hold=self._hold_audit)
         return result
 
     def _atomic(self) -> AbstractAsyncContextManager[Any]:
@@ -302,7 +305,10 @@ class PgRepository:
         """A session whose calls run in one transaction, committed at the end."""
         with translated():
             async with self._pool.checkout() as conn, conn.transaction():
-                yield PgSession(conn, self._search_timeout_ms, self._scope)
+                yield PgSession(conn, self._search_timeout_ms, self._scope, hold_audit=True)
+                audit = hook.observer()
+                if audit is not None:  # the writes' events, in the same transaction
+                    await audit.flush(conn)
 
     @asynccontextmanager
     async def _session(self, search: bool = False) -> AsyncIterator[PgSession]:
