@@ -80,7 +80,7 @@ class Settings:
     max_connections: int = 1000
     #: most requests one client may have in flight at once (0: no limit); shared
     #: through Redis when REDIS_URL is set.
-    max_in_flight_per_client: int = 16
+    max_in_flight_per_client: int = 64
     #: pool connections per worker kept for reads by id, writes and health: searches,
     #: histories and operations share the rest.
     db_reserved_connections: int = 2
