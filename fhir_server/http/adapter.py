@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from fhir_server.api.body import read_limited
-from fhir_server.api.messages import FhirRequest, error_response
+from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
 from fhir_server.api.router import PUBLIC, Route, Router
 from fhir_server.audit.trail import Auditor
 from fhir_server.auth.verify import Authenticator
@@ -86,6 +86,18 @@ class FhirApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One HTTP request through the router."""
+        held: list[Slot] = []
+        try:
+            answer, neg, ctx = await self._answer(scope, receive, held)
+            await http_response(answer, neg, ctx.base_url)(scope, receive, send)
+        finally:
+            for slot in held:  # also when the client went away or the task was cancelled
+                await slot.release()
+
+    async def _answer(self, scope: Scope, receive: Receive, held: list[Slot]
+                      ) -> tuple[FhirResponse, Negotiated, ServiceContext]:
+        """The answer to the request (its event stored first), its negotiated format and
+        the context it ran in; the in-flight slot it took goes into ``held``."""
         headers = Headers(scope=scope)
         query = scope.get("query_string", b"").decode("latin-1")
         method = scope["method"]
@@ -104,50 +116,46 @@ class FhirApp:
         client = scope.get("client")
         trail = None if auditor is None else auditor.begin(
             context, base, method, path, query, client[0] if client else None)
-        slot: Slot | None = None
         try:
             try:
-                try:
-                    neg, refused = _negotiate(headers, query)
-                    route, params = self.router.match(method, path)
-                    if refused is not None and not route.raw:
-                        raise refused
-                    scope[ROUTE_KEY] = route
-                    scope["path_params"] = params
-                    if trail is not None:
-                        trail.matched(route, params)
-                    context, slot = await self._admit(scope, headers, route, context, ctx)
-                    if trail is not None:
-                        trail.context = context
-                    if context.scope is not None:
-                        ctx = ctx.for_request(context, base)
-                    body = stream = None
-                    if method in _WITH_BODY and route.raw:
-                        stream = _chunks(receive)  # the handler reads it within its limit
-                    elif method in _WITH_BODY:
-                        body = await read_limited(_chunks(receive),
-                                                  headers.get("content-length"),
-                                                  ctx.settings.max_body_bytes)
-                    request = FhirRequest(method, path, query, headers, body,
-                                          base_url=base, context=context, stream=stream,
-                                          raw=route.raw)
-                    answer = await self.router.handle(route, params, request, ctx)
-                except FhirError as exc:
-                    log_server_error(method, exc)
-                    answer = error_response(exc)
-                except Exception:
-                    if trail is not None:  # the 500 is audited too, then answered as before
-                        await trail.finish(error_response(FhirError("internal server error")))
-                    raise
-                if trail is not None:  # nothing is answered before its event is stored
-                    answer = await trail.finish(answer)
-            finally:
+                neg, refused = _negotiate(headers, query)
+                route, params = self.router.match(method, path)
+                if refused is not None and not route.raw:
+                    raise refused
+                scope[ROUTE_KEY] = route
+                scope["path_params"] = params
                 if trail is not None:
-                    trail.end()
-            await http_response(answer, neg, ctx.base_url)(scope, receive, send)
+                    trail.matched(route, params)
+                context, slot = await self._admit(scope, headers, route, context, ctx)
+                if slot is not None:
+                    held.append(slot)
+                if trail is not None:
+                    trail.context = context
+                if context.scope is not None:
+                    ctx = ctx.for_request(context, base)
+                body = stream = None
+                if method in _WITH_BODY and route.raw:
+                    stream = _chunks(receive)  # the handler reads it within its limit
+                elif method in _WITH_BODY:
+                    body = await read_limited(_chunks(receive),
+                                              headers.get("content-length"),
+                                              ctx.settings.max_body_bytes)
+                request = FhirRequest(method, path, query, headers, body, base_url=base,
+                                      context=context, stream=stream, raw=route.raw)
+                answer = await self.router.handle(route, params, request, ctx)
+            except FhirError as exc:
+                log_server_error(method, exc)
+                answer = error_response(exc)
+            except Exception:
+                if trail is not None:  # the 500 is audited too, then answered as before
+                    await trail.finish(error_response(FhirError("internal server error")))
+                raise
+            if trail is not None:  # nothing is answered before its event is stored
+                answer = await trail.finish(answer)
         finally:
-            if slot is not None:  # also when the client went away or the task was cancelled
-                await slot.release()
+            if trail is not None:
+                trail.end()
+        return answer, neg, ctx
 
     async def _admit(self, scope: Scope, headers: Headers, route: Route,
                      context: RequestContext, ctx: ServiceContext,
