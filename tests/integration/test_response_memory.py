@@ -63,7 +63,7 @@ def test_four_searches_of_a_thousand_large_resources_stay_within_512_mb(
                     lambda _: len(client.get("/Basic", params={"_count": "1000"}).content),
                     range(4)))
                 # each page is cut at MAX_RESPONSE_BYTES (8 MiB), far below 200 MB
-                assert all(20_000_000 < s <= 32 * 1024 * 1024 for s in sizes), sizes
+                assert all(6_000_000 < s <= 8 * 1024 * 1024 for s in sizes), sizes
                 ids = _ids(client)
             peak = _peak_rss(proc.pid)
             assert peak < BOUND, f"worker peak RSS {peak / 2**20:.0f} MiB"
