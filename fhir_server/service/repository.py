@@ -167,6 +167,19 @@ class JobStore(Protocol):
         """End a running job (a cancelled one stays cancelled)."""
         ...
 
+    async def renew(self, job_id: int, processed: int, lease_seconds: float) -> bool:
+        """Extend a running job's lease and set its progress; False if it is no longer
+        running (cancelled)."""
+        ...
+
+    async def record_output(self, job_id: int, position: dict[str, Any],
+                            output: dict[str, Any] | None, after: dict[str, Any],
+                            processed: int, lease_seconds: float) -> bool:
+        """Append an export's output file (when given) and move its position from
+        ``position`` to ``after``, in one statement; False unless the job is running at
+        ``position`` (cancelled, or another worker took it over and moved on)."""
+        ...
+
     async def custom_parameters(self) -> list[tuple[dict[str, Any], str]]:
         """Stored active SearchParameter resources with their build state."""
         ...
