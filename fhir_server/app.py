@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 GZIP_MINIMUM_BYTES = 4096
 #: Response headers browser scripts may read on cross-origin answers.
 CORS_EXPOSED = ("ETag", "Location", "Last-Modified", "Content-Location", "X-Request-ID",
-                "Retry-After")
+                "Retry-After", "X-Progress")
 
 
 class _FhirPathConvertor(Convertor[str]):

@@ -86,7 +86,7 @@ async def job_status(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
 async def cancel_job(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """Cancel a queued or running job: 202 with its status, ``cancelled`` (as the Bulk
     Data IG answers a DELETE of a status URL; again for one already cancelled). A job
-    that has ended otherwise cannot be: 409."""
+    that has ended otherwise cannot be (but a finished export): 409."""
     jobs = _jobs(ctx)
     found = await jobs.get(_job_id(request))
     if found is None:
@@ -95,7 +95,9 @@ async def cancel_job(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
         export.check_access(request, found)
     else:
         _require_admin(request, found)
-    job = await jobs.cancel(found.id)
+    # A finished export is cancelled too: the client is done with its files (the IG),
+    # which the blob sweep then removes; its status URL answers 404 from then on.
+    job = await jobs.cancel(found.id, done_too=found.kind == export_service.KIND)
     if job is None:
         raise NotFound(f"there is no job {request.params['job_id']}")
     if job.status != "cancelled":

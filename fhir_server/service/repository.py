@@ -141,8 +141,9 @@ class JobStore(Protocol):
         the job will complete are marked building (on an active job: if still queued)."""
         ...
 
-    async def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued or running job; the job as it is then (None: unknown)."""
+    async def cancel(self, job_id: int, done_too: bool = False) -> Job | None:
+        """Cancel a queued or running job (a done one too with ``done_too``); the job
+        as it is then (None: unknown)."""
         ...
 
     async def get(self, job_id: int) -> Job | None:

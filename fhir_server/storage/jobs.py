@@ -100,15 +100,17 @@ class PgJobs:
                 built = {str(r[0]) for r in await cur.fetchall()}
                 return JobStart(job, False, tuple(u for u in building_urls if u not in built))
 
-    async def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued or running job (its worker sees it at its next batch); the
-        job as it is then: cancelled, or as it had ended; None when unknown."""
+    async def cancel(self, job_id: int, done_too: bool = False) -> Job | None:
+        """Cancel a queued or running job (its worker sees it at its next batch), and
+        with ``done_too`` a finished one (an export whose files may go); the job as it
+        is then: cancelled, or as it had ended; None when unknown."""
+        ended = ("queued", "running", "done") if done_too else ("queued", "running")
         with translated():
             async with self._pool.connection() as conn:
                 cur = await conn.execute(sql.SQL(
                     "UPDATE job SET status = 'cancelled', lease_until = NULL,"
-                    " updated_at = now() WHERE id = %s AND status IN ('queued', 'running')"
-                    " RETURNING {}").format(_COLUMNS), (job_id,))
+                    " updated_at = now() WHERE id = %s AND status = ANY(%s)"
+                    " RETURNING {}").format(_COLUMNS), (job_id, list(ended)))
                 job = _job(await cur.fetchone())
                 if job is not None:
                     return job
