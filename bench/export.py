@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 lines = 0
                 for output in manifest["output"]:
                     with client.stream("GET", output["url"]) as answer:
-                        got = sum(piece.count(b"\n") for piece in answer.iter_raw(1 << 20))
+                        got = sum(piece.count(b"\n") for piece in answer.iter_bytes(1 << 20))
                     if got != output["count"]:
                         raise BenchError(f"{output['url']}: {got} lines, not "
                                          f"{output['count']}")
