@@ -24,6 +24,7 @@ from fhir_server.api.routes import ROUTER
 from fhir_server.audit.trail import Auditor
 from fhir_server.auth import discovery
 from fhir_server.auth.jwks import RemoteJwks
+from fhir_server.auth.scopes import access_scope
 from fhir_server.auth.server.routes import AuthServer
 from fhir_server.auth.verify import Authenticator
 from fhir_server.blobs.sweep import sweep_forever
@@ -45,6 +46,7 @@ from fhir_server.observability.metrics import (
 )
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
 from fhir_server.runtime import build_context
+from fhir_server.service.export_runner import ExportRunner
 from fhir_server.service.reindex import JobRunner
 from fhir_server.settings import Settings, load_settings
 from fhir_server.storage.blobs import PgBlobReferences
@@ -56,7 +58,7 @@ log = logging.getLogger(__name__)
 GZIP_MINIMUM_BYTES = 4096
 #: Response headers browser scripts may read on cross-origin answers.
 CORS_EXPOSED = ("ETag", "Location", "Last-Modified", "Content-Location", "X-Request-ID",
-                "Retry-After")
+                "Retry-After", "X-Progress")
 
 
 class _FhirPathConvertor(Convertor[str]):
@@ -120,6 +122,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         runner = JobRunner(ctx, ctx.jobs)
         tasks.append(asyncio.create_task(runner.loop(), name="background-jobs"))
         assert ctx.blobs is not None
+        exports = ExportRunner(ctx, ctx.jobs, ctx.blobs,
+                               lambda granted, patient: access_scope(ctx, granted, patient))
+        tasks.append(asyncio.create_task(exports.loop(), name="export-jobs"))
         tasks.append(asyncio.create_task(sweep_forever(
             ctx.blobs, PgBlobReferences(pool).referenced, settings.blob_orphan_grace_seconds,
             settings.blob_sweep_interval_seconds), name="blob-sweep"))

@@ -105,6 +105,14 @@ class Settings:
     #: that runs every BLOB_SWEEP_INTERVAL_SECONDS.
     blob_orphan_grace_seconds: float = 3600.0
     blob_sweep_interval_seconds: float = 600.0
+    #: Bulk Data ``$export``: resources read per batch (a cancelled export stops at the
+    #: end of its batch) and NDJSON lines per output file (a file is the unit a
+    #: crashed export resumes from).
+    export_batch_size: int = 2000
+    export_file_lines: int = 100_000
+    #: seconds an export's worker holds its job without a sign of life; past them
+    #: another worker (any replica) takes the job over from its last file.
+    export_lease_seconds: float = 60.0
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"

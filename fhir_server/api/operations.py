@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_server.api import export
 from fhir_server.api.headers import instant
 from fhir_server.api.messages import FhirRequest, FhirResponse
-from fhir_server.errors import Conflict, NotFound, ServiceUnavailable
+from fhir_server.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from fhir_server.service import export as export_service
 from fhir_server.service import reindex
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import Job, JobStore
@@ -61,19 +63,41 @@ def _job_id(request: FhirRequest) -> int:
     return int(job_id)
 
 
+def _require_admin(request: FhirRequest, job: Job) -> None:
+    """The server's own jobs ($reindex) are the admin's; an export is its client's
+    (``api.export`` checks that)."""
+    scope = request.context.scope
+    if scope is not None and not scope.admin:
+        raise Forbidden(f"job {job.id} ({job.kind}) needs the admin scope (system/*.*)")
+
+
 async def job_status(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """A background job's progress, as Parameters."""
+    """A background job's progress, as Parameters (an export's: as the Bulk Data IG
+    answers its status URL)."""
     job = await _jobs(ctx).get(_job_id(request))
     if job is None:
         raise NotFound(f"there is no job {request.params['job_id']}")
+    if job.kind == export_service.KIND:
+        return export.status(request, ctx, job)
+    _require_admin(request, job)
     return FhirResponse(200, _parameters(job))
 
 
 async def cancel_job(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """Cancel a queued or running job: 202 with its status, ``cancelled`` (as the Bulk
     Data IG answers a DELETE of a status URL; again for one already cancelled). A job
-    that has ended otherwise cannot be: 409."""
-    job = await _jobs(ctx).cancel(_job_id(request))
+    that has ended otherwise cannot be (but a finished export): 409."""
+    jobs = _jobs(ctx)
+    found = await jobs.get(_job_id(request))
+    if found is None:
+        raise NotFound(f"there is no job {request.params['job_id']}")
+    if found.kind == export_service.KIND:
+        export.check_access(request, found)
+    else:
+        _require_admin(request, found)
+    # A finished export is cancelled too: the client is done with its files (the IG),
+    # which the blob sweep then removes; its status URL answers 404 from then on.
+    job = await jobs.cancel(found.id, done_too=found.kind == export_service.KIND)
     if job is None:
         raise NotFound(f"there is no job {request.params['job_id']}")
     if job.status != "cancelled":

@@ -28,6 +28,7 @@ PARAM_PATTERNS = {
     "id": r"[^$].*",
     "vid": r"[^$].*",
     "job_id": r"[^$].*",
+    "file": r"[^$].*",
 }
 _PARAM = re.compile(r"\{(\w+)\}")
 #: What a type-like segment is (a ``{resource_type}`` / ``{compartment}`` value); every

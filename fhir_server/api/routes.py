@@ -4,7 +4,8 @@ HTTP (``fhir_server.http.adapter``) and Bundle entries (``api.bundle``) are disp
 through it; metrics and logs are labelled with its templates and interaction names; the
 OpenAPI document (``api.openapi``) and the CapabilityStatement (``api.capabilities``)
 are generated from it. Nothing else names a route. Paths are relative to the FHIR base;
-``{resource_type}``, ``{id}``, ``{vid}``, ``{compartment}``, ``{job_id}`` are parameters
+``{resource_type}``, ``{id}``, ``{vid}``, ``{compartment}``, ``{job_id}``, ``{file}`` are
+parameters
 (their shapes are in ``router.PARAM_PATTERNS``); literal segments win over parameters.
 """
 
@@ -16,6 +17,7 @@ from fhir_server.api import (
     capabilities,
     definitions,
     everything,
+    export,
     history,
     instance,
     operations,
@@ -71,6 +73,26 @@ EVERYTHING = Operation(
     ),
 )
 
+EXPORT = Operation(
+    "export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    "Bulk Data export (https://hl7.org/fhir/uv/bulkdata/): with 'Prefer: respond-async', "
+    "answers 202 with Content-Location, the job's status URL [base]/_jobs/[id]: 202 with "
+    "X-Progress and Retry-After while it runs, then 200 with the manifest, whose output "
+    "files (NDJSON, one per type and up to EXPORT_FILE_LINES resources) are read from "
+    "[base]/_jobs/[id]/[file] with the same token; DELETE cancels. System level: what "
+    "the token may read; Patient level: every patient's compartment; Group level: the "
+    "compartments of the Group's member Patients.",
+    affects_state=False,
+    parameters=(
+        OperationParameter("_outputFormat", "in", "string", 0, "1",
+                           "application/fhir+ndjson (or application/ndjson, ndjson)"),
+        OperationParameter("_since", "in", "instant", 0, "1", "changed since"),
+        OperationParameter("_type", "in", "string", 0, "*", "resource types to export"),
+        OperationParameter("_typeFilter", "in", "string", 0, "*",
+                           "a search query per type, [type]?[query] (one per type)"),
+    ),
+)
+
 ROUTES: tuple[Route, ...] = (
     # -- system level --------------------------------------------------------------------
     Route("GET", "metadata", "capabilities", capabilities.capabilities,
@@ -86,10 +108,21 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "$reindex", "operation", operations.reindex_system,
           "Rebuild the search index of every resource ($reindex)", operation=REINDEX,
           access=ADMIN),
+    Route("GET", "$export", "operation", export.export_system,
+          "Bulk Data export of every resource the caller may read ($export)",
+          operation=EXPORT, access="r", in_bundle=False),
+    Route("POST", "$export", "operation", export.export_system,
+          "Bulk Data export ($export), parameters in a Parameters body",
+          operation=EXPORT, access="r", in_bundle=False),
+    # A job is its client's (an export) or the admin's ($reindex): the handlers check.
     Route("GET", "_jobs/{job_id}", "operation", operations.job_status,
-          "The progress of a background job", access=ADMIN),
+          "The progress of a background job (an export's manifest when done)",
+          access=SIGNED_IN),
     Route("DELETE", "_jobs/{job_id}", "operation", operations.cancel_job,
-          "Cancel a queued or running background job", access=ADMIN),
+          "Cancel a queued or running background job", access=SIGNED_IN),
+    Route("GET", "_jobs/{job_id}/{file}", "operation", export.export_file,
+          "One NDJSON file of a finished export", access=SIGNED_IN, raw=True,
+          in_bundle=False),
     Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
           "Read an OperationDefinition (this server's own operations included)",
           access=SIGNED_IN),
@@ -142,6 +175,18 @@ ROUTES: tuple[Route, ...] = (
           history.history_instance, "History of one resource"),
     Route("GET", "{resource_type}/{id}/_history/{vid}", "vread", instance.vread,
           "Read one version of a resource"),
+    Route("GET", "Patient/$export", "operation", export.export_patient,
+          "Bulk Data export of every patient's compartment ($export)", operation=EXPORT,
+          access="r", in_bundle=False),
+    Route("POST", "Patient/$export", "operation", export.export_patient,
+          "Bulk Data export of every patient's compartment, parameters in a body",
+          operation=EXPORT, access="r", in_bundle=False),
+    Route("GET", "Group/{id}/$export", "operation", export.export_group,
+          "Bulk Data export of a Group's member patients ($export)", operation=EXPORT,
+          access="r", in_bundle=False),
+    Route("POST", "Group/{id}/$export", "operation", export.export_group,
+          "Bulk Data export of a Group's member patients, parameters in a body",
+          operation=EXPORT, access="r", in_bundle=False),
     Route("GET", "Patient/{id}/$everything", "operation", everything.everything_instance,
           "The patient's record ($everything)", operation=EVERYTHING, access="r"),
     Route("POST", "Patient/{id}/$everything", "operation", everything.everything_instance,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fhir_server.importer.files import CHUNK_LINES
@@ -11,7 +14,9 @@ from fhir_server.settings import Settings
 HELP = """Load Bundles (.json) and NDJSON (.ndjson, .ndjson.gz) files or directories.
 A transaction Bundle is one transaction (a failing file is reported and skipped), a batch
 Bundle a batch; other Bundles, single resources and NDJSON lines are upserted (PUT) under
-their id. Safe to run twice: POSTs without ifNoneExist become PUTs to their urn:uuid (or
+their id. A Bulk Data export manifest (.json with output[]) stands for the files it
+lists (downloaded when they are URLs; --token for requiresAccessToken).
+Safe to run twice: POSTs without ifNoneExist become PUTs to their urn:uuid (or
 own) id, and resources without an id get one derived from their content."""
 
 
@@ -42,15 +47,26 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="write every problem to FILE, one per line")
     parser.add_argument("--summary-json", metavar="FILE",
                         help="write the summary as JSON to FILE")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="Bearer token for the files of an export manifest that "
+                             "requiresAccessToken")
     return parser
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run ``fhir-server import`` with parsed arguments; returns the exit status."""
+    from fhir_server.importer.manifest import ManifestError, expand
     from fhir_server.importer.run import ImportOptions, run_import
 
-    options = ImportOptions(
-        paths=list(args.paths), workers=args.import_workers, concurrency=args.concurrency,
-        strict=args.strict, progress=not args.no_progress, chunk_lines=args.chunk_lines,
-        errors_file=args.errors, summary_json=args.summary_json)
-    return run_import(settings, options)
+    with tempfile.TemporaryDirectory(prefix="fhir-import-") as scratch:
+        try:
+            paths = expand(list(args.paths), args.token, Path(scratch))
+        except ManifestError as exc:
+            print(f"fhir-server import: {exc}", file=sys.stderr)
+            return 1
+        options = ImportOptions(
+            paths=paths, workers=args.import_workers, concurrency=args.concurrency,
+            strict=args.strict, progress=not args.no_progress,
+            chunk_lines=args.chunk_lines, errors_file=args.errors,
+            summary_json=args.summary_json)
+        return run_import(settings, options)

@@ -109,6 +109,9 @@ class Compartment:
     owner_id: str
     #: every (resource type, parameter) linking a resource to the owner
     params: tuple[SearchParam, ...]
+    #: Bulk Data export: the union of the compartments of these owners, the owners
+    #: included (empty: of every resource of ``owner_type``); ``owner_id`` is then unused
+    owners: tuple[str, ...] | None = None
 
     def member_types(self) -> frozenset[str]:
         """The resource types that can be in the compartment."""

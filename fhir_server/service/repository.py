@@ -141,8 +141,9 @@ class JobStore(Protocol):
         the job will complete are marked building (on an active job: if still queued)."""
         ...
 
-    async def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued or running job; the job as it is then (None: unknown)."""
+    async def cancel(self, job_id: int, done_too: bool = False) -> Job | None:
+        """Cancel a queued or running job (a done one too with ``done_too``); the job
+        as it is then (None: unknown)."""
         ...
 
     async def get(self, job_id: int) -> Job | None:
@@ -165,6 +166,19 @@ class JobStore(Protocol):
 
     async def finish(self, job_id: int, status: str, error: str | None = None) -> None:
         """End a running job (a cancelled one stays cancelled)."""
+        ...
+
+    async def renew(self, job_id: int, processed: int, lease_seconds: float) -> bool:
+        """Extend a running job's lease and set its progress; False if it is no longer
+        running (cancelled)."""
+        ...
+
+    async def record_output(self, job_id: int, position: dict[str, Any],
+                            output: dict[str, Any] | None, after: dict[str, Any],
+                            processed: int, lease_seconds: float) -> bool:
+        """Append an export's output file (when given) and move its position from
+        ``position`` to ``after``, in one statement; False unless the job is running at
+        ``position`` (cancelled, or another worker took it over and moved on)."""
         ...
 
     async def custom_parameters(self) -> list[tuple[dict[str, Any], str]]:

@@ -1,4 +1,5 @@
-"""Which objects of the blob store stored Binary versions refer to (for the sweep).
+"""Which objects of the blob store stored Binary versions (and export jobs) refer to
+(for the sweep).
 
 Every version counts, history included (a vread of an old Binary still finds its
 content), deleted resources' versions too.
@@ -22,6 +23,10 @@ _REFERENCED = sql.SQL(
     "   WHEN 'array' THEN ext->'extension' ELSE '[]' END) part"
     " WHERE h.resource_type = 'Binary' AND ext->>'url' = %s AND part->>'url' = 'key'"
     " AND part->>'valueString' = ANY(%s)"
+    # the files of exports not cancelled (their manifests name them)
+    " UNION SELECT o->>'key' FROM job j CROSS JOIN LATERAL jsonb_array_elements("
+    "   coalesce(j.params->'outputs', '[]')) o"
+    " WHERE j.kind = 'export' AND j.status <> 'cancelled' AND o->>'key' = ANY(%s)"
 )
 
 
@@ -32,8 +37,8 @@ class PgBlobReferences:
         self._pool = pool
 
     async def referenced(self, keys: Sequence[str]) -> set[str]:
-        """The keys among ``keys`` some stored Binary version names."""
+        """The keys among ``keys`` some stored Binary version or export names."""
         with translated():
             async with self._pool.connection() as conn:
-                cur = await conn.execute(_REFERENCED, (CONTENT_EXTENSION, list(keys)))
+                cur = await conn.execute(_REFERENCED, (CONTENT_EXTENSION, list(keys), list(keys)))
                 return {str(row[0]) for row in await cur.fetchall()}

@@ -100,15 +100,17 @@ class PgJobs:
                 built = {str(r[0]) for r in await cur.fetchall()}
                 return JobStart(job, False, tuple(u for u in building_urls if u not in built))
 
-    async def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued or running job (its worker sees it at its next batch); the
-        job as it is then: cancelled, or as it had ended; None when unknown."""
+    async def cancel(self, job_id: int, done_too: bool = False) -> Job | None:
+        """Cancel a queued or running job (its worker sees it at its next batch), and
+        with ``done_too`` a finished one (an export whose files may go); the job as it
+        is then: cancelled, or as it had ended; None when unknown."""
+        ended = ("queued", "running", "done") if done_too else ("queued", "running")
         with translated():
             async with self._pool.connection() as conn:
                 cur = await conn.execute(sql.SQL(
                     "UPDATE job SET status = 'cancelled', lease_until = NULL,"
-                    " updated_at = now() WHERE id = %s AND status IN ('queued', 'running')"
-                    " RETURNING {}").format(_COLUMNS), (job_id,))
+                    " updated_at = now() WHERE id = %s AND status = ANY(%s)"
+                    " RETURNING {}").format(_COLUMNS), (job_id, list(ended)))
                 job = _job(await cur.fetchone())
                 if job is not None:
                     return job
@@ -189,6 +191,35 @@ class PgJobs:
                     await conn.execute(
                         "UPDATE search_param_state SET status = 'active', updated_at = now()"
                         " WHERE job_id = %s", (job_id,))
+
+    async def renew(self, job_id: int, processed: int, lease_seconds: float) -> bool:
+        """Extend a running job's lease and set its progress."""
+        with translated():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "UPDATE job SET processed = %s, updated_at = now(),"
+                    " lease_until = now() + make_interval(secs => %s)"
+                    " WHERE id = %s AND status = 'running'",
+                    (processed, lease_seconds, job_id))
+                return cur.rowcount == 1
+
+    async def record_output(self, job_id: int, position: dict[str, Any],
+                            output: dict[str, Any] | None, after: dict[str, Any],
+                            processed: int, lease_seconds: float) -> bool:
+        """Append an output file and advance the position, compared and set at once: of
+        two workers on one job (a lease that expired under a slow one) one wins."""
+        outputs = [] if output is None else [output]
+        with translated():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "UPDATE job SET params = params || jsonb_build_object('position',"
+                    " %s::jsonb, 'outputs', coalesce(params->'outputs', '[]') || %s::jsonb),"
+                    " processed = %s, updated_at = now(),"
+                    " lease_until = now() + make_interval(secs => %s)"
+                    " WHERE id = %s AND status = 'running' AND params->'position' = %s::jsonb",
+                    (Jsonb(after), Jsonb(outputs), processed, lease_seconds, job_id,
+                     Jsonb(position)))
+                return cur.rowcount == 1
 
     async def custom_parameters(self) -> list[tuple[dict[str, Any], str]]:
         """Stored SearchParameter resources with their build state ('building' if none)."""

@@ -59,9 +59,12 @@ def test_metadata(client: httpx.Client) -> None:
     reindex = {"name": "reindex", "definition": f"{base}/OperationDefinition/reindex"}
     everything = {"name": "everything",
                   "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
-    for declared, names in ((rest["operation"], [reindex]),
+    export = {"name": "export",
+              "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}
+    for declared, names in ((rest["operation"], [reindex, export]),
                             (resources["Observation"]["operation"], [reindex]),
-                            (resources["Patient"]["operation"], [reindex, everything])):
+                            (resources["Patient"]["operation"], [reindex, export,
+                                                                 everything])):
         assert [{k: o[k] for k in ("name", "definition")} for o in declared] == names
         assert declared[0]["documentation"].startswith("Rebuilds the search index")
     definition = client.get("OperationDefinition/reindex").json()

@@ -100,6 +100,13 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
         _query("vid", "Version id (`meta.versionId`)", string, where="path"),
         _query("job_id", "The job's id (from `Content-Location` of the operation)",
                string, where="path"),
+        _query("file", "An output file of an export, as its manifest names it", string,
+               where="path"),
+        _query("_outputFormat", "`application/fhir+ndjson` (or `application/ndjson`, "
+               "`ndjson`)", string),
+        _query("_typeFilter", "`[type]?[search query]`: only the matches of that type "
+               "(one per type)", {"type": "array", "items": string}, style="form",
+               explode=True),
         _query("_format", "Override `Accept`: `json` or a JSON media type (XML is 406)",
                {"type": "string", "examples": ["json", FHIR_JSON]}),
         _query("_pretty", "`true` indents the JSON", {"enum": ["true", "false"]}),
@@ -135,6 +142,10 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
                 enum=["return=representation", "return=minimal", "return=OperationOutcome"]),
     ]
     out = {p["name"]: p for p in params}
+    out["export_type"] = _query("_type", "Comma-separated resource types to export "
+                                "(default: every type of the level)", string)
+    out["Prefer-async"] = _header("Prefer", "`respond-async`: required (a 400 without)",
+                                  enum=["respond-async"])
     out["Prefer-handling"] = _header(
         "Prefer", "`handling=strict`: unknown or unsupported parameters are a 400 "
         "(default `handling=lenient`: ignored, left out of the `self` link)",

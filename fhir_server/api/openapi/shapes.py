@@ -125,6 +125,13 @@ SHAPES: dict[tuple[str, str | None], Shape] = {
         (("200", "A `searchset` Bundle (one page of the record)", "Bundle", ()),),
         ("400", "404"), ("start", "end", "_since", "_type", "_count", "_cursor", "_format",
                          "_pretty"), body="parameters"),
+    ("operation", "export"): Shape(
+        (("202", "Accepted: poll the status URL in Content-Location (202 with X-Progress "
+          "while it runs, 200 with the manifest when done)", "OperationOutcome",
+          ("Content-Location",)),),
+        ("400", "404", "503"), ("_outputFormat", "_since", "export_type", "_typeFilter"),
+        ("Prefer-async",), body="parameters",
+        doc="See [Bulk Data export](https://hl7.org/fhir/uv/bulkdata/export.html)."),
     ("operation", None): Shape(
         (("200", "The job's progress as Parameters", "Parameters", ()),), ("404", "503"),
         ("_format", "_pretty")),

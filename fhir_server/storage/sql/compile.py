@@ -139,6 +139,8 @@ class Compiler:
         """``res`` is in the compartment; with ``owner`` the owner itself and resources of
         types that cannot be in it pass too (an access scope, not a compartment search)."""
         ref = self.alias()
+        if compartment.owners is not None:
+            return self._in_compartments(compartment, compartment.owners, ref, res)
         member = (sql.SQL(
             "EXISTS (SELECT 1 FROM idx_reference {c} WHERE {c}.rid = {res}.rid"
             " AND {c}.p = ANY(%s::bigint[]) AND {c}.target_type = %s AND {c}.target_id = %s)"
@@ -151,6 +153,26 @@ class Compiler:
             " AND {res}.id = %s) OR {member})").format(res=res, member=member[0]), [
             sorted(compartment.member_types()), compartment.owner_type,
             compartment.owner_id, *member[1]]
+
+    @staticmethod
+    def _in_compartments(compartment: Compartment, owners: tuple[str, ...],
+                         ref: sql.Identifier, res: sql.Composable) -> Fragment:
+        """``res`` is one of ``owners`` or in the compartment of one (of any resource of
+        the owner type when ``owners`` is empty): a Bulk Data export's population."""
+        if not owners:
+            return sql.SQL(
+                "({res}.resource_type = %s OR EXISTS (SELECT 1 FROM idx_reference {c}"
+                " WHERE {c}.rid = {res}.rid AND {c}.p = ANY(%s::bigint[])"
+                " AND {c}.target_type = %s))").format(c=ref, res=res), [
+                compartment.owner_type, [p.p for p in compartment.params],
+                compartment.owner_type]
+        return sql.SQL(
+            "(({res}.resource_type = %s AND {res}.id = ANY(%s::text[])) OR EXISTS (SELECT 1"
+            " FROM idx_reference {c} WHERE {c}.rid = {res}.rid AND {c}.p = ANY(%s::bigint[])"
+            " AND {c}.target_type = %s AND {c}.target_id = ANY(%s::text[])))").format(
+            c=ref, res=res), [compartment.owner_type, list(owners),
+                              [p.p for p in compartment.params], compartment.owner_type,
+                              list(owners)]
 
     # -- clauses -------------------------------------------------------------------------
 
