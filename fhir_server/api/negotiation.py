@@ -42,9 +42,9 @@ def _check_fhir_version(params: dict[str, str], media: str) -> None:
         raise NotAcceptable(f"FHIR version {version} is not served here (only 4.0)")
 
 
-def accepted(accept: str) -> list[str]:
-    """The media ranges of an ``Accept`` header, most preferred first (``q=0`` ones
-    left out), lower-cased and without parameters."""
+def _ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
+    """The media ranges of an ``Accept`` header with their parameters, most preferred
+    first (by ``q``, then order); ``q=0`` ones left out, a malformed ``q`` taken as 1."""
     ranges = []
     for order, item in enumerate(accept.split(",")):
         if not item.strip():
@@ -55,8 +55,14 @@ def accepted(accept: str) -> list[str]:
         except ValueError:
             q = 1.0
         if q > 0:
-            ranges.append((-q, order, media))
-    return [media for _, _, media in sorted(ranges)]
+            ranges.append((-q, order, media, params))
+    return [(media, params) for _, _, media, params in sorted(ranges, key=lambda r: r[:2])]
+
+
+def accepted(accept: str) -> list[str]:
+    """The media ranges of an ``Accept`` header, most preferred first (``q=0`` ones
+    left out), lower-cased and without parameters."""
+    return [media for media, _ in _ranges(accept)]
 
 
 def is_fhir_json(media: str) -> bool:
@@ -79,20 +85,7 @@ def response_media_type(accept: str | None, format_param: str | None) -> str:
         raise NotAcceptable(f"_format {format_param!r} is not supported; use json")
     if not accept:
         return FHIR_JSON
-    ranges = []
-    for order, item in enumerate(accept.split(",")):
-        if not item.strip():
-            continue
-        media, params = _split(item)
-        try:
-            q = float(params.get("q", "1"))
-        except ValueError:
-            q = 1.0
-        ranges.append((-q, order, media, params))
-    ranges.sort()
-    for neg_q, _, media, params in ranges:
-        if neg_q == 0:
-            continue
+    for media, params in _ranges(accept):
         if media in _JSON_FORMATS:
             _check_fhir_version(params, media)
             return _JSON_FORMATS[media]
