@@ -103,6 +103,17 @@ def _content_type(request: FhirRequest) -> str:
     return (request.header("content-type") or "application/octet-stream").strip()
 
 
+async def _stored_content(request: FhirRequest, ctx: ServiceContext,
+                          id: str | None = None) -> dict[str, Any]:
+    """The raw body stored as an object (its securityContext checked first), and the
+    Binary resource naming it."""
+    chunks = _chunks(request, ctx)
+    reference = binary_service.security_context(request.header("x-security-context"))
+    await binary_service.check_security_context(ctx, reference, request.context.scope)
+    blob = await binary_service.store(ctx, chunks)
+    return binary_service.resource(_content_type(request), reference, blob, id)
+
+
 async def create_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """create: raw content, or a Binary resource in FHIR JSON."""
     _as_binary(request)
@@ -110,11 +121,7 @@ async def create_binary(request: FhirRequest, ctx: ServiceContext) -> FhirRespon
     if not _raw_body(request):
         await _fhir_body(request, ctx)
         return await type.create(request, ctx)
-    chunks = _chunks(request, ctx)
-    reference = binary_service.security_context(request.header("x-security-context"))
-    await binary_service.check_security_context(ctx, reference, request.context.scope)
-    blob = await binary_service.store(ctx, chunks)
-    body = binary_service.resource(_content_type(request), reference, blob)
+    body = await _stored_content(request, ctx)
     result = await write_service.create(ctx, _TYPE, body, write_service.dumps(body),
                                         request.header("if-none-exist"), stored=True)
     return written(request, result, 200 if result.outcome == "found" else 201)
@@ -127,12 +134,8 @@ async def update_binary(request: FhirRequest, ctx: ServiceContext) -> FhirRespon
     if not _raw_body(request):
         await _fhir_body(request, ctx)
         return await instance.update(request, ctx)
-    chunks = _chunks(request, ctx)
-    reference = binary_service.security_context(request.header("x-security-context"))
-    await binary_service.check_security_context(ctx, reference, request.context.scope)
-    blob = await binary_service.store(ctx, chunks)
     id = request.params["id"]
-    body = binary_service.resource(_content_type(request), reference, blob, id)
+    body = await _stored_content(request, ctx, id)
     result = await write_service.update(ctx, _TYPE, id, body, write_service.dumps(body),
                                         if_match(request), stored=True)
     return written(request, result, 201 if result.outcome == "created" else 200)
