@@ -17,13 +17,11 @@ import httpx
 import orjson
 
 from bench.common import (
-    bench_database,
     bounded_run,
     format_table,
     log,
     machine_info,
-    start_ours,
-    work_dir,
+    serve_on_fresh_database,
     write_results,
 )
 
@@ -53,10 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     body = bundle(args.entries)
     with bounded_run(1800), contextlib.ExitStack() as stack:
-        db_url = stack.enter_context(bench_database(args.admin_url, "bench_bigtx",
-                                                    args.keep))
-        logs = stack.enter_context(work_dir(args.keep))
-        server = start_ours(stack, db_url, args.workers, 2, 10, logs, audit=args.audit)
+        db_url, server = serve_on_fresh_database(stack, args.admin_url, "bench_bigtx",
+                                                 args.keep, args.workers, args.audit)
         headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
         with httpx.Client(base_url=server.url, timeout=1200) as client:
             warm = client.post("/fhir", content=bundle(50), headers=headers)

@@ -429,6 +429,17 @@ def work_dir(keep: bool) -> Iterator[Path]:
 # --- one benchmark run: options, set-up, results ----------------------------------------
 
 
+def serve_on_fresh_database(stack: contextlib.ExitStack, admin_url: str, name: str,
+                            keep: bool, workers: int, audit: bool = False
+                            ) -> tuple[str, Server]:
+    """A fresh database (dropped at the end unless ``keep``), a folder for the logs and
+    our server migrating it (2 to 10 connections per worker), all stopped by ``stack``:
+    (database URL, server)."""
+    db_url = stack.enter_context(bench_database(admin_url, name, keep))
+    logs = stack.enter_context(work_dir(keep))
+    return db_url, start_ours(stack, db_url, workers, 2, 10, logs, audit=audit)
+
+
 def add_load_args(p: argparse.ArgumentParser, duration_help: str, each: str = "") -> None:
     """The wrk load and server size options (``each``: " of each" where two servers run)."""
     p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")

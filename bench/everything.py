@@ -23,13 +23,11 @@ import httpx
 import orjson
 
 from bench.common import (
-    bench_database,
     bounded_run,
     format_table,
     log,
     machine_info,
-    start_ours,
-    work_dir,
+    serve_on_fresh_database,
     write_results,
 )
 from bench.synthea import generate, reshape
@@ -102,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     # shared resources first: the patients' Bundles refer to them conditionally
     files = sorted(folder.glob("*.json"), key=lambda p: (p.name.startswith("patient"), p.name))
     with bounded_run(3600), contextlib.ExitStack() as stack:
-        db_url = stack.enter_context(bench_database(
-            args.admin_url, f"bench_everything_{args.patients}", args.keep))
-        logs = stack.enter_context(work_dir(args.keep))
-        server = start_ours(stack, db_url, args.workers, 2, 10, logs)
+        db_url, server = serve_on_fresh_database(
+            stack, args.admin_url, f"bench_everything_{args.patients}", args.keep,
+            args.workers)
         with httpx.Client(base_url=server.url, timeout=120) as client:
             log(f"loading {len(files)} Bundles")
             patient, size = _pick(_load(client, files), args.record)

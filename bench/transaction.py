@@ -20,13 +20,11 @@ from typing import Any
 import httpx
 
 from bench.common import (
-    bench_database,
     bounded_run,
     format_table,
     log,
     machine_info,
-    start_ours,
-    work_dir,
+    serve_on_fresh_database,
     write_results,
 )
 from bench.synthea import generate, manifest_path, reshape
@@ -88,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = reshape(generate(args.patients, args.seed), args.patients, args.seed)
     files = sorted(folder.glob("*.json"))
     with bounded_run(3600), contextlib.ExitStack() as stack:
-        db_url = stack.enter_context(bench_database(
-            args.admin_url, f"bench_tx_{args.patients}", args.keep))
-        logs = stack.enter_context(work_dir(args.keep))
-        server = start_ours(stack, db_url, args.workers, 2, 10, logs)
+        db_url, server = serve_on_fresh_database(
+            stack, args.admin_url, f"bench_tx_{args.patients}", args.keep, args.workers)
         log(f"posting {len(files)} Bundles with {args.clients} clients")
         result = asyncio.run(run(server.url, files, args.clients))
         result["target_resources_per_second"] = 1000
