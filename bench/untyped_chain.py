@@ -111,7 +111,7 @@ def load(url: str, patients: int, seed: int) -> int:
     from fhir_server.search.fhirpath import Extractor
     from fhir_server.search.index import IndexBuilder
     from fhir_server.search.registry import Registry
-    from fhir_server.storage.repository import dump_index
+    from fhir_server.storage.index_rows import dump_index
 
     definitions = Definitions.load()
     registry = Registry.load(data_dir("search"), definitions.resource_types,

@@ -35,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from fhir_server.audit.index import EventIndexer
 from fhir_server.search.index import IndexRows
-from fhir_server.storage.repository import dump_index
+from fhir_server.storage.index_rows import dump_index
 
 log = logging.getLogger(__name__)
 

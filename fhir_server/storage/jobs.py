@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from fhir_server.errors import Conflict
 from fhir_server.service.repository import Job, JobStart
 from fhir_server.storage.errors import translated
-from fhir_server.storage.repository import dump_index
+from fhir_server.storage.index_rows import dump_index
 
 _COLUMNS = sql.SQL("id, kind, params, status, cursor, processed, total, error, created_at,"
                    " updated_at")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from fhir_server.storage.admin import AHEAD_COMPATIBLE
 from fhir_server.storage.errors import CREATED_CONCURRENTLY, translated
 from fhir_server.storage.fetch import Fetched, rows_within
 from fhir_server.storage.history import history_page
+from fhir_server.storage.index_rows import dump_index
 from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.scope import admitted_statement, scoped_statement, visible
 from fhir_server.storage.sql import statements
@@ -61,19 +61,6 @@ _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome, content"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, %s::jsonb)"
 )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def dump_index(index: dict[str, list[dict[str, Any]]] | None) -> str | None:
-    """Index rows as the JSON ``fhir_write_index`` reads (numerics kept exact)."""
-    if not index:
-        return None
-    return orjson.dumps(index, default=_json_default).decode()
 
 
 def _row(row: tuple[Any, ...]) -> SearchRow:
