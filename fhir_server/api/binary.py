@@ -143,8 +143,8 @@ async def update_binary(request: FhirRequest, ctx: ServiceContext) -> FhirRespon
 
 async def read_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """read: the raw bytes or the Binary resource."""
-    _as_binary(request)  # the securityContext decides who reads (_answer)
-    version = await read_service.read(_unscoped(request, ctx), _TYPE, request.params["id"])
+    _as_binary(request)  # the storage applies the securityContext with the scope
+    version = await read_service.read(ctx, _TYPE, request.params["id"])
     return await _answer(request, ctx, version)
 
 
@@ -152,45 +152,27 @@ async def vread_binary(request: FhirRequest, ctx: ServiceContext) -> FhirRespons
     """vread: one version's raw bytes or resource."""
     _as_binary(request)
     params = request.params
-    version = await read_service.vread(_unscoped(request, ctx), _TYPE, params["id"],
-                                       params["vid"])
+    version = await read_service.vread(ctx, _TYPE, params["id"], params["vid"])
     return await _answer(request, ctx, version)
 
 
 async def search_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """search: only with a scope reading every Binary (a search cannot follow each
-    one's securityContext; such callers read Binaries by id)."""
+    """search: the Binaries the scope reads (through their securityContext too, in the
+    storage's condition)."""
     _as_binary(request)
-    _refuse_restricted(request)
     return await search.search_type(request, ctx)
 
 
 async def history_binary(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     """history of every Binary: as search."""
     _as_binary(request)
-    _refuse_restricted(request)
     return await history.history_type(request, ctx)
-
-
-def _refuse_restricted(request: FhirRequest) -> None:
-    scope = request.context.scope
-    if scope is not None and scope.restricts(_TYPE):
-        raise Forbidden("searching Binary needs a scope that reads every Binary: a "
-                        "Binary is readable through its securityContext, by id")
-
-
-def _unscoped(request: FhirRequest, ctx: ServiceContext) -> ServiceContext:
-    """The Binary is found whatever the scope: its securityContext decides (below)."""
-    if request.context.scope is None:
-        return ctx
-    return ctx.with_repository(ctx.unscoped)
 
 
 async def _answer(request: FhirRequest, ctx: ServiceContext,
                   version: StoredVersion) -> FhirResponse:
     assert version.content is not None
     binary: dict[str, Any] = orjson.loads(version.content)
-    await binary_service.check_read(ctx, binary, request.context.scope)
     if instance.not_modified(request, version):
         return FhirResponse(304, version=version)
     content = binary_service.content_of(binary)

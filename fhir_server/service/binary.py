@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from fhir_server.blobs.store import BlobStore, StoredBlob, check_key
-from fhir_server.errors import BadRequest, FhirError, NotFound, PayloadTooLarge, Unprocessable
+from fhir_server.errors import BadRequest, FhirError, PayloadTooLarge, Unprocessable
 from fhir_server.service.access import AccessScope
 from fhir_server.service.context import ServiceContext
 
@@ -132,18 +132,6 @@ async def _readable(ctx: ServiceContext, reference: str) -> bool:
         return False
     found = await ctx.repository.read(rtype, id)
     return found is not None and not found.deleted
-
-
-async def check_read(ctx: ServiceContext, binary: dict[str, Any],
-                     scope: AccessScope | None) -> None:
-    """NotFound (nothing is told about it) unless a caller with ``scope`` may read the
-    Binary: a scope reading every Binary may; any other only through the Binary's
-    securityContext (a compartment or criteria never admit a Binary by themselves)."""
-    if scope is None or (scope.permits("r", "Binary") and not scope.restricts("Binary")):
-        return
-    reference = (binary.get("securityContext") or {}).get("reference")
-    if not (isinstance(reference, str) and await _readable(ctx, reference)):
-        raise NotFound(f"Binary/{binary.get('id')} is not known")
 
 
 async def inline(ctx: ServiceContext, binary: dict[str, Any],

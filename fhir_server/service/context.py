@@ -66,9 +66,6 @@ class ServiceContext:
     base_url: str = ""
     #: the base the request itself was sent to (references to it are local too)
     request_base: str = ""
-    #: the repository without any caller's scope, for look-ups that apply an access
-    #: rule of their own (a Binary's securityContext); None: ``repository`` is it
-    system_repository: Repository | None = None
 
     #: for_request's copies by request base and scope (a read's hot path: no copy made;
     #: a token's scope is one object for the token's lifetime), with the scope kept so
@@ -88,17 +85,11 @@ class ServiceContext:
                       else self.repository.scoped(request.scope))
         own = request_base.rstrip("/")
         derived = replace(self, repository=repository, request_base=own,
-                          system_repository=self.system_repository or self.repository,
                           base_url=self.settings.fhir_base_url.rstrip("/") or own)
         if len(self._derived) >= 4096:  # Host headers vary little, tokens more
             self._derived.clear()
         self._derived[key] = (request.scope, derived)
         return derived
-
-    @property
-    def unscoped(self) -> Repository:
-        """The repository as the server sees it, whoever asks."""
-        return self.system_repository or self.repository
 
     def with_repository(self, repository: Repository) -> ServiceContext:
         """This context on another repository (a transaction's session, a buffer)."""

@@ -24,7 +24,9 @@ def visible(scope: AccessScope | None, resource_type: str | None = None,
     if scope is None or (resource_type is not None
                          and not scope.restricts(resource_type, permissions)):
         return None
-    return Compiler(scope.view(permissions)).visible(_R)
+    reads = bool(permissions & READ_PERMISSIONS)
+    return Compiler(scope.view(permissions), reads).visible(
+        _R, None if resource_type is None else (resource_type,))
 
 
 #: the permission each write method needs on the old and the new content

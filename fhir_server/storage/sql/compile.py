@@ -34,6 +34,7 @@ from fhir_server.storage.sql.date import date_condition
 from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows
 from fhir_server.storage.sql.kinds import SQL_TYPES
 from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey
+from fhir_server.storage.sql.security_context import BINARY, through_security_context
 from fhir_server.storage.sql.text import text_condition
 
 _SPECIAL_SORT = {"_id": ("id", "text"), "_lastUpdated": ("last_updated", "timestamptz")}
@@ -55,8 +56,11 @@ class Query:
 class Compiler:
     """Compiles SearchRequests and access scopes; one per query (it numbers aliases)."""
 
-    def __init__(self, scope: AccessScope | None = None) -> None:
+    def __init__(self, scope: AccessScope | None = None, reads: bool = True) -> None:
         self._scope = scope
+        #: whether the scope is applied to reading (a Binary is then also readable
+        #: through its securityContext); False: to a write's permission check
+        self._reads = reads
         self._n = 0
         #: while compiling the scope's own criteria: no scope inside them (no recursion)
         self._in_scope = False
@@ -76,7 +80,7 @@ class Compiler:
         ]
         if request.compartment is not None:
             conditions.append(self.in_compartment(request.compartment, _R, owner=False))
-        visible = self.visible(_R)
+        visible = self.visible(_R, types)
         if visible is not None:
             conditions.append(visible)
         ranges = date_ranges(request.clauses)
@@ -104,36 +108,52 @@ class Compiler:
 
     # -- the access scope --------------------------------------------------------------
 
-    def visible(self, res: sql.Composable) -> Fragment | None:
-        """The scope's condition on resource row ``res``; None when everything is."""
+    def visible(self, res: sql.Composable, types: Sequence[str] | None = None
+                ) -> Fragment | None:
+        """The scope's condition on resource row ``res`` (of one of ``types``; None:
+        of any type); None when everything is."""
         scope = self._scope
         if scope is None or self._in_scope:
             return None
         self._in_scope = True
         try:
-            free: list[Fragment] = []
-            in_compartment: list[Fragment] = []
-            for rule in scope.rules:
-                parts: list[Fragment] = []
-                if rule.resource_type is not None:
-                    parts.append((sql.SQL("{}.resource_type = %s").format(res),
-                                  [rule.resource_type]))
-                elif rule.excluded:
-                    parts.append((sql.SQL("{}.resource_type <> ALL(%s::text[])").format(res),
-                                  [sorted(rule.excluded)]))
-                parts += [self.clause(c, res) for c in rule.criteria]
-                condition = join(parts, " AND ") if parts else (sql.SQL("true"), [])
-                owned = rule.in_compartment and scope.compartment is not None
-                (in_compartment if owned else free).append(condition)
-            if in_compartment and scope.compartment is not None:
-                ors = join(in_compartment, " OR ")
-                member = self.in_compartment(scope.compartment, res, owner=True)
-                free.append(join([(sql.SQL("({})").format(ors[0]), ors[1]), member],
-                                 " AND "))
-            text, params = join(free, " OR ") if free else (sql.SQL("false"), [])
-            return sql.SQL("({})").format(text), params
+            binary = self._reads and (types is None or BINARY in types)
+            condition = self._admitted_by_rules(scope, res, binary)
+            if binary:
+                context = self.alias()
+                condition = join([condition, through_security_context(
+                    res, context, self._admitted_by_rules(scope, context, True))], " OR ")
+            return sql.SQL("({})").format(condition[0]), condition[1]
         finally:
             self._in_scope = False
+
+    def _admitted_by_rules(self, scope: AccessScope, res: sql.Composable,
+                           binary_apart: bool) -> Fragment:
+        """Row ``res`` is admitted by one of the scope's rules; with ``binary_apart`` a
+        Binary only by a rule admitting every Binary (a compartment or criteria never
+        admit one: its securityContext does)."""
+        free: list[Fragment] = []
+        in_compartment: list[Fragment] = []
+        for rule in scope.rules:
+            parts: list[Fragment] = []
+            if rule.resource_type is not None:
+                parts.append((sql.SQL("{}.resource_type = %s").format(res),
+                              [rule.resource_type]))
+            elif rule.excluded:
+                parts.append((sql.SQL("{}.resource_type <> ALL(%s::text[])").format(res),
+                              [sorted(rule.excluded)]))
+            parts += [self.clause(c, res) for c in rule.criteria]
+            owned = rule.in_compartment and scope.compartment is not None
+            if binary_apart and (owned or rule.criteria):
+                parts.append((sql.SQL("{}.resource_type <> %s").format(res), [BINARY]))
+            condition = join(parts, " AND ") if parts else (sql.SQL("true"), [])
+            (in_compartment if owned else free).append(condition)
+        if in_compartment and scope.compartment is not None:
+            ors = join(in_compartment, " OR ")
+            member = self.in_compartment(scope.compartment, res, owner=True)
+            free.append(join([(sql.SQL("({})").format(ors[0]), ors[1]), member], " AND "))
+        text, params = join(free, " OR ") if free else (sql.SQL("false"), [])
+        return sql.SQL("({})").format(text), params
 
     def in_compartment(self, compartment: Compartment, res: sql.Composable,
                        owner: bool) -> Fragment:

@@ -1,6 +1,7 @@
 """Binary.securityContext with SMART scopes: a caller reads a Binary when its scope
 reads the resource securityContext points to (or every Binary); it cannot point a
-Binary at what it may not read, nor search Binaries it could not each read."""
+Binary at what it may not read, and every path to the data (searches, histories,
+includes) applies the same rule."""
 
 from __future__ import annotations
 
@@ -84,9 +85,51 @@ def test_a_scope_reading_every_binary_reads_them_all(smart: Smart,
         assert client.get("Binary").status_code == 200
 
 
-def test_restricted_scopes_cannot_search_binary(smart: Smart,
-                                                records: dict[str, str]) -> None:
-    with smart.client(smart.token("patient/*.rs", patient="a")) as client:
+def _ids(bundle: httpx.Response, resource_type: str = "Binary") -> set[str]:
+    assert bundle.status_code == 200, bundle.text
+    return {e["resource"]["id"] for e in bundle.json().get("entry", ())
+            if e.get("resource", {}).get("resourceType") == resource_type}
+
+
+def test_searches_see_the_binaries_their_security_context_admits(
+        smart: Smart, records: dict[str, str]) -> None:
+    """Type and system searches, histories and includes apply the securityContext as a
+    read by id does: nothing else of Binary is seen on any path."""
+    with smart.client(smart.token("system/*.*")) as admin:
+        provenance = admin.post("Provenance", json={
+            "resourceType": "Provenance", "recorded": "2024-01-01T00:00:00Z",
+            "target": [{"reference": "Patient/a"}, {"reference": f"Binary/{records['a']}"},
+                       {"reference": f"Binary/{records['b']}"},
+                       {"reference": f"Binary/{records['loose']}"}],
+            "agent": [{"who": {"reference": "Patient/a"}}]},
+            headers={"Content-Type": FHIR_JSON})
+        assert provenance.status_code == 201, provenance.text
+    hidden = {records["b"], records["loose"]}
+    for scope in ("patient/*.rs",
+                  "patient/Binary.rs patient/Provenance.rs patient/DocumentReference.rs"):
+        with smart.client(smart.token(scope, patient="a")) as client:
+            paths = ["Binary", "Binary?_count=1000", "?_type=Binary", "Binary/_history"]
+            for path in paths:
+                seen = _ids(client.get(path))
+                assert records["a"] in seen, (scope, path)
+                assert not seen & hidden, (scope, path)
+            included = _ids(client.get("Provenance?_include=Provenance:target"))
+            assert records["a"] in included and not included & hidden, scope
+            for id in hidden:  # nor by _id, nor counted
+                assert _ids(client.get(f"Binary?_id={id}")) == set()
+                total = client.get(f"Binary?_id={id}&_summary=count")
+                assert total.json()["total"] == 0
+    # a's content hangs on its DocumentReference, which this scope does not read
+    with smart.client(smart.token("patient/Binary.rs patient/Provenance.rs",
+                                  patient="a")) as client:
+        assert _ids(client.get("Binary")) == set()
+        assert _ids(client.get("Provenance?_include=Provenance:target")) == set()
+        assert client.get(f"Binary/{records['a']}").status_code == 404
+
+
+def test_a_scope_without_binary_cannot_search_it(smart: Smart,
+                                                 records: dict[str, str]) -> None:
+    with smart.client(smart.token("patient/DocumentReference.rs", patient="a")) as client:
         answer = client.get("Binary")
         assert answer.status_code == 403
         assert outcome_code(answer) == "forbidden"
