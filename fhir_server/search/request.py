@@ -75,7 +75,15 @@ class MultiType:
     per_type: tuple[Clause | HasClause, ...]
 
 
-AnyClause = Clause | HasClause | MultiType
+@dataclass(frozen=True)
+class AnyOf:
+    """Alternatives, each a conjunction of clauses: a resource matching all clauses of
+    any one matches (Bulk Data's several ``_typeFilter`` queries of one type)."""
+
+    alternatives: tuple[tuple[AnyClause, ...], ...]
+
+
+AnyClause = Clause | HasClause | MultiType | AnyOf
 
 
 @dataclass(frozen=True)

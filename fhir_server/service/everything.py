@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fhir_server.errors import BadRequest, NotFound
-from fhir_server.search.request import AnyClause, MultiType, SearchRequest
+from fhir_server.search.request import AnyClause, Clause, HasClause, MultiType, SearchRequest
 from fhir_server.service import compartment as compartments
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import SearchRow
@@ -60,7 +60,7 @@ def _clause(ctx: ServiceContext, types: Sequence[str], name: str, value: str) ->
     per_type = [parser.parse([t], [(name, value)], True, pc).clauses[0] for t in types]
     if len(per_type) == 1:
         return per_type[0]
-    singles = [c for c in per_type if not isinstance(c, MultiType)]  # one type each
+    singles = [c for c in per_type if isinstance(c, Clause | HasClause)]  # one type each
     return MultiType(name, tuple(singles))
 
 

@@ -11,6 +11,7 @@ while one is active answers with that job (one active job per scope, as $reindex
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ import orjson
 
 from fhir_server.errors import BadRequest, FhirError, Forbidden, NotFound
 from fhir_server.search.base import ParseContext
-from fhir_server.search.request import AnyClause, Compartment, SearchRequest
+from fhir_server.search.request import AnyClause, AnyOf, Compartment, SearchRequest
 from fhir_server.service import compartment as compartments
 from fhir_server.service.access import NOT_IN_WILDCARDS, AccessScope
 from fhir_server.service.context import ServiceContext
@@ -35,6 +36,7 @@ NDJSON = "application/fhir+ndjson"
 LEVELS = ("system", "patient", "group")
 #: kick-off parameters this server understands
 PARAMETERS = frozenset({"_outputFormat", "_since", "_type", "_typeFilter"})
+_QUERY_START = re.compile(r",(?=\s*[A-Z][A-Za-z]*\?)")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class ExportRequest:
     types: tuple[str, ...]
     group_id: str | None = None
     since: str | None = None
-    #: resource type -> the query of its ``_typeFilter`` (one per type)
-    filters: dict[str, str] = field(default_factory=dict)
+    #: resource type -> the queries of its ``_typeFilter``s (a resource matching any)
+    filters: dict[str, list[str]] = field(default_factory=dict)
     output_format: str = NDJSON
 
 
@@ -63,7 +65,7 @@ def parse_request(ctx: ServiceContext, scope: AccessScope | None, level: str,
     Forbidden when the caller may read none of the types asked for."""
     values: dict[str, str] = {}
     named: list[str] = []
-    filters: dict[str, str] = {}
+    filters: dict[str, list[str]] = {}
     for name, value in pairs:
         if name not in PARAMETERS:
             raise BadRequest(f"$export has no parameter {name!r} here (supported: "
@@ -71,10 +73,9 @@ def parse_request(ctx: ServiceContext, scope: AccessScope | None, level: str,
         if name == "_type":
             named += [t.strip() for t in value.split(",") if t.strip()]
         elif name == "_typeFilter":
-            rtype, _, query = value.partition("?")
-            if rtype in filters:
-                raise BadRequest(f"_typeFilter: one filter per type ({rtype} has two)")
-            filters[rtype] = query
+            for one in _filters(value):
+                rtype, _, query = one.partition("?")
+                filters.setdefault(rtype, []).append(query)
         elif name in values:
             raise BadRequest(f"$export takes {name} once")
         else:
@@ -133,15 +134,10 @@ def search(ctx: ServiceContext, request: ExportRequest, rtype: str, pc: ParseCon
     """The search over the current resources of ``rtype`` that the export walks:
     ``_typeFilter`` and ``_since`` as clauses, the level's population as a compartment
     (``owners``: the Group's patients; every patient's when None)."""
-    query = request.filters.get(rtype)
-    pairs = parse_qsl(query, keep_blank_values=True) if query else []
-    try:
-        parsed = ctx.search.parser.parse([rtype], pairs, True, pc)
-    except FhirError as exc:
-        raise BadRequest(f"_typeFilter {rtype}?{query}: {exc.diagnostics}") from None
-    if parsed.sort or parsed.includes or parsed.count is not None or parsed.summary:
-        raise BadRequest(f"_typeFilter {rtype}?{query}: only search criteria are allowed")
-    clauses: list[AnyClause] = list(parsed.clauses)
+    alternatives = [_criteria(ctx, rtype, q, pc) for q in request.filters.get(rtype, ())]
+    clauses: list[AnyClause] = (
+        list(alternatives[0]) if len(alternatives) == 1
+        else [AnyOf(tuple(alternatives))] if alternatives else [])
     if request.since:
         since = parse_range(request.since)[0].isoformat()
         clauses += ctx.search.parser.parse([rtype], [("_lastUpdated", f"ge{since}")],
@@ -152,6 +148,28 @@ def search(ctx: ServiceContext, request: ExportRequest, rtype: str, pc: ParseCon
         population = Compartment("Patient", "", definition.params,
                                  owners if owners is not None else ())
     return SearchRequest((rtype,), clauses, compartment=population)
+
+
+def _filters(value: str) -> list[str]:
+    """The queries of one ``_typeFilter`` value: the IG joins several with commas (a
+    logical or), so a comma starts a query only where a ``Type?`` follows it; others
+    belong to a query's own values (``status=active,completed``)."""
+    return [part.strip() for part in _QUERY_START.split(value) if part.strip()]
+
+
+def _criteria(ctx: ServiceContext, rtype: str, query: str, pc: ParseContext
+              ) -> tuple[AnyClause, ...]:
+    """The clauses of one ``_typeFilter`` query (criteria only)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    try:
+        parsed = ctx.search.parser.parse([rtype], pairs, True, pc)
+    except FhirError as exc:
+        raise BadRequest(f"_typeFilter {rtype}?{query}: {exc.diagnostics}") from None
+    if parsed.sort or parsed.includes or parsed.count is not None or parsed.summary:
+        raise BadRequest(f"_typeFilter {rtype}?{query}: only search criteria are allowed")
+    if not parsed.clauses:
+        raise BadRequest(f"_typeFilter {rtype}?{query}: names no search criterion")
+    return tuple(parsed.clauses)
 
 
 def job_scope(request: ExportRequest, client: str | None, granted: str | None) -> str:
@@ -180,9 +198,11 @@ async def start(ctx: ServiceContext, jobs: JobStore, request: ExportRequest,
 
 def request_of(params: dict[str, Any]) -> ExportRequest:
     """The ExportRequest a job's params hold."""
+    # jobs queued before several filters per type held one query per type
+    filters = {t: q if isinstance(q, list) else [q]
+               for t, q in (params.get("filters") or {}).items()}
     return ExportRequest(str(params["level"]), tuple(params["types"]), params.get("group"),
-                         params.get("since"), dict(params.get("filters") or {}),
-                         str(params.get("format") or NDJSON))
+                         params.get("since"), filters, str(params.get("format") or NDJSON))
 
 
 async def group_members(repository: Repository, group_id: str) -> tuple[str, ...]:

@@ -134,6 +134,26 @@ def test_type_filter_and_since(client: httpx.Client) -> None:
     assert [r["id"] for r in _lines(client, later)["Observation"]] == [f"{tag}-late"]
 
 
+def test_type_filters_of_one_type_are_ored(client: httpx.Client) -> None:
+    """Several queries of one type (comma-joined or repeated) export what matches any;
+    a comma inside a query's values stays the query's own."""
+    tag = uuid.uuid4().hex[:10]
+    _population(client, tag)
+    final = f"Observation?_tag=urn:export|{tag}&status=final"
+    of_p1 = f"Observation?_tag=urn:export|{tag}&subject=Patient/{tag}-p1"
+    expected = sorted({f"{tag}-p{p}-o0" for p in range(3)}
+                      | {f"{tag}-p1-o{o}" for o in range(4)})
+    for params in ({"_type": "Observation", "_typeFilter": f"{final},{of_p1}"},
+                   [("_type", "Observation"), ("_typeFilter", final),
+                    ("_typeFilter", of_p1)]):
+        found = _lines(client, _finish(client, _kick_off(client, "/$export", params)))
+        assert sorted(r["id"] for r in found["Observation"]) == expected
+    either = f"Observation?_tag=urn:export|{tag}&status=final,preliminary&subject=Patient/{tag}-p2"
+    found = _lines(client, _finish(client, _kick_off(client, "/$export", {
+        "_type": "Observation", "_typeFilter": either})))
+    assert len(found["Observation"]) == 4
+
+
 def test_patient_level_leaves_out_other_types(client: httpx.Client) -> None:
     tag = uuid.uuid4().hex[:10]
     _population(client, tag)
@@ -194,6 +214,8 @@ def test_cancel_then_status_is_404(client: httpx.Client) -> None:
     ({"_outputFormat": "text/csv"}, ASYNC, 400, "invalid"),
     ({"_since": "yesterday"}, ASYNC, 400, "invalid"),
     ({"_typeFilter": "Patient?nosuchparam=1"}, ASYNC, 400, "invalid"),
+    ({"_typeFilter": "Patient?name=x,Patient?nosuchparam=1"}, ASYNC, 400, "invalid"),
+    ({"_typeFilter": "Patient?_count=5"}, ASYNC, 400, "invalid"),
     ({"patient": "Patient/1"}, ASYNC, 400, "invalid"),
 ])
 def test_kick_off_errors(client: httpx.Client, params: dict[str, str],

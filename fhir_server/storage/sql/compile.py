@@ -18,6 +18,7 @@ from fhir_server.search.hashing import contained_key
 from fhir_server.search.reference import identifier_param_key
 from fhir_server.search.request import (
     AnyClause,
+    AnyOf,
     Clause,
     Compartment,
     Criterion,
@@ -164,6 +165,10 @@ class Compiler:
 
     def clause(self, clause: AnyClause, res: sql.Composable) -> Fragment:
         """The condition of one clause on resource row ``res``."""
+        if isinstance(clause, AnyOf):
+            text, params = join([self._all_clauses(a, res) for a in clause.alternatives],
+                                " OR ")
+            return sql.SQL("({})").format(text), params
         if isinstance(clause, MultiType):
             text, params = join([self.clause(c, res) for c in clause.per_type], " OR ")
             return sql.SQL("({})").format(text), params
@@ -172,6 +177,13 @@ class Compiler:
         if clause.chain:
             return self._chain(clause, 0, res)
         return self._criterion(clause.criteria[0], res)
+
+    def _all_clauses(self, clauses: tuple[AnyClause, ...], res: sql.Composable
+                     ) -> Fragment:
+        if not clauses:
+            return sql.SQL("true"), []
+        text, params = join([self.clause(c, res) for c in clauses], " AND ")
+        return sql.SQL("({})").format(text), params
 
     def _criterion(self, criterion: Criterion, res: sql.Composable,
                    key: Fragment | None = None) -> Fragment:
