@@ -113,6 +113,9 @@ class Settings:
     #: seconds an export's worker holds its job without a sign of life; past them
     #: another worker (any replica) takes the job over from its last file.
     export_lease_seconds: float = 60.0
+    #: above 0 and with S3: the manifest's file URLs are presigned S3 URLs valid this
+    #: long (``requiresAccessToken: false``); 0: files are served through the server.
+    export_presigned_url_seconds: int = 0
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"

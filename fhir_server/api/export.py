@@ -100,8 +100,11 @@ def status(request: FhirRequest, ctx: ServiceContext, job: Job) -> FhirResponse:
     if job.status == "failed":
         raise FhirError(f"export job {job.id} failed: {job.error or 'unknown error'}",
                         status=500, code="exception")
+    seconds, store = ctx.settings.export_presigned_url_seconds, ctx.blobs
+    presigned = (None if seconds <= 0 or store is None else
+                 lambda key: store.presigned_url(key, seconds, export.NDJSON))
     body = export.manifest(job, ctx.base_url, instant(export.transaction_time(job)),
-                           ctx.settings.auth_mode == "smart")
+                           ctx.settings.auth_mode == "smart", presigned)
     return FhirResponse(200, body)
 
 

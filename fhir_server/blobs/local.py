@@ -108,6 +108,9 @@ class LocalStore:
         """Remove the object's file."""
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
+    def presigned_url(self, key: str, seconds: int, content_type: str) -> str | None:
+        return None  # a folder of the server's: only the server serves it
+
     async def close(self) -> None:
         """Nothing to release."""
 

@@ -47,8 +47,9 @@ class S3Store:
         self.bucket = bucket
         self.client = client or boto3.client(
             "s3", endpoint_url=endpoint_url or None, region_name=region or None,
+            # SigV4 everywhere: presigned URLs too (every region takes it; v2 is retired)
             config=Config(retries={"max_attempts": 5, "mode": "standard"},
-                          max_pool_connections=32))
+                          max_pool_connections=32, signature_version="s3v4"))
 
     async def _call(self, name: str, **kwargs: Any) -> Any:
         try:
@@ -163,6 +164,14 @@ class S3Store:
                 return found
             extra = {"KeyMarker": page["NextKeyMarker"],
                      "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def presigned_url(self, key: str, seconds: int, content_type: str) -> str | None:
+        """A presigned GetObject (computed locally: no call to the S3 API)."""
+        check_key(key)
+        url: str = self.client.generate_presigned_url(
+            "get_object", ExpiresIn=seconds,
+            Params={"Bucket": self.bucket, "Key": key, "ResponseContentType": content_type})
+        return url
 
     async def close(self) -> None:
         """Close the client's connection pool."""

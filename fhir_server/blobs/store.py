@@ -64,6 +64,11 @@ class BlobStore(Protocol):
         """Remove an object (no error when it is gone already)."""
         ...
 
+    def presigned_url(self, key: str, seconds: int, content_type: str) -> str | None:
+        """A URL that reads the object without credentials for ``seconds`` (None: the
+        store has no such URLs; its objects are served through the server)."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -233,15 +233,20 @@ def file_name(resource_type: str, number: int) -> str:
     return f"{resource_type}-{number}.ndjson"
 
 
-def manifest(job: Job, base_url: str, transaction_time: str,
-             requires_token: bool) -> dict[str, Any]:
-    """The completion manifest of a finished export."""
+def manifest(job: Job, base_url: str, transaction_time: str, requires_token: bool,
+             presigned: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """The completion manifest of a finished export; with ``presigned`` (an object key
+    -> its presigned URL) the files are read straight from object storage, no token."""
+    outputs = job.params.get("outputs", [])
+    urls = [presigned(o["key"]) for o in outputs] if presigned is not None else []
+    direct = bool(urls) and all(urls)
     return {
         "transactionTime": transaction_time,
         "request": job.params.get("request"),
-        "requiresAccessToken": requires_token,
-        "output": [{"type": o["type"], "url": f"{base_url}/_jobs/{job.id}/{o['name']}",
-                    "count": o["count"]} for o in job.params.get("outputs", [])],
+        "requiresAccessToken": requires_token and not direct,
+        "output": [{"type": o["type"],
+                    "url": urls[i] if direct else f"{base_url}/_jobs/{job.id}/{o['name']}",
+                    "count": o["count"]} for i, o in enumerate(outputs)],
         "error": [],
     }
 

@@ -34,6 +34,21 @@ def store(request: pytest.FixtureRequest, s3_store: S3Store,
     return s3_store if request.param == "s3" else local_store
 
 
+def test_presigned_urls_read_s3_objects_only(store: BlobStore) -> None:
+    async def run() -> str | None:
+        blob = await store.put(chunks_of(b'{"resourceType":"Patient"}\n'), 10**6)
+        return store.presigned_url(blob.key, 60, "application/fhir+ndjson")
+    url = asyncio.run(run())
+    if isinstance(store, LocalStore):
+        assert url is None
+        return
+    assert url is not None
+    answer = httpx.get(url)
+    assert answer.status_code == 200
+    assert answer.content == b'{"resourceType":"Patient"}\n'
+    assert answer.headers["content-type"] == "application/fhir+ndjson"
+
+
 async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start:start + size]
