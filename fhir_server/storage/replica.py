@@ -71,12 +71,14 @@ class Replica:
 
     def __init__(self, pool: FhirPool, primary: FhirPool, max_lag: float,
                  recent: WriteLog, report: Report = lambda target, reason: None,
+                 report_lag: Callable[[float | None], None] = lambda lag: None,
                  interval: float = 1.0) -> None:
         self.pool = pool
         self._primary = primary
         self.max_lag = max_lag
         self.recent = recent
         self._report = report
+        self._report_lag = report_lag
         self._interval = interval
         #: (when, primary WAL position) samples, oldest first
         self._samples: deque[tuple[float, int]] = deque()
@@ -142,6 +144,7 @@ class Replica:
         while True:
             try:
                 await self.probe()
+                self._report_lag(self.lag)
             except Exception:  # a probe's bug must not end the probing for good
                 log.exception("probing the read replica failed")
             await asyncio.sleep(self._interval)

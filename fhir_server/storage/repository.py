@@ -189,7 +189,8 @@ class PgRepository:
         """A round trip, then the applied migrations compared with the shipped files;
         the replica's state and lag as last probed."""
         replica = self._replica
-        state, lag = (None, None) if replica is None else (replica.state, replica.lag)
+        state = None if replica is None else replica.state
+        lag = None if replica is None or state == "disconnected" else replica.lag
         try:
             async with self._pool.connection(timeout=2.0) as conn:
                 applied = await migrate.read_applied(conn)
