@@ -30,7 +30,8 @@ from fhir_server.auth.verify import Authenticator
 from fhir_server.blobs.sweep import sweep_forever
 from fhir_server.cache.inflight import InFlight
 from fhir_server.cache.ratelimit import RateLimiter
-from fhir_server.cache.redis_client import open_redis
+from fhir_server.cache.recent_writes import RecentWrites
+from fhir_server.cache.redis_client import RedisClient, open_redis
 from fhir_server.errors import FhirError, MethodNotAllowed, NotFound
 from fhir_server.http import docs, operator
 from fhir_server.http.adapter import FhirApp, Guards, request_base
@@ -40,9 +41,11 @@ from fhir_server.http.responses import error_response
 from fhir_server.http.throttle import Throttle
 from fhir_server.logs import configure_logging
 from fhir_server.observability.metrics import (
+    count_read,
     metrics_route,
     sample_forever,
     set_audit_backlog,
+    set_replica_lag,
 )
 from fhir_server.observability.middleware import ObservabilityMiddleware, request_id_from_scope
 from fhir_server.runtime import build_context
@@ -50,7 +53,8 @@ from fhir_server.service.export_runner import ExportRunner
 from fhir_server.service.reindex import JobRunner
 from fhir_server.settings import Settings, load_settings
 from fhir_server.storage.blobs import PgBlobReferences
-from fhir_server.storage.pool import make_pool
+from fhir_server.storage.pool import FhirPool, make_pool
+from fhir_server.storage.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.pool = pool
         await auth_server.open()
         redis = open_redis(settings)
-        app.state.ctx = build_context(settings, pool, redis)
+        replica = read_replica(settings, pool, redis)
+        if replica is not None:  # DATABASE_READ_URL: reads of requests may go there
+            await replica.pool.open(wait=False)
+        app.state.ctx = build_context(settings, pool, redis, replica)
         # AUDIT=true: an AuditEvent (IHE BALP) for every /fhir request
         search = app.state.ctx.search
         app.state.auditor = (Auditor(pool, search.indexer, search.registry,
@@ -102,6 +109,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.auditor.start()
         app.state.rate_limiter = RateLimiter(redis)
         tasks = [asyncio.create_task(sample_forever(lambda: pool), name="metrics-sampler")]
+        if replica is not None:
+            tasks.append(asyncio.create_task(replica.probe_forever(), name="replica-probe"))
         authenticator = None
         if settings.auth_mode == "smart":
             external = (RemoteJwks(settings.auth_issuer, settings.auth_jwks_url, redis)
@@ -146,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if redis is not None:
                 await redis.close()
             await ctx.blobs.close()
+            if replica is not None:
+                await replica.pool.close()
             await pool.close()
             await auth_server.close()
 
@@ -221,6 +232,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Exception: unexpected,
     })
     return app
+
+
+def read_replica(settings: Settings, primary: FhirPool,
+                 redis: RedisClient | None) -> Replica | None:
+    """The read replica of ``DATABASE_READ_URL`` (its pool not yet opened), or None."""
+    if not settings.database_read_url:
+        return None
+    return Replica(make_pool(settings, replica=True), primary,
+                   settings.read_replica_max_lag_seconds,
+                   RecentWrites(settings.read_your_writes_seconds, redis),
+                   report=count_read, report_lag=set_replica_lag)
 
 
 def app_factory() -> Starlette:

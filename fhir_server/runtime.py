@@ -21,6 +21,7 @@ from fhir_server.service.repository import Repository
 from fhir_server.settings import Settings
 from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.pool import FhirPool
+from fhir_server.storage.replica import Replica
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
 
@@ -39,15 +40,17 @@ def build_search(settings: Settings, definitions: Definitions,
 
 
 def build_context(settings: Settings, pool: FhirPool,
-                  redis: RedisClient | None = None) -> ServiceContext:
+                  redis: RedisClient | None = None,
+                  replica: Replica | None = None) -> ServiceContext:
     """Definitions, validator, search machinery, repository and jobs over ``pool``, and
     the object store of Binary content.
 
-    With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions.
+    With ``redis`` (REDIS_URL set) reads go through the shared cache of current versions;
+    with a ``replica`` (DATABASE_READ_URL set) requests' reads may run on it.
     """
     profiles = data_dir("profiles")
     repository: Repository = PgRepository(pool, data_dir("migrations"),
-                                          settings.search_timeout_ms)
+                                          settings.search_timeout_ms, replica=replica)
     if redis is not None:
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)

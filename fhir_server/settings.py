@@ -31,6 +31,16 @@ class Settings:
     data_dir: Path = Path(".data")
     #: apply pending migrations at start (default: true in embedded mode, else false).
     migrate_on_start: bool | None = None
+    #: libpq connection string of a PostgreSQL streaming replica for reads, searches and
+    #: histories (empty: everything on DATABASE_URL); its pool's connections per worker.
+    database_read_url: str = ""
+    db_read_pool_min: int = 1
+    db_read_pool_max: int = 10
+    #: seconds after a caller's write during which its reads stay on the primary (the
+    #: replica may not have replayed the write yet); shared through Redis when set.
+    read_your_writes_seconds: float = 5.0
+    #: reads fall back to the primary while the replica's replay is further behind.
+    read_replica_max_lag_seconds: float = 5.0
     #: connections per worker process.
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -253,6 +263,11 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
         raise SettingsError("LOG_FORMAT must be json or text")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise SettingsError("DB_POOL_MIN must be >= 1 and <= DB_POOL_MAX")
+    if settings.db_read_pool_min < 1 or settings.db_read_pool_max < settings.db_read_pool_min:
+        raise SettingsError("DB_READ_POOL_MIN must be >= 1 and <= DB_READ_POOL_MAX")
+    if settings.read_your_writes_seconds < 0 or settings.read_replica_max_lag_seconds <= 0:
+        raise SettingsError("READ_YOUR_WRITES_SECONDS must be >= 0 and "
+                            "READ_REPLICA_MAX_LAG_SECONDS above 0")
     if not 0 <= settings.db_reserved_connections < settings.db_pool_max:
         raise SettingsError("DB_RESERVED_CONNECTIONS must be >= 0 and below DB_POOL_MAX")
     if not 0 < settings.binary_max_bytes < 2**31:

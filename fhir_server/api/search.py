@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from fhir_server.api import explain
 from fhir_server.api.common import query_string
 from fhir_server.api.headers import prefer_handling
 from fhir_server.api.messages import FhirRequest, FhirResponse, outcome
@@ -90,8 +91,12 @@ def _pairs(request: FhirRequest) -> list[tuple[str, str]]:
 async def _search(request: FhirRequest, ctx: ServiceContext, types: list[str], path: str,
                   compartment: Compartment | None = None) -> FhirResponse:
     strict = prefer_handling(request.header("prefer")) == "strict"
-    parsed = search_service.parse(ctx, types, _pairs(request), strict)
+    pairs = _pairs(request)
+    explaining = explain.wanted(pairs, request.context)  # before anything runs
+    parsed = search_service.parse(ctx, types, explain.without(pairs), strict)
     parsed.compartment = compartment
+    if explaining:
+        return FhirResponse(200, explain.parameters(await search_service.explain(ctx, parsed)))
     result = await search_service.run(ctx, parsed)
     return FhirResponse(200, searchset(ctx, ctx.base_url, path, result))
 

@@ -44,6 +44,7 @@ from fhir_server.errors import FhirError, Timeout
 from fhir_server.service.access import AccessScope
 from fhir_server.service.delegating import Delegating, DelegatingSession
 from fhir_server.service.repository import (
+    ExplainingStore,
     Readiness,
     Repository,
     Session,
@@ -265,6 +266,10 @@ class CachedRepository(Delegating[Repository]):
     def scoped(self, scope: AccessScope) -> Repository:
         """``inner`` seen through ``scope``, writes still invalidating this cache."""
         return ScopedView(self, self._inner.scoped(scope), scope)
+
+    def explaining(self) -> AbstractAsyncContextManager[ExplainingStore]:
+        """``inner``'s: searches are never cached."""
+        return self._inner.explaining()
 
     @asynccontextmanager
     async def tracked_transaction(self, repository: Repository) -> AsyncIterator[Session]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fhir_server.service.access import AccessScope
 from fhir_server.service.delegating import Delegating
 from fhir_server.service.repository import (
+    ExplainingStore,
     Readiness,
     Repository,
     Session,
@@ -48,6 +49,10 @@ class ScopedView(Delegating[Repository]):
     def scoped(self, scope: AccessScope) -> Repository:
         """The owner seen through another scope."""
         return self._owner.scoped(scope)
+
+    def explaining(self) -> AbstractAsyncContextManager[ExplainingStore]:
+        """The scoped repository's: searches are never cached."""
+        return self._inner.explaining()
 
     async def readiness(self) -> Readiness:
         """The owner's readiness."""

@@ -38,6 +38,7 @@ from fhir_server.observability.access_log import CLIENT_KEY
 from fhir_server.observability.interactions import ROUTE_KEY
 from fhir_server.observability.middleware import SCOPE_KEY as REQUEST_ID_KEY
 from fhir_server.service.access import RequestContext
+from fhir_server.service.consistency import caller_key, reading_for
 from fhir_server.service.context import ServiceContext
 
 _PREFIX = "/fhir"
@@ -142,7 +143,9 @@ class FhirApp:
                                               ctx.settings.max_body_bytes)
                 request = FhirRequest(method, path, query, headers, body, base_url=base,
                                       context=context, stream=stream, raw=route.raw)
-                answer = await self.router.handle(route, params, request, ctx)
+                # whose writes this request's reads must see (a read replica's routing)
+                with reading_for(caller_key(context.caller, client[0] if client else None)):
+                    answer = await self.router.handle(route, params, request, ctx)
             except FhirError as exc:
                 log_server_error(method, exc)
                 answer = error_response(exc)

@@ -16,7 +16,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json(payload: dict[str, str], status: int = 200) -> Response:
+def _json(payload: dict[str, object], status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status, media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
@@ -27,16 +27,23 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: a database round trip and migrations up to date, else 503."""
+    """Readiness: a database round trip and migrations up to date, else 503; with a
+    read replica, its state and lag too (a replica down leaves the server ready)."""
     ctx: ServiceContext = request.app.state.ctx
     state = await ctx.repository.readiness()
     ok = state.database and state.migrations in ("up to date", "ahead, compatible")
-    return _json({
+    payload: dict[str, object] = {
         "status": "ready" if ok else "not ready",
         "database": "connected" if state.database else "disconnected",
         "migrations": state.migrations,
-        "timestamp": _now(),
-    }, 200 if ok else 503)
+    }
+    if state.replica is not None:
+        # Reported, never deciding: reads fall back to the primary without the replica.
+        payload["replica"] = state.replica
+        payload["replicaLagSeconds"] = (None if state.replica_lag_seconds is None
+                                        else round(state.replica_lag_seconds, 3))
+    payload["timestamp"] = _now()
+    return _json(payload, 200 if ok else 503)
 
 
 #: The operator routes.

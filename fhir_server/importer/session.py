@@ -15,7 +15,7 @@ outcomes are recorded in the session's :class:`WriteLog` when the queue is sent.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from fhir_server.service.access import AccessScope
 from fhir_server.service.delegating import Delegating, DelegatingSession
 from fhir_server.service.repository import (
+    ExplainingStore,
     Readiness,
     Repository,
     StoredVersion,
@@ -34,7 +35,7 @@ from fhir_server.service.repository import (
 )
 from fhir_server.storage import bulk
 from fhir_server.storage.errors import translated
-from fhir_server.storage.repository import PgSession
+from fhir_server.storage.session import PgSession
 
 #: Queued writes sent at once at most (bounds memory for very large Bundles).
 MAX_PENDING = 500
@@ -153,6 +154,10 @@ class BufferedRepository(Delegating[Repository]):
     def scoped(self, scope: AccessScope) -> Repository:
         """Not used: the importer writes as the system, seeing everything."""
         raise TypeError("the importer's repository takes no access scope")
+
+    def explaining(self) -> AbstractAsyncContextManager[ExplainingStore]:
+        """Not used: the importer runs no searches to explain."""
+        raise TypeError("the importer's repository explains no searches")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BufferedSession]:

@@ -124,6 +124,16 @@ class FhirMetrics:
             "fhir_audit_staged_oldest_seconds",
             "Age of the oldest staged AuditEvent, in seconds (0: none staged).",
             multiprocess_mode="livemostrecent", registry=r)
+        # Where reads (by id, searches, histories) of requests ran, with a read replica.
+        self.reads = Counter(
+            "fhir_db_reads", "Reads of requests by the database that served them (primary,"
+            " replica) and why the primary did (recent-write, replica-down, "
+            "replica-lagging, replica-error; '-': the replica served it).",
+            ("target", "reason"), registry=r)
+        self.replica_lag = Gauge(
+            "fhir_db_replica_lag_seconds",
+            "How far the read replica's replay is behind the primary (-1: unknown).",
+            multiprocess_mode="livemax", registry=r)
         self.memory = Gauge(
             "process_resident_memory_bytes", "Resident memory of the live workers, in bytes.",
             multiprocess_mode="livesum", registry=r)
@@ -239,6 +249,16 @@ def set_audit_backlog(staged: int, oldest_seconds: float) -> None:
     m = default_metrics()
     m.audit_staged.set(staged)
     m.audit_staged_age.set(oldest_seconds)
+
+
+def count_read(target: str, reason: str) -> None:
+    """Count one read of a request: where it ran and why (``Replica``'s report)."""
+    default_metrics().reads.labels(target, reason).inc()
+
+
+def set_replica_lag(lag: float | None) -> None:
+    """Report the read replica's lag in seconds (None: unknown)."""
+    default_metrics().replica_lag.set(-1.0 if lag is None else lag)
 
 
 def _pool_or_none(pool_getter: Callable[[], PoolLike | None]) -> PoolLike | None:

@@ -9,10 +9,12 @@ includes, locks) reach the inner store unchanged.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from fhir_server.errors import BadRequest
 from fhir_server.service.repository import (
+    ExplainingStore,
     HistoryPage,
     HistoryQuery,
     Readiness,
@@ -121,6 +123,11 @@ class SessionRepository(DelegatingSession[Session]):
     def scoped(self, scope: AccessScope) -> Repository:
         """Not needed: the session was opened by an already scoped repository."""
         raise TypeError("a transaction's session carries its repository's scope already")
+
+    def explaining(self) -> AbstractAsyncContextManager[ExplainingStore]:
+        """Refused: a Bundle's entries run in transactions, which ``_explain`` is not."""
+        raise BadRequest("_explain is not available in a batch or transaction entry: "
+                         "send the search on its own")
 
     async def readiness(self) -> Readiness:
         """The session's database answers: it is in a transaction on it."""

@@ -192,10 +192,30 @@ class JobStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """What the readiness probe found."""
+    """What the readiness probe found (the primary's state decides readiness; a read
+    replica's is reported, since reads fall back to the primary without it)."""
 
     database: bool
     migrations: str
+    #: the read replica: ``connected``, ``lagging`` or ``disconnected`` (None: none set)
+    replica: str | None = None
+    #: how far the replica's replay is behind the primary, in seconds (None: unknown)
+    replica_lag_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """One statement a search ran (``_explain``), with the database's plan of it.
+
+    ``sql`` has ``$1``-style placeholders whose values are ``parameters`` (JSON text);
+    ``plan`` is the plan with actual timings and buffers, as the database's JSON text."""
+
+    purpose: str  # search, count, estimate, include, revinclude
+    sql: str
+    parameters: str
+    plan: str
+    planning_ms: float | None
+    execution_ms: float | None
 
 
 class Store(Protocol):
@@ -256,6 +276,12 @@ class Store(Protocol):
 
 
 
+class ExplainingStore(Store, Protocol):
+    """A Store recording the plans of its searches' statements (``_explain``)."""
+
+    plans: list[QueryPlan]
+
+
 class Session(Store, Protocol):
     """The interactions inside one database transaction."""
 
@@ -275,6 +301,12 @@ class Repository(Store, Protocol):
     def scoped(self, scope: AccessScope) -> Repository:
         """The same storage seen through ``scope``: every read, search, chain, include,
         history entry and conditional look-up of it only finds what the scope admits."""
+        ...
+
+    def explaining(self) -> AbstractAsyncContextManager[ExplainingStore]:
+        """A store (this repository's scope, and the database its searches would use)
+        whose searches run in a READ ONLY transaction that is rolled back, each
+        statement once more under ``EXPLAIN (ANALYZE, BUFFERS)``: its ``plans``."""
         ...
 
     async def readiness(self) -> Readiness:

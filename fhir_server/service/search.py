@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fhir_server.search.registry import SearchParam
 from fhir_server.search.request import Include, SearchRequest
 from fhir_server.service.context import ServiceContext
-from fhir_server.service.repository import SearchRow, Store, content_bytes
+from fhir_server.service.repository import QueryPlan, SearchRow, Store, content_bytes
 
 #: How many times ``:iterate`` includes follow references from included resources.
 ITERATE_DEPTH = 3
@@ -90,9 +90,11 @@ def page_size(ctx: ServiceContext, request: SearchRequest) -> int:
     return count
 
 
-async def run(ctx: ServiceContext, request: SearchRequest) -> SearchResult:
-    """Run a parsed search: one page of matches, the total asked for, and includes."""
-    store = ctx.repository
+async def run(ctx: ServiceContext, request: SearchRequest,
+              store: Store | None = None) -> SearchResult:
+    """Run a parsed search (on ``ctx.repository`` unless another ``store`` is given):
+    one page of matches, the total asked for, and includes."""
+    store = store or ctx.repository
     count = page_size(ctx, request)
     result = SearchResult(request, [])
     if request.summary == "count":
@@ -118,6 +120,14 @@ async def run(ctx: ServiceContext, request: SearchRequest) -> SearchResult:
     if request.includes and result.matches:
         await _includes(ctx, store, request.includes, result, budget)
     return result
+
+
+async def explain(ctx: ServiceContext, request: SearchRequest) -> list[QueryPlan]:
+    """Run a parsed search as ``run`` does, in a read-only transaction that is rolled
+    back, and answer the statements it ran with the database's plans of them."""
+    async with ctx.repository.explaining() as store:
+        await run(ctx, request, store)
+        return list(store.plans)
 
 
 def _reference_params(ctx: ServiceContext, source: str, code: str) -> list[SearchParam]:

@@ -181,8 +181,9 @@ class FhirPool(AsyncConnectionPool):
                                              ) from None
 
 
-def make_pool(settings: Settings) -> FhirPool:
-    """A pool (not yet opened) whose connections are autocommit with a statement timeout.
+def make_pool(settings: Settings, replica: bool = False) -> FhirPool:
+    """A pool (not yet opened) whose connections are autocommit with a statement timeout;
+    ``replica``: the pool of ``DATABASE_READ_URL``, sized by ``DB_READ_POOL_*``.
 
     No per-checkout round trip (it would cost one per request): a checkout only skips
     connections whose socket shows the server closed them, so requests arriving after
@@ -201,14 +202,16 @@ def make_pool(settings: Settings) -> FhirPool:
                 (f"{settings.db_statement_timeout_ms}ms",),
             )
 
+    size = ((settings.db_read_pool_min, settings.db_read_pool_max) if replica
+            else (settings.db_pool_min, settings.db_pool_max))
     return FhirPool(
-        conninfo(settings),
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
+        settings.database_read_url if replica else conninfo(settings),
+        min_size=size[0],
+        max_size=size[1],
         timeout=settings.db_pool_timeout,
         configure=configure,
         open=False,
-        name="fhir",
+        name="fhir-read" if replica else "fhir",
         reconnect_timeout=RECONNECT_TIMEOUT,
-        search_slots=settings.db_pool_max - settings.db_reserved_connections,
+        search_slots=max(1, size[1] - settings.db_reserved_connections),
     )
