@@ -13,7 +13,7 @@ from fhir_server.definitions import Definitions
 from fhir_server.errors import BadRequest, Forbidden
 from fhir_server.paths import data_dir
 from fhir_server.runtime import build_search
-from fhir_server.search.request import Clause
+from fhir_server.search.request import AnyOf, Clause
 from fhir_server.service import export
 from fhir_server.service.access import AccessRule, AccessScope
 from fhir_server.service.compartment import load_compartments
@@ -59,13 +59,27 @@ def test_defaults_leave_out_the_audit_trail(ctx: ServiceContext) -> None:
     [("_type", "Nonsense")], [("_typeFilter", "Nonsense?x=1")],
     [("_outputFormat", "application/json")], [("_since", "2020-13")],
     [("_since", "2020"), ("_since", "2021")], [("includeAssociatedData", "x")],
-    [("_typeFilter", "Patient?name=a"), ("_typeFilter", "Patient?name=b")],
+    [("_typeFilter", "Patient?name=a,Patient?nosuch=1")], [("_typeFilter", "Patient?")],
     [("_typeFilter", "Patient?nosuch=1")], [("_typeFilter", "Patient?_sort=name")],
 ])
 def test_malformed_kick_offs_are_400(ctx: ServiceContext, pairs: list[tuple[str, str]]
                                      ) -> None:
     with pytest.raises(BadRequest):
         export.parse_request(ctx, None, "system", None, pairs)
+
+
+def test_type_filters_of_one_type_are_alternatives(ctx: ServiceContext) -> None:
+    """Repeated and comma-joined queries of a type are ORed (the IG); a comma before
+    anything but ``Type?`` belongs to the query's own values."""
+    for pairs in ([("_typeFilter", "Patient?name=a"), ("_typeFilter", "Patient?name=b")],
+                  [("_typeFilter", "Patient?name=a,Patient?name=b")]):
+        request = export.parse_request(ctx, None, "system", None, pairs)
+        assert request.filters == {"Patient": ["name=a", "name=b"]}
+        [clause] = export.search(ctx, request, "Patient", ctx.parse_context()).clauses
+        assert isinstance(clause, AnyOf) and len(clause.alternatives) == 2
+    one = export.parse_request(ctx, None, "system", None,
+                               [("_typeFilter", "Patient?gender=male,female")])
+    assert one.filters == {"Patient": ["gender=male,female"]}
 
 
 def test_a_type_outside_the_compartment_is_400_at_patient_level(ctx: ServiceContext
