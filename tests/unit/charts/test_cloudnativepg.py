@@ -314,3 +314,22 @@ def test_notes_name_the_cluster_and_the_migrations() -> None:
     assert host("pooler-ro") in text
     assert "hook Job" not in text
     assert "hook Job" in notes()
+
+
+def test_the_docs_state_the_budget_the_chart_computes(docs: list[Manifest]) -> None:
+    """docs/scaling.md and docs/operations.md quote the default budget: keep them true."""
+    root = CHART.parents[1]
+    scaling = (root / "docs" / "scaling.md").read_text()
+    operations = (root / "docs" / "operations.md").read_text()
+    rw = by_name(docs, "Pooler")[f"{CLUSTER}-pooler-rw"]["spec"]["pgbouncer"]["parameters"]
+    ro = by_name(docs, "Pooler")[f"{CLUSTER}-pooler-ro"]["spec"]["pgbouncer"]["parameters"]
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"(10 + 1) {times} 1 {times} (10 + 5) = {rw['default_pool_size']}" in scaling
+    assert (f"pods {times} WORKERS {times} DB_POOL_MAX = {ro['default_pool_size']}"
+            in scaling)
+    total = int(rw["default_pool_size"]) + 10 + 2
+    max_connections = one(docs, "Cluster")["spec"]["postgresql"]["parameters"][
+        "max_connections"]
+    assert f"= {total} \N{LESS-THAN OR EQUAL TO} {max_connections}" in scaling
+    assert f"({total} of {max_connections} at the defaults)" in operations
+    assert "`docs/scaling.md`" in (root / "README.md").read_text()
