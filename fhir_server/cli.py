@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending migrations")
     migrate.add_argument("--info", action="store_true",
                          help="list applied and pending migrations instead")
+    migrate.add_argument("--allow-compatible-ahead", action="store_true",
+                         help="succeed without migrating when the database has newer"
+                              " migrations that declare this release compatible (what"
+                              " an older release finds after a rollback)")
     from fhir_server.auth import token_cli
     from fhir_server.importer.cli import add_parser as add_import_parser
 
@@ -61,13 +65,20 @@ def resolve_database(settings: Settings) -> tuple[Settings, Any]:
                    migrate_on_start=settings.should_migrate_on_start), handle
 
 
-def _migrate(settings: Settings, show_info: bool) -> int:
+def _migrate(settings: Settings, show_info: bool, allow_compatible_ahead: bool = False) -> int:
     from fhir_server.storage import admin, migrate, migration_files
 
     folder = data_dir("migrations")
     try:
         if show_info:
             print(migration_files.format_info(admin.migration_info(settings.database_url, folder)))
+        elif allow_compatible_ahead and admin.start_check(
+                settings.database_url, folder) == admin.AHEAD_COMPATIBLE:
+            # A migration step run before every start (a Kubernetes initContainer) must
+            # not stop a rolled-back release that `serve` would run.
+            log.warning("the database has migrations newer than this release's files; they "
+                        "declare this release compatible (schema_compatibility): nothing "
+                        "to apply")
         else:
             applied = admin.apply_migrations(settings.database_url, folder)
             names = ", ".join(m.script for m in applied) or "nothing to apply"
@@ -190,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, handle = resolve_database(settings)
     try:
         if args.command == "migrate":
-            return _migrate(settings, args.info)
+            return _migrate(settings, args.info, args.allow_compatible_ahead)
         if args.command == "import":
             from fhir_server.importer.cli import run_command
 

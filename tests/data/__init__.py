@@ -7,7 +7,9 @@ constants and helpers instead of building paths by hand, so that the suite (and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent
 
@@ -15,6 +17,8 @@ DATA = Path(__file__).resolve().parent
 FHIR_R4_EXAMPLES = DATA / "fhir-r4-examples"
 #: Transaction Bundles of US Core patients (Inferno reference server data, Apache-2.0).
 US_CORE_BUNDLES = DATA / "us-core-bundles"
+#: JSON schemas of the CloudNativePG resources the Helm chart renders (Apache-2.0).
+CLOUDNATIVE_PG = DATA / "cloudnative-pg"
 
 #: How many official examples there are; the folder must hold all of them.
 FHIR_R4_EXAMPLE_COUNT = 709
@@ -51,3 +55,12 @@ def us_core_bundle(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no US Core bundle {name} in {US_CORE_BUNDLES}")
     return path
+
+
+def cloudnative_pg_schema(kind: str) -> dict[str, Any]:
+    """The JSON schema of a ``postgresql.cnpg.io/v1`` kind, e.g. ``"Cluster"``."""
+    path = CLOUDNATIVE_PG / f"{kind.lower()}_v1.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no CloudNativePG schema for {kind} in {CLOUDNATIVE_PG}")
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema

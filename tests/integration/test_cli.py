@@ -56,6 +56,54 @@ def test_serve_refuses_a_database_ahead_of_its_files(scratch_url: str) -> None:
     assert "ahead" in refused.stderr
 
 
+def _add_future_migration(url: str, *, compatible: bool) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO flyway_schema_history (installed_rank, version, description, type,"
+            " script, checksum, installed_by, execution_time, success)"
+            " VALUES (999, '999', 'from the future', 'SQL', 'V999__from_the_future.sql', 1,"
+            " 'test', 1, true)")
+        if not compatible:
+            conn.execute("UPDATE schema_compatibility SET oldest_compatible_code = '999'")
+
+
+def test_migrate_allow_compatible_ahead_passes_a_rolled_back_release(scratch_url: str
+                                                                     ) -> None:
+    """The chart's initContainer (cloudnativepg mode) after a helm rollback."""
+    assert _cli("migrate", DATABASE_URL=scratch_url).returncode == 0
+    _add_future_migration(scratch_url, compatible=True)
+    with psycopg.connect(scratch_url) as conn:
+        before = conn.execute("SELECT count(*) FROM flyway_schema_history").fetchone()
+    plain = _cli("migrate", DATABASE_URL=scratch_url, LOG_FORMAT="text")
+    assert plain.returncode == 1
+    assert "Database is ahead of the migration files: version 999" in plain.stderr
+    allowed = _cli("migrate", "--allow-compatible-ahead", DATABASE_URL=scratch_url,
+                   LOG_FORMAT="text")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "declare this release compatible" in allowed.stderr
+    with psycopg.connect(scratch_url) as conn:
+        after = conn.execute("SELECT count(*) FROM flyway_schema_history").fetchone()
+    assert after == before
+
+
+def test_migrate_allow_compatible_ahead_still_refuses_an_incompatible_schema(
+        scratch_url: str) -> None:
+    assert _cli("migrate", DATABASE_URL=scratch_url).returncode == 0
+    _add_future_migration(scratch_url, compatible=False)
+    refused = _cli("migrate", "--allow-compatible-ahead", DATABASE_URL=scratch_url,
+                   LOG_FORMAT="text")
+    assert refused.returncode == 1
+    assert "Database is ahead of the migration files: version 999" in refused.stderr
+
+
+def test_migrate_allow_compatible_ahead_applies_pending_migrations(scratch_url: str
+                                                                   ) -> None:
+    applied = _cli("migrate", "--allow-compatible-ahead", DATABASE_URL=scratch_url,
+                   LOG_FORMAT="text")
+    assert applied.returncode == 0, applied.stderr
+    assert "V1__init.sql" in applied.stderr
+
+
 def test_serve_refuses_an_unknown_text_search_language(scratch_url: str) -> None:
     refused = _cli("serve", "--port", str(_free_port()), DATABASE_URL=scratch_url,
                    LOG_FORMAT="text", SEARCH_TEXT_LANGUAGE="klingon")

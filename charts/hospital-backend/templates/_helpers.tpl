@@ -75,11 +75,18 @@ app.kubernetes.io/component: server
 {{- end }}
 
 {{/*
-Environment from the existing Secret (hospital-secrets by default).
+Environment from the existing Secret (hospital-secrets by default). In cloudnativepg
+mode the database variables are the chart's own (hospital-backend.cnpg.env), so the
+Secret's are left out.
 */}}
 {{- define "hospital-backend.secretEnv" -}}
 {{- $secret := required "existingSecret is required (the Secret with PGHOST, PGUSER, PGPASSWORD, PGDATABASE)" .Values.existingSecret }}
+{{- $skip := list }}
+{{- if include "hospital-backend.cnpg" . }}
+{{- $skip = splitList " " (include "hospital-backend.cnpg.ownVariables" .) }}
+{{- end }}
 {{- range .Values.secretEnv }}
+{{- if not (has .name $skip) }}
 - name: {{ .name }}
   valueFrom:
     secretKeyRef:
@@ -88,6 +95,7 @@ Environment from the existing Secret (hospital-secrets by default).
       {{- if .optional }}
       optional: true
       {{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -140,4 +148,5 @@ more time than the preStop sleep plus the server's own shutdown grace.
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget: set only one of maxUnavailable and minAvailable" }}
 {{- end }}
+{{- include "hospital-backend.cnpg.validate" . }}
 {{- end }}

@@ -30,6 +30,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.data import cloudnative_pg_schema
+
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "hospital-backend"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -123,6 +125,15 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"maxUnavailable": None, "minAvailable": 2},
         "autoscaling": {"targetMemoryUtilizationPercentage": 80},
     },
+    # PostgreSQL as a CloudNativePG Cluster with Poolers (tests/unit/charts/test_cloudnativepg.py).
+    "cloudnativepg": {"postgresql": {"mode": "cloudnativepg"}},
+    "cloudnativepg-backup": {"postgresql": {"mode": "cloudnativepg", "cloudnativepg": {
+        "instances": 1, "readFromReplicas": False, "pooler": {"enabled": False},
+        "walStorage": {"size": "5Gi", "storageClass": "fast"},
+        "monitoring": {"labels": {"release": "kube-prometheus-stack"}},
+        "backup": {"enabled": True, "destinationPath": "s3://hospital-backups/fhir",
+                   "endpointURL": "http://minio.storage.svc:9000",
+                   "s3Credentials": {"secretName": "backup-keys", "regionKey": "REGION"}}}}},
 }
 
 
@@ -256,12 +267,54 @@ CRD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 
+CRD_SCHEMAS["PodMonitor"] = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PodMonitor"},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object", "required": ["selector"], "additionalProperties": False,
+            "properties": {
+                "selector": _LABEL_SELECTOR,
+                "namespaceSelector": CRD_SCHEMAS["ServiceMonitor"]["properties"]["spec"][
+                    "properties"]["namespaceSelector"],
+                "podMetricsEndpoints": {
+                    "type": "array", "minItems": 1,
+                    "items": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
+                            "interval": {"type": "string", "pattern": _DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": _DURATION},
+                        }}}}},
+    },
+}
+
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _validate_cnpg(doc: Manifest, kube_version: str) -> None:
+    """A postgresql.cnpg.io/v1 object against the CRD schema shipped in tests/data; a
+    Pooler's pod template against the core PodSpec the CRD embeds."""
+    assert doc["apiVersion"] == "postgresql.cnpg.io/v1", doc["apiVersion"]
+    jsonschema.Draft202012Validator(cloudnative_pg_schema(doc["kind"])).validate(doc)
+    jsonschema.Draft202012Validator(_METADATA).validate(doc["metadata"])
+    template = doc["spec"].get("template")
+    if template is not None:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": doc["metadata"]["name"]}, "spec": template["spec"]}
+        kubernetes_validate.validate(pod, kube_version, strict=True)
 
 
 def _validate(doc: Manifest, kube_version: str) -> None:
     if doc["apiVersion"].startswith("monitoring.coreos.com/"):
         jsonschema.Draft202012Validator(CRD_SCHEMAS[doc["kind"]]).validate(doc)
+    elif doc["apiVersion"].startswith("postgresql.cnpg.io/"):
+        _validate_cnpg(doc, kube_version)
     else:
         # Raises SchemaNotFoundError for an unknown kind/apiVersion: every core object
         # must have a schema in that Kubernetes version.
