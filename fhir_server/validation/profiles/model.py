@@ -53,6 +53,8 @@ class Node:
     children: list[Node] = field(default_factory=list)
     slices: list[Node] = field(default_factory=list)
     relevant: bool = False
+    #: the children with something changed in them: what the walker visits
+    walked: tuple[Node, ...] = ()
 
     @property
     def label(self) -> str:
@@ -115,6 +117,7 @@ def _mark(node: Node) -> bool:
     for sub in (*node.children, *node.slices):
         relevant = _mark(sub) or relevant
     node.relevant = relevant
+    node.walked = tuple(child for child in node.children if child.relevant)
     return relevant
 
 

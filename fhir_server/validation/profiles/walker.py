@@ -60,10 +60,9 @@ class Walker:
 
     def _node(self, profile: Profile, node: Node, value: dict[str, Any], expression: str,
               issues: list[Issue], depth: int) -> None:
-        for child in node.children:
-            if child.relevant:
-                self._element(profile, child, self._items(child, value, expression),
-                              expression, issues, depth)
+        for child in node.walked:
+            self._element(profile, child, self._items(child, value, expression),
+                          expression, issues, depth)
 
     def _items(self, node: Node, value: dict[str, Any], expression: str) -> list[Item]:
         name = node.name
@@ -118,7 +117,7 @@ class Walker:
             for slice_node, matched in zip(node.slices, per_slice, strict=True):
                 if slice_node.relevant:
                     self._element(profile, slice_node, matched, parent, issues, depth)
-        if any(child.relevant for child in node.children):
+        if node.walked:
             for item in items:
                 if isinstance(item.value, dict):
                     self._node(profile, node, item.value, item.expression, issues, depth)
