@@ -353,22 +353,24 @@ def server_env(db_url: str, pool_min: int, pool_max: int,
 
 def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min: int,
                pool_max: int, log_dir: Path, timeout: float = 90.0,
-               log_level: str = "warning", audit: bool = False) -> Server:
+               log_level: str = "warning", audit: bool = False, name: str = "ours",
+               extra_env: dict[str, str] | None = None) -> Server:
     """Start ``fhir-server serve`` (migrating the database) and wait until it is ready;
-    ``audit`` turns its audit trail on."""
+    ``audit`` turns its audit trail on; ``extra_env``: more settings (REQUIRED_PROFILES...)."""
     port = free_port()
     # The storage and serving path against the baseline (which has neither): tokens
     # and the audit trail are measured by bench/auth.py and bench/audit.py.
     env = server_env(db_url, pool_min, pool_max, log_level) | {
-        "MIGRATE_ON_START": "true", "AUTH_MODE": "off", "AUDIT": str(audit).lower()}
+        "MIGRATE_ON_START": "true", "AUTH_MODE": "off", "AUDIT": str(audit).lower()
+    } | (extra_env or {})
     server = start_server(
-        "ours",
+        name,
         # = python -m fhir_server.cli serve ... (see bench/serve_ours.py for why)
         [PYTHON, "-m", "bench.serve_ours", "serve", "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers)],
         env, port, log_dir)
     stack.callback(_stop_logged, server)
-    log(f"ours: pid {server.proc.pid} on {server.url}, waiting for /api/v1/ready")
+    log(f"{name}: pid {server.proc.pid} on {server.url}, waiting for /api/v1/ready")
     wait_until(server, "/api/v1/ready", 200, timeout)
     return server
 

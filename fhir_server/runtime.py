@@ -24,6 +24,7 @@ from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.replica import Replica
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
+from fhir_server.validation.profiles import ProfileSet, parse_required
 
 
 def build_search(settings: Settings, definitions: Definitions,
@@ -37,6 +38,13 @@ def build_search(settings: Settings, definitions: Definitions,
     return SearchServices(registry=registry, parser=parser,
                           indexer=IndexBuilder(registry, settings.local_bases, text),
                           expand_valueset=ValueSets(profiles))
+
+
+def load_profiles(settings: Settings, definitions: Definitions, profiles: Path) -> ProfileSet:
+    """The shipped profiles (``profiles/*/``), PROFILES_DIR's and REQUIRED_PROFILES."""
+    folders = [Path(settings.profiles_dir)] if settings.profiles_dir else []
+    return ProfileSet.load(definitions, profiles, folders,
+                           required=parse_required(settings.required_profiles))
 
 
 def build_context(settings: Settings, pool: FhirPool,
@@ -54,7 +62,8 @@ def build_context(settings: Settings, pool: FhirPool,
     if redis is not None:
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
-    validator = Validator.load(profiles, definitions=definitions)
+    validator = Validator.load(profiles, definitions=definitions,
+                               profiles=load_profiles(settings, definitions, profiles))
     return ServiceContext(
         settings=settings,
         repository=repository,

@@ -126,6 +126,13 @@ class Settings:
     #: above 0 and with S3: the manifest's file URLs are presigned S3 URLs valid this
     #: long (``requiresAccessToken: false``); 0: files are served through the server.
     export_presigned_url_seconds: int = 0
+    #: a folder of the operator's conformance resources (StructureDefinitions, ValueSets,
+    #: CodeSystems: single files, Bundles, npm packages unpacked or as .tgz), read at
+    #: start besides the shipped ``profiles/*/`` folders.
+    profiles_dir: str = ""
+    #: profiles every resource of a type must conform to: ``Type=url`` pairs,
+    #: comma-separated (a type may repeat); each must be a known profile of its type.
+    required_profiles: str = ""
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"
@@ -253,6 +260,10 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: Path | None = 
     if not _TEXT_CONFIG.fullmatch(settings.search_text_language):
         raise SettingsError("SEARCH_TEXT_LANGUAGE must name a text search configuration "
                             f"(english, simple, ...), not {settings.search_text_language!r}")
+    for part in settings.required_profiles.split(","):
+        if part.strip() and not re.fullmatch(r"\s*[A-Z][A-Za-z]+\s*=\s*\S+\s*", part):
+            raise SettingsError("REQUIRED_PROFILES takes Type=url pairs separated by "
+                                f"commas, not {part.strip()!r}")
     if settings.auth_mode not in ("smart", "off"):
         raise SettingsError(f"AUTH_MODE must be smart or off, not {settings.auth_mode!r}")
     if settings.auth_jwks_url and not settings.auth_issuer:

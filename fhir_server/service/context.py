@@ -31,8 +31,8 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 class ResourceValidator(Protocol):
     """Checks a resource against the R4 definitions (``fhir_server.validation``)."""
 
-    def validate(self, resource: dict[str, Any]) -> None:
-        """Raise Unprocessable naming every problem found."""
+    def validate(self, resource: dict[str, Any]) -> Any:
+        """Raise Unprocessable naming every problem found; else return the warnings."""
         ...
 
 

@@ -13,6 +13,7 @@ from fhir_server.definitions.loader import release_memory
 from fhir_server.errors import Issue, Unprocessable
 from fhir_server.paths import data_dir
 from fhir_server.validation.messages import REQUIRED, STRUCTURE, Translator
+from fhir_server.validation.profiles import ProfileSet
 from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
 from fhir_server.validation.terminology import Terminology, expand_packed
 from fhir_server.validation.tolerances import apply_tolerances
@@ -54,15 +55,17 @@ class Validator:
     """
 
     def __init__(self, schema: jsonschema_rs.Validator, resource_types: frozenset[str],
-                 labels: dict[tuple[str, ...], str], definitions: Definitions) -> None:
+                 labels: dict[tuple[str, ...], str], definitions: Definitions,
+                 profiles: ProfileSet | None = None) -> None:
         self._schema = schema
         self._types = resource_types
         self._labels = labels
         self.definitions = definitions
+        self.profiles = profiles
 
     @classmethod
     def load(cls, profiles_dir: Path | None = None, *, definitions: Definitions | None = None,
-             strict: bool = False) -> Validator:
+             strict: bool = False, profiles: ProfileSet | None = None) -> Validator:
         """Compile the validator from the profiles folder (default: the shipped one).
 
         ``definitions`` re-uses an already loaded :class:`Definitions`. ``strict`` turns
@@ -82,13 +85,21 @@ class Validator:
         compiled = jsonschema_rs.validator_for(
             document, keywords={BINDING_KEYWORD: binding_keyword(terminology)})
         del document
-        validator = cls(compiled, defs.resource_types, builder.mandatory_labels, defs)
+        validator = cls(compiled, defs.resource_types, builder.mandatory_labels, defs,
+                        profiles)
         del builder
         release_memory()
         return validator
 
     def issues(self, resource: Any) -> list[Issue]:
-        """Every problem found in ``resource`` (empty when it is valid)."""
+        """Every problem found in ``resource`` (empty when it is valid), warnings included."""
+        found = self._base_issues(resource)
+        if not found and self.profiles is not None:
+            found = self.profiles.issues(resource)
+        return found
+
+    def _base_issues(self, resource: Any) -> list[Issue]:
+        """The problems against the base definitions (the JSON schema and its additions)."""
         if not isinstance(resource, dict):
             return [Issue(STRUCTURE, "a resource must be a JSON object")]
         resource_type = resource.get("resourceType")
@@ -106,17 +117,23 @@ class Validator:
             # Only reachable with objects JSON parsing never makes (non-string keys...).
             return [Issue(STRUCTURE, f"not a JSON resource: {exc}")]
 
-    def validate(self, resource: dict[str, Any]) -> None:
-        """Raise :class:`Unprocessable` listing every problem, or return None if valid."""
+    def validate(self, resource: dict[str, Any]) -> list[Issue]:
+        """Raise :class:`Unprocessable` listing every problem (warnings too) when there is
+        an error; else return the warnings (an unknown profile, an extensible binding)."""
+        found: list[Issue] | None = None
         try:
             if isinstance(resource, dict) and resource.get("resourceType") in self._types \
                     and self._schema.is_valid(resource):
-                return  # the fast path: one call into the compiled schema
+                found = []  # the fast path: one call into the compiled schema
         except (TypeError, ValueError, OverflowError):
-            pass  # reported by issues() below
-        found = self.issues(resource)
-        if not found:
-            return
-        first = found[0].diagnostics
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            pass  # reported by _base_issues() below
+        if found is None:
+            found = self._base_issues(resource)
+        if not found and self.profiles is not None:
+            found = self.profiles.issues(resource)
+        errors = [i for i in found if i.severity in ("error", "fatal")]
+        if not errors:
+            return found
+        first = errors[0].diagnostics
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise Unprocessable(f"invalid resource: {first}{more}", issues=found)

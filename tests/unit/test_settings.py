@@ -70,3 +70,11 @@ def test_local_bases() -> None:
     assert settings.local_bases == ("https://h.example/fhir", "http://10.0.0.5:3000/fhir")
     with pytest.raises(SettingsError, match="FHIR_BASE_ALIASES"):
         load_settings({"FHIR_BASE_ALIASES": "h.example/fhir"}, env_file=None)
+
+
+def test_required_profiles_must_be_type_url_pairs() -> None:
+    settings = load_settings({"REQUIRED_PROFILES": "Patient=http://a/b, Encounter=http://c"},
+                             env_file=None)
+    assert settings.required_profiles == "Patient=http://a/b, Encounter=http://c"
+    with pytest.raises(SettingsError, match="REQUIRED_PROFILES takes Type=url pairs"):
+        load_settings({"REQUIRED_PROFILES": "http://a/b"}, env_file=None)
