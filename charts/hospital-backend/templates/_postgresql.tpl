@@ -96,7 +96,7 @@ times the connections of one worker.
 
 {{- define "hospital-backend.cnpg.readConnections" -}}
 {{- $workers := int (default "1" .Values.config.WORKERS) }}
-{{- $pool := int (default "10" .Values.config.DB_POOL_MAX) }}
+{{- $pool := int (default "10" .Values.config.DB_READ_POOL_MAX) }}
 {{- mul (include "hospital-backend.cnpg.pods" . | int) $workers $pool }}
 {{- end }}
 
