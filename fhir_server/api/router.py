@@ -81,6 +81,12 @@ class Operation:
     affects_state: bool
     parameters: tuple[OperationParameter, ...] = ()
 
+    @property
+    def id(self) -> str:
+        """The id its OperationDefinition is served under (``OperationDefinition/[id]``):
+        the last segment of its canonical URL (``Patient-everything``, ``reindex``)."""
+        return self.definition.rstrip("/").rsplit("/", 1)[-1]
+
 
 @dataclass(frozen=True)
 class Route:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ from fhir_server.definitions import Definitions
 from fhir_server.definitions.loader import release_memory
 from fhir_server.errors import Issue, Unprocessable
 from fhir_server.paths import data_dir
+from fhir_server.validation.canonical import BASE, Profile, load_profiles
 from fhir_server.validation.messages import REQUIRED, STRUCTURE, Translator
 from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
 from fhir_server.validation.terminology import Terminology, expand_packed
 from fhir_server.validation.tolerances import apply_tolerances
 
 SCHEMA_FILE = "fhir.schema.json"
+#: Severities that refuse a write (``warning`` and ``information`` do not).
+BLOCKING = frozenset({"fatal", "error"})
 
 
 def binding_keyword(terminology: Terminology) -> type:
@@ -48,17 +52,24 @@ def binding_keyword(terminology: Terminology) -> type:
 class Validator:
     """Validates resources against the R4 definitions; build once with :meth:`load`.
 
-    Errors are reported as :class:`~fhir_server.errors.Unprocessable` (HTTP 422),
-    including a missing or unknown ``resourceType``; each issue carries a FHIRPath-like
-    expression rooted at the resource type (``Patient.contained[0].name``).
+    :meth:`issues` is the one pipeline: every check a resource goes through (the
+    schema, then each further stage) reports there, errors and warnings alike. Writes
+    call :meth:`validate`, which raises :class:`~fhir_server.errors.Unprocessable`
+    (HTTP 422) when an issue is an error, including a missing or unknown
+    ``resourceType``; ``$validate`` answers :meth:`issues` as they are. Each issue
+    carries a FHIRPath-like expression rooted at the resource type
+    (``Patient.contained[0].name``).
     """
 
     def __init__(self, schema: jsonschema_rs.Validator, resource_types: frozenset[str],
-                 labels: dict[tuple[str, ...], str], definitions: Definitions) -> None:
+                 labels: dict[tuple[str, ...], str], definitions: Definitions,
+                 profiles: dict[str, Profile] | None = None) -> None:
         self._schema = schema
         self._types = resource_types
         self._labels = labels
         self.definitions = definitions
+        #: the profiles of ``profiles/`` by canonical URL (not the base definitions)
+        self.profiles: dict[str, Profile] = profiles or {}
 
     @classmethod
     def load(cls, profiles_dir: Path | None = None, *, definitions: Definitions | None = None,
@@ -82,41 +93,75 @@ class Validator:
         compiled = jsonschema_rs.validator_for(
             document, keywords={BINDING_KEYWORD: binding_keyword(terminology)})
         del document
-        validator = cls(compiled, defs.resource_types, builder.mandatory_labels, defs)
+        validator = cls(compiled, defs.resource_types, builder.mandatory_labels, defs,
+                        load_profiles(folder, defs.resource_types))
         del builder
         release_memory()
         return validator
 
-    def issues(self, resource: Any) -> list[Issue]:
-        """Every problem found in ``resource`` (empty when it is valid)."""
+    def issues(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
+        """Every problem found in ``resource`` (empty when it is valid), of any severity:
+        the structure and bindings of the R4 definitions, then each profile named in
+        ``profiles`` (canonical URLs; an unknown one is an error issue)."""
+        found = self._structure(resource)
+        if found is None:
+            return self._not_a_resource(resource)
+        resource_type = resource["resourceType"]
+        for url in profiles:
+            found += self._profile_issues(resource, resource_type, url)
+        return found
+
+    def _not_a_resource(self, resource: Any) -> list[Issue]:
         if not isinstance(resource, dict):
             return [Issue(STRUCTURE, "a resource must be a JSON object")]
         resource_type = resource.get("resourceType")
         if resource_type is None:
             return [Issue(REQUIRED, "missing resourceType", expression=("resourceType",))]
+        return [Issue(STRUCTURE, f"unknown resource type {resource_type!r}",
+                      expression=("resourceType",))]
+
+    def _structure(self, resource: Any) -> list[Issue] | None:
+        """The schema's issues; None when ``resource`` is no resource of a known type."""
+        if not isinstance(resource, dict):
+            return None
+        resource_type = resource.get("resourceType")
         if not isinstance(resource_type, str) or resource_type not in self._types:
-            return [Issue(STRUCTURE, f"unknown resource type {resource_type!r}",
-                          expression=("resourceType",))]
+            return None
         try:
             if self._schema.is_valid(resource):
-                return []
+                return []  # the fast path: one call into the compiled schema
             return Translator(resource_type, self._labels, resource).translate(
                 self._schema.iter_errors(resource))
         except (TypeError, ValueError, OverflowError) as exc:
             # Only reachable with objects JSON parsing never makes (non-string keys...).
             return [Issue(STRUCTURE, f"not a JSON resource: {exc}")]
 
-    def validate(self, resource: dict[str, Any]) -> None:
-        """Raise :class:`Unprocessable` listing every problem, or return None if valid."""
-        try:
-            if isinstance(resource, dict) and resource.get("resourceType") in self._types \
-                    and self._schema.is_valid(resource):
-                return  # the fast path: one call into the compiled schema
-        except (TypeError, ValueError, OverflowError):
-            pass  # reported by issues() below
+    def _profile_issues(self, resource: dict[str, Any], resource_type: str,
+                        url: str) -> list[Issue]:
+        canonical = url.split("|")[0]  # a version suffix names the one we have
+        where = (f"{resource_type}.meta.profile",)
+        if canonical.startswith(BASE) and canonical[len(BASE):] in self._types:
+            base_type = canonical[len(BASE):]
+            if base_type == resource_type:
+                return []  # the base definition: what the schema checked
+            return [Issue(STRUCTURE, f"the profile {url} is for {base_type}, not "
+                          f"{resource_type}", expression=(resource_type,))]
+        profile = self.profiles.get(canonical)
+        if profile is None:
+            return [Issue("not-supported", f"the profile {url} is not known to this server",
+                          expression=where)]
+        if profile.type != resource_type:
+            return [Issue(STRUCTURE, f"the profile {url} is for {profile.type}, not "
+                          f"{resource_type}", expression=(resource_type,))]
+        return profile.issues(resource)
+
+    def validate(self, resource: dict[str, Any]) -> list[Issue]:
+        """Raise :class:`Unprocessable` listing every issue when one is an error;
+        otherwise return the issues (warnings, information: none refuses a write)."""
         found = self.issues(resource)
-        if not found:
-            return
-        first = found[0].diagnostics
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        if not any(issue.severity in BLOCKING for issue in found):
+            return found
+        errors = [issue for issue in found if issue.severity in BLOCKING]
+        first = errors[0].diagnostics
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise Unprocessable(f"invalid resource: {first}{more}", issues=found)
