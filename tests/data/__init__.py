@@ -15,6 +15,8 @@ DATA = Path(__file__).resolve().parent
 FHIR_R4_EXAMPLES = DATA / "fhir-r4-examples"
 #: Transaction Bundles of US Core patients (Inferno reference server data, Apache-2.0).
 US_CORE_BUNDLES = DATA / "us-core-bundles"
+#: A Patient profile written for the tests (``$validate?profile=``, supportedProfile).
+TEST_PATIENT_PROFILE = DATA / "profiles" / "StructureDefinition-test-patient.json"
 
 #: How many official examples there are; the folder must hold all of them.
 FHIR_R4_EXAMPLE_COUNT = 709
