@@ -7,6 +7,10 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import orjson
+import pytest
+
+pytestmark = pytest.mark.requires(interaction=[
+    ("Patient", "history-instance"), ("Patient", "history-type"), "history-system"])
 
 HEADERS = {"Content-Type": "application/fhir+json"}
 
