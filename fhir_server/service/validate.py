@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from fhir_server.api.router import OPERATOR_TYPES
 from fhir_server.audit import policy
 from fhir_server.errors import BadRequest, FhirError, Issue
 from fhir_server.service import read
-from fhir_server.service.access import AccessScope
+from fhir_server.service.access import OPERATOR_TYPES, AccessScope
 from fhir_server.service.context import ServiceContext, valid_id
 from fhir_server.service.search_parameters import check_costs
 from fhir_server.service.write import as_stored
