@@ -3,7 +3,7 @@ route table (interactions and operations) and the search registry (parameters)."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from fhir_server.api.messages import FhirRequest, FhirResponse
 from fhir_server.api.router import Route
 from fhir_server.audit import policy
 from fhir_server.auth.discovery import rest_security
+from fhir_server.errors import BadRequest
 from fhir_server.paths import data_dir
 from fhir_server.search.registry import Registry
 from fhir_server.service.context import ServiceContext
@@ -41,6 +42,18 @@ SEARCH_DOC = (
     "Unknown parameters are ignored (and left out of the self link) unless the request "
     "carries Prefer: handling=strict. Compartment searches: [base]/Patient/[id]/[type] "
     "and [base]/Patient/[id]/* for every type in the compartment.")
+
+#: ``metadata?mode=``: the whole statement (also for ``normative``: every element of an
+#: R4 CapabilityStatement is normative), or ``terse``, the subset below.
+MODES = ("full", "normative", "terse")
+#: What ``mode=terse`` keeps: the required elements (status, date, kind, fhirVersion,
+#: format, rest.mode, rest.resource.type), and software and implementation, without
+#: which the statement would break invariant cpb-2 (description, software or
+#: implementation), and the identity a client caches it under.
+_TERSE = ("resourceType", "id", "url", "name", "status", "date", "kind", "software",
+          "implementation", "fhirVersion", "format")
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+              "code": "SUBSETTED"}
 
 #: The R4 resource types that are no DomainResource (so have no ``text``).
 _NOT_DOMAIN_RESOURCES = frozenset({"Binary", "Bundle", "Parameters"})
@@ -79,15 +92,32 @@ def _operations(routes: Iterable[Route], levels: Sequence[str],
     return list(seen.values())
 
 
-def _resource(name: str, routes: Sequence[Route], registry: Registry,
-              base: str) -> dict[str, Any]:
+def _reverse_references(registry: Registry, resource_types: Iterable[str]
+                        ) -> dict[str, list[str]]:
+    """For each type, the ``Type:param`` reference parameters that can point at it (its
+    ``_revinclude`` values)."""
+    out: dict[str, list[str]] = {}
+    for source in sorted(resource_types):
+        for code, param in sorted(registry.params(source).items()):
+            if param.type != "reference" or param.status != "active":
+                continue
+            for target in param.targets:
+                out.setdefault(target, []).append(f"{source}:{code}")
+    return out
+
+
+def _resource(name: str, routes: Sequence[Route], registry: Registry, base: str,
+              reverse: Mapping[str, list[str]],
+              profiles: Sequence[str]) -> dict[str, Any]:
     typed = [r for r in routes if r.level in ("type", "instance")
              and r.resource_type in (None, name)]
     kinds = {r.interaction for r in typed} - policy.refused(name)  # AuditEvent: no changes
-    references = sorted(c for c, p in registry.params(name).items() if p.type == "reference")
+    references = sorted(c for c, p in registry.params(name).items()
+                        if p.type == "reference" and p.status == "active")
     entry: dict[str, Any] = {
         "type": name,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
+        **({"supportedProfile": list(profiles)} if profiles else {}),
         "interaction": [{"code": code} for code in TYPE_CODES if code in kinds],
         "versioning": "versioned-update",
         "readHistory": "vread" in kinds,
@@ -97,7 +127,7 @@ def _resource(name: str, routes: Sequence[Route], registry: Registry,
         "conditionalUpdate": "conditional-update" in kinds,
         "conditionalDelete": "single" if "conditional-delete" in kinds else "not-supported",
         "searchInclude": ["*", *(f"{name}:{c}" for c in references)],
-        "searchRevInclude": ["*"],
+        "searchRevInclude": ["*", *reverse.get(name, ())],
     }
     params = _params(registry, name)
     if params:  # FHIR JSON has no empty arrays
@@ -110,8 +140,10 @@ def _resource(name: str, routes: Sequence[Route], registry: Registry,
 
 def build_capability(capability_dir: Path, resource_types: Iterable[str], base_url: str,
                      registry: Registry, routes: Sequence[Route],
-                     compartments: Iterable[str] = ()) -> dict[str, Any]:
-    """The server's CapabilityStatement, from ``CapabilityStatement-server.json``."""
+                     compartments: Iterable[str] = (),
+                     profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The server's CapabilityStatement, from ``CapabilityStatement-server.json``;
+    ``profiles``: the known profiles by canonical URL (each with its ``type``)."""
     statement: dict[str, Any] = orjson.loads(
         (capability_dir / "CapabilityStatement-server.json").read_bytes())
     statement["date"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -129,7 +161,12 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str], base_u
         {"name": code, "type": p.type, "definition": p.url}
         for code in COMMON if (p := registry.get(any_type, code)) is not None
     ]
-    rest["resource"] = [_resource(name, routes, registry, base_url)
+    reverse = _reverse_references(registry, resource_types)
+    by_type: dict[str, list[str]] = {}
+    for url, profile in sorted((profiles or {}).items()):
+        by_type.setdefault(profile.type, []).append(url)
+    rest["resource"] = [_resource(name, routes, registry, base_url, reverse,
+                                  by_type.get(name, ()))
                         for name in sorted(resource_types)]
     operations = _operations(routes, ("system",), base_url)
     if operations:
@@ -140,17 +177,41 @@ def build_capability(capability_dir: Path, resource_types: Iterable[str], base_u
     return statement
 
 
+def terse(statement: dict[str, Any]) -> dict[str, Any]:
+    """``mode=terse``: the statement's required elements and each resource's type,
+    tagged SUBSETTED as any subset is (search.html#summary)."""
+    out = {k: statement[k] for k in _TERSE if k in statement}
+    out["meta"] = {"tag": [_SUBSETTED]}
+    out["rest"] = [{"mode": rest["mode"],
+                    **({"resource": [{"type": r["type"]} for r in rest["resource"]]}
+                       if rest.get("resource") else {})}
+                   for rest in statement["rest"]]
+    return out
+
+
+def _mode(request: FhirRequest) -> str:
+    modes = [v for n, v in request.pairs if n == "mode"]
+    if len(modes) > 1:
+        raise BadRequest("metadata takes mode once")
+    mode = modes[0] if modes else "full"
+    if mode not in MODES:
+        raise BadRequest(f"unknown mode {mode!r} for metadata: full, normative or terse "
+                         "(terminology: this server publishes no TerminologyCapabilities)")
+    return mode
+
+
 async def capabilities(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """The CapabilityStatement (built once per base URL and registry)."""
+    """The CapabilityStatement (built once per base URL and registry), whole or terse."""
     assert request.router is not None
+    mode = _mode(request)
     key = (ctx.base_url, id(ctx.search.registry), id(request.router))
     statement = _cache.get(key)
     if statement is None:
         statement = build_capability(
             data_dir("capability"), ctx.resource_types, ctx.base_url, ctx.search.registry,
-            request.router.routes, ctx.compartments)
+            request.router.routes, ctx.compartments, ctx.validator.profiles)
         if ctx.settings.auth_mode == "smart":
             statement["rest"][0]["security"] = rest_security(
                 ctx.base_url, bool(ctx.settings.cors_origin_list))
         _cache[key] = statement
-    return FhirResponse(200, statement)
+    return FhirResponse(200, terse(statement) if mode == "terse" else statement)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
 from fhir_server.audit import policy, trail
 from fhir_server.errors import BadRequest, FhirError, Forbidden, MethodNotAllowed, NotFound
-from fhir_server.service.access import AccessScope
+from fhir_server.service.access import OPERATOR_TYPES, AccessScope
 from fhir_server.service.context import ServiceContext
 
 Handler = Callable[[FhirRequest, ServiceContext], Awaitable[FhirResponse]]
@@ -52,9 +52,6 @@ _PERMISSIONS = {
     "create": "c", "update": "u", "patch": "u", "conditional-update": "u",
     "conditional-patch": "u", "delete": "d", "conditional-delete": "d",
 }
-#: Types whose resources configure the server for every caller (a SearchParameter is
-#: evaluated on every write of its base types): changing one needs the admin scope.
-OPERATOR_TYPES = frozenset({"SearchParameter"})
 _CHANGES = frozenset("cud")
 
 
@@ -80,6 +77,12 @@ class Operation:
     documentation: str
     affects_state: bool
     parameters: tuple[OperationParameter, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """The id its OperationDefinition is served under (``OperationDefinition/[id]``):
+        the last segment of its canonical URL (``Patient-everything``, ``reindex``)."""
+        return self.definition.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from fhir_server.api import (
     operations,
     search,
     type,
+    validate,
 )
 from fhir_server.api.router import (
     ADMIN,
@@ -93,6 +94,33 @@ EXPORT = Operation(
     ),
 )
 
+VALIDATE = Operation(
+    "validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    "Validates a resource as a write would, and stores nothing: the structure, "
+    "cardinalities, value formats and required bindings of the R4 definitions (what "
+    "every write checks), a profile when one is named, and what the mode adds: create "
+    "and update the caller's permission, update the id and that the resource exists, "
+    "delete the reasons a deletion would be refused. The answer is an OperationOutcome, "
+    "200 even for an invalid resource (each issue names its element in expression; "
+    "'All OK' when there is none); 400, 404 or 410 only for a request that cannot be "
+    "answered. POST [type]/$validate takes a Parameters body or the bare resource; "
+    "[type]/[id]/$validate validates the stored resource (GET), or the one given "
+    "against it.",
+    affects_state=False,
+    parameters=(
+        OperationParameter("resource", "in", "Resource", 0, "1",
+                           "the resource to validate (at instance level: the stored "
+                           "one when none is given)"),
+        OperationParameter("mode", "in", "code", 0, "1",
+                           "create | update | delete: validate as that interaction"),
+        OperationParameter("profile", "in", "uri", 0, "1",
+                           "the canonical URL of a StructureDefinition to validate "
+                           "against (a profile in profiles/, or a type's base)"),
+        OperationParameter("return", "out", "OperationOutcome", 1, "1",
+                           "the issues found, or one 'All OK' information issue"),
+    ),
+)
+
 ROUTES: tuple[Route, ...] = (
     # -- system level --------------------------------------------------------------------
     Route("GET", "metadata", "capabilities", capabilities.capabilities,
@@ -124,8 +152,10 @@ ROUTES: tuple[Route, ...] = (
           "One NDJSON file of a finished export", access=SIGNED_IN, raw=True,
           in_bundle=False),
     Route("GET", "OperationDefinition/{id}", "read", definitions.read_definition,
-          "Read an OperationDefinition (this server's own operations included)",
+          "Read an OperationDefinition (those of this server's operations included)",
           access=SIGNED_IN),
+    Route("GET", "OperationDefinition", "search-type", definitions.search_definitions,
+          "Search OperationDefinitions (those of this server's operations included)"),
     # -- Binary: raw content of any type in and out, besides FHIR JSON ------------------
     # A Binary is read by who may read it or what its securityContext names (the
     # service checks that), so its reads only need a token here.
@@ -162,6 +192,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "{resource_type}/$reindex", "operation", operations.reindex_type,
           "Rebuild the search index of one type ($reindex)", operation=REINDEX,
           access=ADMIN),
+    Route("POST", "{resource_type}/$validate", "operation", validate.validate_type,
+          "Validate a resource, storing nothing ($validate)", operation=VALIDATE,
+          access=SIGNED_IN),
     # -- instance level ------------------------------------------------------------------
     Route("GET", "{resource_type}/{id}", "read", instance.read,
           "Read the current version of a resource"),
@@ -192,6 +225,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "Patient/{id}/$everything", "operation", everything.everything_instance,
           "The patient's record ($everything), parameters in a Parameters body",
           operation=EVERYTHING, access="r"),
+    Route("GET", "{resource_type}/{id}/$validate", "operation", validate.validate_instance,
+          "Validate a stored resource ($validate)", operation=VALIDATE, access="r"),
+    Route("POST", "{resource_type}/{id}/$validate", "operation", validate.validate_instance,
+          "Validate a resource (or its update or deletion) against a stored one "
+          "($validate)", operation=VALIDATE, access="r"),
     # -- compartments --------------------------------------------------------------------
     Route("GET", "{compartment}/{id}/{resource_type}", "search-compartment",
           search.search_compartment, "Search one type in a compartment"),

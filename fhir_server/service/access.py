@@ -19,6 +19,10 @@ from fhir_server.search.request import AnyClause, Compartment
 ALL_PERMISSIONS = frozenset("cruds")
 #: What reading (read, vread, includes, history entries, chain hops) is allowed by.
 READ_PERMISSIONS = frozenset("rs")
+#: Types whose resources configure the server for every caller (a SearchParameter is
+#: evaluated on every write of its base types): changing one needs the admin scope
+#: (``api.router`` enforces it; ``$validate`` reports it).
+OPERATOR_TYPES = frozenset({"SearchParameter"})
 #: Types a wildcard (``*``) never reaches: the audit trail needs a scope naming it.
 NOT_IN_WILDCARDS = frozenset({"AuditEvent"})
 

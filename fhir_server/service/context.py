@@ -9,13 +9,14 @@ reaches storage through ``ctx.repository`` sees only what that caller may see.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
 from fhir_server.blobs.store import BlobStore
-from fhir_server.errors import BadRequest, NotFound
+from fhir_server.errors import BadRequest, Issue, NotFound
 from fhir_server.search.base import ParseContext
 from fhir_server.search.index import IndexBuilder
 from fhir_server.search.parse import Parser
@@ -29,10 +30,21 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class ResourceValidator(Protocol):
-    """Checks a resource against the R4 definitions (``fhir_server.validation``)."""
+    """Checks a resource against the R4 definitions (``fhir_server.validation``): one
+    pipeline, which writes run through ``validate`` and ``$validate`` through ``issues``."""
 
-    def validate(self, resource: dict[str, Any]) -> Any:
-        """Raise Unprocessable naming every problem found; else return the warnings."""
+    def validate(self, resource: dict[str, Any]) -> list[Issue]:
+        """Raise Unprocessable naming every issue when one is an error; else the
+        issues (warnings) found."""
+        ...
+
+    def issues(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
+        """Every issue of any severity, ``profiles`` (canonical URLs) checked too."""
+        ...
+
+    @property
+    def profiles(self) -> Mapping[str, Any]:
+        """The known profiles by canonical URL (each with its ``type``)."""
         ...
 
 

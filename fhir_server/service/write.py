@@ -52,18 +52,23 @@ def _prepare(ctx: ServiceContext, resource_type: str, body: Any, id: str) -> Ind
     if body_type != resource_type:
         raise BadRequest(
             f"resourceType {body_type!r} in the body does not match {resource_type!r} in the URL")
-    body["id"] = id
-    meta = body.get("meta")
-    if isinstance(meta, dict):
-        # Server-maintained: the database assigns both.
-        meta.pop("versionId", None)
-        meta.pop("lastUpdated", None)
-        if not meta:
-            del body["meta"]
+    as_stored(body, id)
     if resource_type == "SearchParameter":  # evaluated on every write from now on
         check_costs(ctx.settings, body)
     ctx.validator.validate(body)
     return ctx.search.indexer.rows(body, ctx.bases)
+
+
+def as_stored(body: dict[str, Any], id: str) -> None:
+    """The resource as the store writes it: with ``id``, without the meta fields the
+    database assigns (``$validate`` checks this form too)."""
+    body["id"] = id
+    meta = body.get("meta")
+    if isinstance(meta, dict):
+        meta.pop("versionId", None)
+        meta.pop("lastUpdated", None)
+        if not meta:
+            del body["meta"]
 
 
 async def _externalize(ctx: ServiceContext, resource_type: str, id: str, body: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,14 @@ from fhir_server.errors import Issue, Unprocessable
 from fhir_server.paths import data_dir
 from fhir_server.validation.messages import REQUIRED, STRUCTURE, Translator
 from fhir_server.validation.profiles import ProfileSet
+from fhir_server.validation.profiles.loader import CORE_PREFIX
 from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
 from fhir_server.validation.terminology import Terminology, expand_packed
 from fhir_server.validation.tolerances import apply_tolerances
 
 SCHEMA_FILE = "fhir.schema.json"
+#: Severities that refuse a write (``warning`` and ``information`` do not).
+BLOCKING = frozenset({"fatal", "error"})
 
 
 def binding_keyword(terminology: Terminology) -> type:
@@ -49,19 +53,29 @@ def binding_keyword(terminology: Terminology) -> type:
 class Validator:
     """Validates resources against the R4 definitions; build once with :meth:`load`.
 
-    Errors are reported as :class:`~fhir_server.errors.Unprocessable` (HTTP 422),
-    including a missing or unknown ``resourceType``; each issue carries a FHIRPath-like
-    expression rooted at the resource type (``Patient.contained[0].name``).
+    :meth:`issues` is the one pipeline: every check a resource goes through (the
+    schema, then each further stage) reports there, errors and warnings alike. Writes
+    call :meth:`validate`, which raises :class:`~fhir_server.errors.Unprocessable`
+    (HTTP 422) when an issue is an error, including a missing or unknown
+    ``resourceType``; ``$validate`` answers :meth:`issues` as they are. Each issue
+    carries a FHIRPath-like expression rooted at the resource type
+    (``Patient.contained[0].name``).
     """
 
     def __init__(self, schema: jsonschema_rs.Validator, resource_types: frozenset[str],
                  labels: dict[tuple[str, ...], str], definitions: Definitions,
-                 profiles: ProfileSet | None = None) -> None:
+                 profile_set: ProfileSet | None = None) -> None:
         self._schema = schema
         self._types = resource_types
         self._labels = labels
         self.definitions = definitions
-        self.profiles = profiles
+        #: the profiles of ``profiles/*/`` and PROFILES_DIR (None: none are checked)
+        self.profile_set = profile_set
+
+    @property
+    def profiles(self) -> Mapping[str, Any]:
+        """The known profiles by canonical URL (not the base definitions)."""
+        return self.profile_set.profiles if self.profile_set is not None else {}
 
     @classmethod
     def load(cls, profiles_dir: Path | None = None, *, definitions: Definitions | None = None,
@@ -91,49 +105,76 @@ class Validator:
         release_memory()
         return validator
 
-    def issues(self, resource: Any) -> list[Issue]:
-        """Every problem found in ``resource`` (empty when it is valid), warnings included."""
-        found = self._base_issues(resource)
-        if not found and self.profiles is not None:
-            found = self.profiles.issues(resource)
+    def issues(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
+        """Every problem found in ``resource`` (empty when it is valid), of any severity:
+        the structure and bindings of the R4 definitions, then each profile named in
+        ``profiles`` (canonical URLs; an unknown one is an error issue) besides those
+        the resource declares and those required of its type (profiles are checked on a
+        resource the base definitions accept)."""
+        found = self._structure(resource)
+        if found is None:
+            return self._not_a_resource(resource)
+        resource_type = resource["resourceType"]
+        named: list[str] = []
+        for url in profiles:
+            found += self._named(resource_type, url, named)
+        if self.profile_set is not None and not any(i.severity in BLOCKING for i in found):
+            found += self.profile_set.issues(resource, named)
         return found
 
-    def _base_issues(self, resource: Any) -> list[Issue]:
-        """The problems against the base definitions (the JSON schema and its additions)."""
+    def _not_a_resource(self, resource: Any) -> list[Issue]:
         if not isinstance(resource, dict):
             return [Issue(STRUCTURE, "a resource must be a JSON object")]
         resource_type = resource.get("resourceType")
         if resource_type is None:
             return [Issue(REQUIRED, "missing resourceType", expression=("resourceType",))]
+        return [Issue(STRUCTURE, f"unknown resource type {resource_type!r}",
+                      expression=("resourceType",))]
+
+    def _structure(self, resource: Any) -> list[Issue] | None:
+        """The schema's issues; None when ``resource`` is no resource of a known type."""
+        if not isinstance(resource, dict):
+            return None
+        resource_type = resource.get("resourceType")
         if not isinstance(resource_type, str) or resource_type not in self._types:
-            return [Issue(STRUCTURE, f"unknown resource type {resource_type!r}",
-                          expression=("resourceType",))]
+            return None
         try:
             if self._schema.is_valid(resource):
-                return []
+                return []  # the fast path: one call into the compiled schema
             return Translator(resource_type, self._labels, resource).translate(
                 self._schema.iter_errors(resource))
         except (TypeError, ValueError, OverflowError) as exc:
             # Only reachable with objects JSON parsing never makes (non-string keys...).
             return [Issue(STRUCTURE, f"not a JSON resource: {exc}")]
 
+    def _named(self, resource_type: str, url: str, named: list[str]) -> list[Issue]:
+        """A profile asked for by name (``$validate?profile=``): appended to ``named``
+        when known and of the type; else the issue that says why not."""
+        canonical = url.split("|")[0]  # a version suffix names the one we have
+        where = (f"{resource_type}.meta.profile",)
+        if canonical.startswith(CORE_PREFIX) and canonical[len(CORE_PREFIX):] in self._types:
+            base_type = canonical[len(CORE_PREFIX):]
+            if base_type == resource_type:
+                return []  # the base definition: what the schema checked
+            return [Issue(STRUCTURE, f"the profile {url} is for {base_type}, not "
+                          f"{resource_type}", expression=(resource_type,))]
+        profile = self.profiles.get(canonical)
+        if profile is None:
+            return [Issue("not-supported", f"the profile {url} is not known to this server",
+                          expression=where)]
+        if profile.type != resource_type:
+            return [Issue(STRUCTURE, f"the profile {url} is for {profile.type}, not "
+                          f"{resource_type}", expression=(resource_type,))]
+        named.append(canonical)
+        return []
+
     def validate(self, resource: dict[str, Any]) -> list[Issue]:
-        """Raise :class:`Unprocessable` listing every problem (warnings too) when there is
-        an error; else return the warnings (an unknown profile, an extensible binding)."""
-        found: list[Issue] | None = None
-        try:
-            if isinstance(resource, dict) and resource.get("resourceType") in self._types \
-                    and self._schema.is_valid(resource):
-                found = []  # the fast path: one call into the compiled schema
-        except (TypeError, ValueError, OverflowError):
-            pass  # reported by _base_issues() below
-        if found is None:
-            found = self._base_issues(resource)
-        if not found and self.profiles is not None:
-            found = self.profiles.issues(resource)
-        errors = [i for i in found if i.severity in ("error", "fatal")]
-        if not errors:
+        """Raise :class:`Unprocessable` listing every issue when one is an error;
+        otherwise return the issues (warnings, information: none refuses a write)."""
+        found = self.issues(resource)
+        if not any(issue.severity in BLOCKING for issue in found):
             return found
+        errors = [issue for issue in found if issue.severity in BLOCKING]
         first = errors[0].diagnostics
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise Unprocessable(f"invalid resource: {first}{more}", issues=found)

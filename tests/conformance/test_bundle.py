@@ -14,6 +14,8 @@ import pytest
 
 from tests.conformance.test_round_trip import BUNDLES
 
+pytestmark = pytest.mark.requires(interaction=["transaction", "batch"])
+
 HEADERS = {"Content-Type": "application/fhir+json"}
 
 

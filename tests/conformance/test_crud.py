@@ -8,6 +8,10 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
+import pytest
+
+pytestmark = pytest.mark.requires(interaction=[
+    ("Patient", c) for c in ("create", "read", "vread", "update", "delete")])
 
 FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}

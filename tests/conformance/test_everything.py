@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.requires(operation=("Patient", "everything"))
+
 US_CORE = Path(__file__).parents[1] / "data" / "us-core-bundles" / "uscore_bundle_patient_85.json"
 
 

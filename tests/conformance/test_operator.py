@@ -61,9 +61,11 @@ def test_metadata(client: httpx.Client) -> None:
                   "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
     export = {"name": "export",
               "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}
+    validate = {"name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
     for declared, names in ((rest["operation"], [reindex, export]),
-                            (resources["Observation"]["operation"], [reindex]),
-                            (resources["Patient"]["operation"], [reindex, export,
+                            (resources["Observation"]["operation"], [reindex, validate]),
+                            (resources["Patient"]["operation"], [reindex, validate, export,
                                                                  everything])):
         assert [{k: o[k] for k in ("name", "definition")} for o in declared] == names
         assert declared[0]["documentation"].startswith("Rebuilds the search index")

@@ -9,6 +9,9 @@ import httpx
 import orjson
 import pytest
 
+pytestmark = pytest.mark.requires(interaction=("Patient", "patch"),
+                                  patch_format="application/json-patch+json")
+
 FHIR = {"Content-Type": "application/fhir+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 

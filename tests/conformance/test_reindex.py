@@ -9,6 +9,8 @@ import httpx
 import orjson
 import pytest
 
+pytestmark = pytest.mark.requires(operation="reindex")
+
 HEADERS = {"Content-Type": "application/fhir+json"}
 MAIDEN = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
 

@@ -72,6 +72,11 @@ def test_official_example_round_trips(client: httpx.Client, path: Path) -> None:
     raw = path.read_bytes()
     example = _exact(raw)
     rtype = example["resourceType"]
+    if rtype == "Binary" and "securityContext" in example and \
+            "authorization" in client.headers:
+        pytest.skip("with a token, a Binary's securityContext must name a resource the "
+                    "caller may read, and the example's (DocumentReference/example) is "
+                    "not stored")
     created = client.post(f"/{rtype}", content=raw, headers=HEADERS)
     assert created.status_code == 201, created.text
     new_id = created.json()["id"]

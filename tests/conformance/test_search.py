@@ -379,7 +379,8 @@ def test_concurrent_conditional_creates_store_one_resource(client: httpx.Client)
                          "identifier": [{"system": system, "value": value}]})
 
     def create(_: int) -> int:
-        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+        with httpx.Client(base_url=str(client.base_url), timeout=30,
+                          headers=client.headers) as own:
             response = own.post("/Patient", content=body, headers={
                 **HEADERS, "If-None-Exist": f"identifier={ident}"})
             return response.status_code

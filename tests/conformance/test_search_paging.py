@@ -39,11 +39,12 @@ def _put(client: httpx.Client, resource: dict[str, Any]) -> None:
 
 
 def _writer(base_url: str, tag: str, stop: threading.Event, rounds: threading.Semaphore,
-            errors: list[str]) -> None:
+            errors: list[str], headers: httpx.Headers) -> None:
     """Another client: creates matching Observations, updates existing ones (a note,
     not a sort value), creates and deletes, as fast as it can until told to stop;
-    ``rounds`` is released after each round."""
-    with httpx.Client(base_url=base_url, timeout=30) as other:
+    ``rounds`` is released after each round; ``headers``: the test client's (its
+    token, against a deployment)."""
+    with httpx.Client(base_url=base_url, timeout=30, headers=headers) as other:
         n = 1000
         while not stop.is_set():
             try:
@@ -70,7 +71,8 @@ def test_each_match_once_while_another_client_writes(client: httpx.Client,
     stop, rounds = threading.Event(), threading.Semaphore(0)
     errors: list[str] = []
     writer = threading.Thread(target=_writer,
-                              args=(str(client.base_url), tag, stop, rounds, errors))
+                              args=(str(client.base_url), tag, stop, rounds, errors,
+                                    client.headers))
     writer.start()
     try:
         response = client.get("/Observation", params=params)

@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+pytestmark = pytest.mark.requires(search=[("Patient", "_text"), ("Patient", "_content")])
+
 HEADERS = {"Content-Type": "application/fhir+json"}
 XHTML = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
 

@@ -19,6 +19,8 @@ FHIR_R4_EXAMPLES = DATA / "fhir-r4-examples"
 US_CORE_BUNDLES = DATA / "us-core-bundles"
 #: JSON schemas of the CloudNativePG resources the Helm chart renders (Apache-2.0).
 CLOUDNATIVE_PG = DATA / "cloudnative-pg"
+#: A Patient profile written for the tests (``$validate?profile=``, supportedProfile).
+TEST_PATIENT_PROFILE = DATA / "profiles" / "StructureDefinition-test-patient.json"
 
 #: How many official examples there are; the folder must hold all of them.
 FHIR_R4_EXAMPLE_COUNT = 709

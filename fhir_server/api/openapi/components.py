@@ -144,6 +144,14 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
     out = {p["name"]: p for p in params}
     out["export_type"] = _query("_type", "Comma-separated resource types to export "
                                 "(default: every type of the level)", string)
+    out["validate_mode"] = _query("mode", "Validate as this interaction would: `create`, "
+                                  "`update` or `delete`", {"enum": ["create", "update",
+                                                                     "delete"]})
+    out["validate_profile"] = _query("profile", "Canonical URL of a StructureDefinition "
+                                     "to validate against", string)
+    out["capability_mode"] = _query("mode", "`full` (the default), `normative` (the "
+                                    "same: all of it is normative in R4) or `terse`",
+                                    {"enum": ["full", "normative", "terse"]})
     out["Prefer-async"] = _header("Prefer", "`respond-async`: required (a 400 without)",
                                   enum=["respond-async"])
     out["Prefer-handling"] = _header(

@@ -58,8 +58,10 @@ _CRITERIA = ("The query holds the search criteria (at least one parameter); they
 #: Shapes by (route interaction, operation name): every route's key must be here.
 SHAPES: dict[tuple[str, str | None], Shape] = {
     ("capabilities", None): Shape(
-        (("200", "The CapabilityStatement", "CapabilityStatement", ()),), (),
-        ("_format", "_pretty"), doc=f"See [capabilities]({SPEC}http.html#capabilities)."),
+        (("200", "The CapabilityStatement", "CapabilityStatement", ()),), ("400",),
+        ("capability_mode", "_format", "_pretty"),
+        doc=f"See [capabilities]({SPEC}http.html#capabilities) and the `mode` parameter "
+        f"of [$capabilities]({SPEC}capabilitystatement-operation-implements.html)."),
     ("transaction/batch", None): Shape(
         (("200", "A `batch-response` or `transaction-response` Bundle", "Bundle", ()),),
         ("400", "404", "409", "412", "413", "415", "422"), ("_format", "_pretty"),
@@ -132,6 +134,15 @@ SHAPES: dict[tuple[str, str | None], Shape] = {
         ("400", "404", "503"), ("_outputFormat", "_since", "export_type", "_typeFilter"),
         ("Prefer-async",), body="parameters",
         doc="See [Bulk Data export](https://hl7.org/fhir/uv/bulkdata/export.html)."),
+    ("operation", "validate"): Shape(
+        (("200", "An OperationOutcome: the issues found (each with `expression`), or "
+          "one `All OK` information issue; 200 for an invalid resource too",
+          "OperationOutcome", ()),),
+        ("400", "404", "410", "415"), ("validate_mode", "validate_profile", "_format",
+                                       "_pretty"), body="parameters",
+        doc=f"See [$validate]({SPEC}resource-operation-validate.html): POST takes a "
+        "Parameters body (`resource`, `mode`, `profile`) or the bare resource; nothing "
+        "is stored."),
     ("operation", None): Shape(
         (("200", "The job's progress as Parameters", "Parameters", ()),), ("404", "503"),
         ("_format", "_pretty")),

@@ -149,12 +149,13 @@ class ProfileSet:
         release_memory()
         return cls(profiles, required or {}, walker, constraints)
 
-    def issues(self, resource: dict[str, Any]) -> list[Issue]:
-        """The issues of ``resource`` against its declared and its required profiles."""
+    def issues(self, resource: dict[str, Any], named: Sequence[str] = ()) -> list[Issue]:
+        """The issues of ``resource`` against its declared and its required profiles,
+        and ``named`` (known profiles of its type, asked for by ``$validate``)."""
         resource_type = str(resource.get("resourceType"))
         meta = resource.get("meta")
         declared = meta.get("profile") if isinstance(meta, dict) else None
-        urls = list(self.required.get(resource_type, ()))
+        urls = list(dict.fromkeys((*self.required.get(resource_type, ()), *named)))
         issues: list[Issue] = []
         for index, raw in enumerate(declared if isinstance(declared, list) else ()):
             url = canonical(raw) if isinstance(raw, str) else ""

@@ -308,7 +308,8 @@ def test_system_interactions(system: dict[str, Any]) -> None:
     assert _codes(bundle) == ["200", "400", "404", "409", "412", "413", "415", "422",
                               "default"]
     assert bundle["requestBody"]["content"][FHIR_JSON]["schema"]["$ref"].endswith("/Bundle")
-    assert _codes(paths["/fhir/metadata"]["get"]) == ["200", "default"]
+    # metadata answers 400 for an unknown mode
+    assert _codes(paths["/fhir/metadata"]["get"]) == ["200", "400", "default"]
     assert _codes(paths["/fhir/_jobs/{job_id}"]["get"]) == ["200", "404", "503", "default"]
     assert _codes(paths["/fhir/{compartment}/{id}/{resource_type}"]["get"]) == \
         ["200", "400", "404", "default"]
