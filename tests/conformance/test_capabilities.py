@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_server.paths import data_dir
 from tests.conftest import running_server
 from tests.data import TEST_PATIENT_PROFILE
 
 TEST_PROFILE = "http://example.org/fhir/StructureDefinition/test-patient"
+#: the shipped hospital profile of Patient (profiles/hospital/)
+HOSPITAL_PATIENT = "http://fhir-server.dev/StructureDefinition/hospital-patient"
 SPEC_OPERATIONS = {
     "validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -94,8 +95,11 @@ def test_includes_and_reverse_includes_come_from_the_reference_parameters(
     assert {"Observation:subject", "Encounter:patient", "Condition:subject",
             "Group:member"} <= set(patient["searchRevInclude"])
     assert "Observation:subject" not in resources["Organization"]["searchRevInclude"]
-    # spec base definitions are not "supported profiles"
-    assert all("supportedProfile" not in r for r in resources.values())
+    # spec base definitions are not "supported profiles"; the shipped ones are
+    assert {t for t, r in resources.items() if "supportedProfile" in r} == {
+        "Patient", "Encounter", "Appointment", "DocumentReference", "Observation"}
+    assert f"http://hl7.org/fhir/StructureDefinition/{'Patient'}" not in \
+        resources["Patient"]["supportedProfile"]
 
 
 def test_mode_terse_is_the_required_subset(client: httpx.Client,
@@ -142,15 +146,10 @@ def test_an_unknown_mode_is_400(client: httpx.Client, mode: str, diagnostics: st
 @pytest.fixture(scope="module")
 def profiled(database_url: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[httpx.Client]:
-    """A second server whose profiles/ holds the shipped files and TEST_PATIENT_PROFILE
-    (``FHIR_DATA_DIR``: the other data folders fall back to the shipped ones)."""
-    root = tmp_path_factory.mktemp("data")
-    profiles = root / "profiles"
-    profiles.mkdir()
-    for shipped in data_dir("profiles").iterdir():
-        (profiles / shipped.name).symlink_to(shipped)
-    shutil.copy(TEST_PATIENT_PROFILE, profiles / Path(TEST_PATIENT_PROFILE).name)
-    with running_server(database_url, FHIR_DATA_DIR=str(root)) as base, \
+    """A second server with TEST_PATIENT_PROFILE in its PROFILES_DIR."""
+    folder = tmp_path_factory.mktemp("profiles")
+    shutil.copy(TEST_PATIENT_PROFILE, folder / Path(TEST_PATIENT_PROFILE).name)
+    with running_server(database_url, PROFILES_DIR=str(folder)) as base, \
             httpx.Client(base_url=f"{base}/fhir", timeout=30) as c:
         yield c
 
@@ -158,8 +157,8 @@ def profiled(database_url: str, tmp_path_factory: pytest.TempPathFactory
 @pytest.mark.http_only
 def test_a_profile_in_profiles_is_a_supported_profile(profiled: httpx.Client) -> None:
     resources = _resources(profiled.get("/metadata").json())
-    assert resources["Patient"]["supportedProfile"] == [TEST_PROFILE]
-    assert "supportedProfile" not in resources["Observation"]
+    assert resources["Patient"]["supportedProfile"] == [TEST_PROFILE, HOSPITAL_PATIENT]
+    assert "supportedProfile" not in resources["Practitioner"]
 
 
 @pytest.mark.http_only
@@ -175,19 +174,20 @@ def test_validate_against_the_profile(profiled: httpx.Client) -> None:
                                "diagnostics": "All OK", "expression": ["Patient"]}]
     bad = {"resourceType": "Patient", "name": [{"given": ["No"]}, {"family": "Yes"}],
            "deceasedBoolean": False, "photo": [{"contentType": "image/png"}]}
+    of = f"(profile {TEST_PROFILE})"
     assert validate(bad) == [
         {"severity": "error", "code": "required", "diagnostics":
-         f"Patient.name[0].family: at least 1 required by the profile {TEST_PROFILE}, "
-         "found 0", "expression": ["Patient.name[0].family"]},
+         f"Patient.name.family: at least 1 required, 0 found {of}",
+         "expression": ["Patient.name[0].family"]},
         {"severity": "error", "code": "required", "diagnostics":
-         f"Patient.gender: at least 1 required by the profile {TEST_PROFILE}, found 0",
+         f"Patient.gender: at least 1 required, 0 found {of}",
          "expression": ["Patient.gender"]},
         {"severity": "error", "code": "structure", "diagnostics":
-         f"Patient.photo: not allowed by the profile {TEST_PROFILE}, found 1",
-         "expression": ["Patient.photo"]},
+         f"Patient.deceased[x]: at most 0 allowed, 1 found {of}",
+         "expression": ["Patient.deceased"]},
         {"severity": "error", "code": "structure", "diagnostics":
-         f"Patient.deceased: not allowed by the profile {TEST_PROFILE}, found 1",
-         "expression": ["Patient.deceased"]}]
+         f"Patient.photo: at most 0 allowed, 1 found {of}",
+         "expression": ["Patient.photo"]}]
     # the profile is for Patients only
     answer = profiled.post("/Observation/$validate", params={"profile": TEST_PROFILE},
                            json={"resourceType": "Observation", "status": "final",
