@@ -209,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
                    f"{held['resources']:,} resources "
                    f"({held['database_to_json_ratio']} x the compact JSON)")
         log_dir = stack.enter_context(common.work_dir(args.keep))
-        server = search.start_server(stack, url, common.ROOT, args.workers, log_dir)
+        # AUTH_MODE=off, no audit trail, 2-10 connections a worker: as bench.read
+        server = common.start_ours(stack, url, args.workers, 2, 10, log_dir)
         common.log(f"search: {len(mix(pick))} queries x {args.reps} on Patient/{pick['id']}")
         measured = queries_stage(server, pick, args)
         common.ensure_alive(server)
