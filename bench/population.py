@@ -49,7 +49,7 @@ from bench.population_world import uuid_of as _uuid
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache" / "million"
 #: Bumped whenever the output changes, so that old caches are not reused.
-VERSION = 1
+VERSION = 2
 #: Patients per output block (one NDJSON file per type and block).
 BLOCK = 500
 #: The average the generator is tuned to (the benchmark sizes populations with it).
@@ -106,8 +106,11 @@ def patient(seed: int, index: int, shared: dict[str, list[Resource]]) -> list[Re
                             "HIP", "health insurance plan policy")})
     chronic = [row for row in c.CHRONIC if rng.random() < row[2]]
     first_seen = max(birth, datetime(1990, 1, 1, tzinfo=UTC))
-    span = max(1, int((END - first_seen).total_seconds()))
-    visits = sorted(first_seen + timedelta(seconds=rng.randrange(span))
+    # Office hours (08:00-17:00 UTC): a visit never spans midnight, so ``date=<day>``
+    # (the day must contain the whole period) finds it.
+    days = max(1, (END - first_seen).days)
+    visits = sorted(first_seen + timedelta(days=rng.randrange(days),
+                                           seconds=8 * 3600 + rng.randrange(9 * 3600))
                     for _ in range(rng.randint(1, 6)))
     for code, display, _, med, med_display in chronic:
         cid = _uuid(rng)
