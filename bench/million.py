@@ -188,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
     if pick is None:
         raise common.BenchError(f"no query patient: --resources must give more than "
                                 f"{population.PICK_FROM} patients")
-    label = args.name or f"million-{search.scale_label(manifest['resources'])}"
+    scale = f"{args.resources // 1_000_000}M" if args.resources % 1_000_000 == 0 \
+        else search.scale_label(args.resources)
+    label = args.name or f"million-{scale}"
     machine = common.machine_info(args.admin_url)
     with contextlib.ExitStack() as stack:
         stack.enter_context(common.bounded_run(args.max_seconds))
