@@ -106,7 +106,7 @@ class _Writer:
 
     def newline(self, depth: int) -> str:
         """What goes before a tag at ``depth`` (nothing unless pretty-printing)."""
-        return "\n" + "  " * depth if self.pretty and (depth or len(self.out) > 1) else ""
+        return "\n" + "  " * depth if self.pretty else ""
 
     def resource(self, resource: Any, depth: int, root: bool) -> None:
         """A resource as its type's element (declaring the namespace at the root)."""
