@@ -3,7 +3,7 @@
 The body is parsed by lxml with no DTD loaded, no entity resolved and no network, and a
 document holding a DOCTYPE or an entity declaration is refused before parsing (XXE,
 "billion laughs"). The JSON built is what a JSON client would have sent: primitives
-typed by the definitions (``decimal`` as an exact :class:`ExactDecimal`), repeating
+typed by the definitions (``decimal`` as a ``Decimal``, every digit kept), repeating
 elements as arrays, ids and extensions of primitives as ``_name`` members, the ``div``
 as its XHTML text. Element order is not enforced on input (the JSON form has none).
 """
@@ -28,21 +28,6 @@ _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _FHIR = f"{{{FHIR_NS}}}"
 _DIV = f"{{{XHTML_NS}}}div"
 _local = threading.local()
-
-
-class ExactDecimal(Decimal):
-    """A decimal that writes itself as the text it was read from (``1.50e3`` stays
-    ``1.50e3``, where ``Decimal`` would write ``1.50E+3``)."""
-
-    _text: str
-
-    def __new__(cls, text: str) -> ExactDecimal:
-        value = super().__new__(cls, text)
-        value._text = text
-        return value
-
-    def __str__(self) -> str:
-        return self._text
 
 
 def safe_parser() -> etree.XMLParser:
@@ -108,7 +93,9 @@ def typed(kind: Kind, text: str) -> Any:
     if kind is Kind.INTEGER and _INTEGER.fullmatch(text):
         return int(text)
     if kind is Kind.DECIMAL and _DECIMAL.fullmatch(text):
-        return ExactDecimal(text)
+        # a plain Decimal (the validator takes no subclass): every digit is kept, an
+        # exponent is written back as Python does (1.50e3 as 1.50E+3)
+        return Decimal(text)
     return text
 
 
