@@ -270,3 +270,23 @@ def test_operation_answers_and_parameters_bodies_in_xml(client: httpx.Client) ->
     root = _xml(everything)
     assert _value(root, "f:type/@value") == ["searchset"]
     assert pid in _value(root, "f:entry/f:resource/f:Patient/f:id/@value")
+
+
+def test_binary_resource_in_xml(client: httpx.Client) -> None:
+    body = (b'<Binary xmlns="http://hl7.org/fhir"><contentType value="text/plain"/>'
+            b'<data value="aGVsbG8="/></Binary>')
+    created = client.post("/Binary", content=body, headers=XML_BODY)
+    assert created.status_code == 201, created.text
+    bid = created.headers["location"].split("/Binary/")[1].split("/")[0]
+    raw = client.get(f"/Binary/{bid}")
+    assert (raw.content, raw.headers["content-type"]) == (b"hello", "text/plain")
+    resource = client.get(f"/Binary/{bid}", headers={"Accept": FHIR_XML})
+    assert resource.status_code == 200
+    assert _value(_xml(resource), "f:contentType/@value") == ["text/plain"]
+    # application/xml is a Binary's raw content (a CDA document), not FHIR XML
+    cda = b'<ClinicalDocument xmlns="urn:hl7-org:v3"/>'
+    upload = client.post("/Binary", content=cda, headers={"Content-Type": "application/xml"})
+    assert upload.status_code == 201, upload.text
+    cid = upload.headers["location"].split("/Binary/")[1].split("/")[0]
+    back = client.get(f"/Binary/{cid}", headers={"Accept": "application/xml"})
+    assert (back.content, back.headers["content-type"]) == (cda, "application/xml")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
+from lxml import etree
 
 from fhir_server.errors import BadRequest, Unprocessable
 from fhir_server.formats.xml_read import read_xml
@@ -163,3 +165,52 @@ def test_nesting_deeper_than_the_limit_is_refused() -> None:
         read_xml(_xml(deep), 32)
     assert caught.value.code == "structure"
     assert read_xml(_xml(deep), 200)["extension"][0]["url"] == "u"
+
+
+# The XML templates of the R4 pages (patient.html#resource, datatypes.html#HumanName,
+# observation.html#resource), written out here: the order the official XML form uses,
+# checked independently of the table built from the StructureDefinitions.
+_PATIENT_ORDER = ["id", "meta", "implicitRules", "language", "text", "contained", "extension",
+                  "modifierExtension", "identifier", "active", "name", "telecom", "gender",
+                  "birthDate", "deceasedBoolean", "deceasedDateTime", "address",
+                  "maritalStatus", "multipleBirthBoolean", "multipleBirthInteger", "photo",
+                  "contact", "communication", "generalPractitioner", "managingOrganization",
+                  "link"]
+_HUMAN_NAME_ORDER = ["use", "text", "family", "given", "prefix", "suffix", "period"]
+_CONTACT_ORDER = ["relationship", "name", "telecom", "address", "gender", "organization",
+                  "period"]
+
+
+def _names(element: Any) -> list[str]:
+    return [etree.QName(e).localname for e in element if isinstance(e.tag, str)]
+
+
+def _follows(names: list[str], order: list[str]) -> bool:
+    positions = [order.index(n) for n in names]
+    return positions == sorted(positions)
+
+
+def test_official_example_in_the_official_order() -> None:
+    text = fhir_r4_example("Patient-example.json").read_text()
+    root = etree.fromstring(to_xml(text))
+    ns = {"f": "http://hl7.org/fhir"}
+    names = _names(root)
+    assert names == ["id", "text", "identifier", "active", "name", "name", "name",
+                     "telecom", "telecom", "telecom", "telecom", "gender", "birthDate",
+                     "deceasedBoolean", "address", "contact", "managingOrganization"]
+    assert _follows(names, _PATIENT_ORDER)
+    for name in root.findall("f:name", ns):
+        assert _follows(_names(name), _HUMAN_NAME_ORDER)
+    contact = root.find("f:contact", ns)
+    assert _follows(_names(contact), _CONTACT_ORDER)
+    # the patient-birthTime extension of birthDate, as patient-example.xml writes it
+    birth = root.find("f:birthDate", ns)
+    assert etree.tostring(birth).decode() == (
+        '<birthDate xmlns="http://hl7.org/fhir" value="1974-12-25"><extension '
+        'url="http://hl7.org/fhir/StructureDefinition/patient-birthTime"><valueDateTime '
+        'value="1974-12-25T14:35:45-05:00"/></extension></birthDate>')
+    family = contact.find("f:name/f:family", ns)
+    assert etree.tostring(family, encoding="unicode") == (
+        '<family xmlns="http://hl7.org/fhir" value="du Marché"><extension '
+        'url="http://hl7.org/fhir/StructureDefinition/humanname-own-prefix"><valueString '
+        'value="VV"/></extension></family>')
