@@ -117,11 +117,6 @@ def response_media_type(accept: str | None, format_param: str | None) -> str:
                         "this server answers application/fhir+json and application/fhir+xml")
 
 
-def check_body_media_type(content_type: str | None) -> None:
-    """Raise UnsupportedMediaType unless the body is declared as FHIR JSON or XML."""
-    body_format(content_type)
-
-
 def body_format(content_type: str | None) -> str:
     """``"json"`` or ``"xml"``: the format of a body declared as FHIR JSON or FHIR XML
     in UTF-8 (UnsupportedMediaType otherwise)."""

@@ -63,8 +63,9 @@ def bundle_chunks(bundle: dict[str, Any], pretty: bool, chunk_chars: int) -> Ite
             writer.member(name, child, value, ext, 1)
             continue
         for entry in value:
+            start = len(out)
             writer.one(name, child, _plain(entry), None, 1)
-            size += sum(len(piece) for piece in out)
+            size += sum(len(out[index]) for index in range(start, len(out)))
             if size >= chunk_chars:
                 yield "".join(out).encode("utf-8")
                 out.clear()
