@@ -26,6 +26,7 @@ _REFUSED = (b"<!DOCTYPE", b"<!ENTITY")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _FHIR = f"{{{FHIR_NS}}}"
+_FHIR_LENGTH = len(_FHIR)
 _DIV = f"{{{XHTML_NS}}}div"
 _local = threading.local()
 
@@ -121,7 +122,7 @@ class _Reader:
                              code="structure")
         table = self.table.children(structure)
         out: dict[str, Any] = {}
-        for key, value in element.attrib.items():
+        for key, value in element.items():
             child = table.get(key)
             if child is None or not child.attribute:
                 raise BadRequest(f"{where}: unexpected attribute {key!r}")
@@ -129,20 +130,27 @@ class _Reader:
         _no_text(element.text, where)
         found: dict[str, tuple[Child, list[Any], list[Any]]] = {}
         for sub in element:
-            _no_text(sub.tail, where)
-            if not isinstance(sub.tag, str):
+            tag = sub.tag
+            if sub.tail is not None:
+                _no_text(sub.tail, where)
+            if not isinstance(tag, str):
                 continue  # comments and PIs
-            namespace, name = _split(sub.tag)
+            if tag.startswith(_FHIR):
+                namespace, name = FHIR_NS, tag[_FHIR_LENGTH:]
+            else:
+                namespace, name = _split(tag)
             child = table.get(name)
-            path = f"{where}.{name}"
             if child is None or child.attribute or (
                     namespace != FHIR_NS and child.kind is not Kind.XHTML):
                 if namespace != FHIR_NS:
-                    raise BadRequest(f"{path}: element in namespace {namespace or '(none)'}, "
-                                     f"not {FHIR_NS}")
-                raise Unprocessable(f"{path}: unknown element", code="structure")
-            slot = found.setdefault(name, (child, [], []))
-            value, extra = self.element(sub, child, path, depth + (2 if child.array else 1))
+                    raise BadRequest(f"{where}.{name}: element in namespace "
+                                     f"{namespace or '(none)'}, not {FHIR_NS}")
+                raise Unprocessable(f"{where}.{name}: unknown element", code="structure")
+            slot = found.get(name)
+            if slot is None:
+                slot = found[name] = (child, [], [])
+            value, extra = self.element(sub, child, f"{where}.{name}",
+                                        depth + (2 if child.array else 1))
             slot[1].append(value)
             slot[2].append(extra)
         for name, (child, values, extras) in found.items():
@@ -181,7 +189,7 @@ class _Reader:
     def primitive(self, sub: Any, child: Child, path: str, depth: int) -> tuple[Any, Any]:
         extra: dict[str, Any] = {}
         value = None
-        for key, text in sub.attrib.items():
+        for key, text in sub.items():
             if key == "value":
                 value = typed(child.kind, text)
             elif key == "id":
