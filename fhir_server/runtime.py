@@ -8,6 +8,7 @@ from fhir_server.blobs import open_store
 from fhir_server.cache.redis_client import RedisClient
 from fhir_server.cache.repository import CachedRepository
 from fhir_server.definitions import Definitions
+from fhir_server.formats import xml_layout
 from fhir_server.paths import data_dir
 from fhir_server.search.fhirpath import Extractor
 from fhir_server.search.index import IndexBuilder
@@ -62,6 +63,7 @@ def build_context(settings: Settings, pool: FhirPool,
     if redis is not None:
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
+    xml_layout.use(definitions)  # the XML element order, built now rather than on first use
     validator = Validator.load(profiles, definitions=definitions,
                                profiles=load_profiles(settings, definitions, profiles))
     return ServiceContext(

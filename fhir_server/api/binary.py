@@ -1,5 +1,6 @@
 """Binary over the wire (http.html#binary): raw content of any type in and out, and
-the Binary resource as FHIR JSON when that is what the client sends or asks for.
+the Binary resource as FHIR JSON (or FHIR XML) when that is what the client sends or asks
+for (``application/xml`` and ``text/xml`` are raw content here: a CDA document is one).
 
 ``POST``/``PUT`` with a Content-Type other than FHIR JSON stream the body to object
 storage (within BINARY_MAX_BYTES) and store a Binary naming it; ``X-Security-Context``
@@ -16,13 +17,13 @@ from typing import Any
 import orjson
 
 from fhir_server.api import history, instance, search, type
-from fhir_server.api.body import parse_json, read_limited
+from fhir_server.api.body import parse_body, read_limited
 from fhir_server.api.common import if_match, written
 from fhir_server.api.messages import FhirRequest, FhirResponse, RawContent
 from fhir_server.api.negotiation import (
     BODY_TYPES,
+    FHIR_XML_BODY_TYPES,
     accepted,
-    check_body_media_type,
     is_fhir_json,
     response_media_type,
 )
@@ -62,7 +63,7 @@ def _raw_body(request: FhirRequest) -> bool:
     if request.stream is None:
         return False
     media = (request.header("content-type") or "").split(";")[0].strip().lower()
-    return media not in BODY_TYPES
+    return media not in BODY_TYPES and media not in FHIR_XML_BODY_TYPES
 
 
 async def _fhir_body(request: FhirRequest, ctx: ServiceContext) -> None:
@@ -77,8 +78,8 @@ async def _fhir_body(request: FhirRequest, ctx: ServiceContext) -> None:
         return
     binary = request.resource
     if binary is None:
-        check_body_media_type(request.header("content-type"))
-        binary = parse_json(request.body or b"", ctx.settings.max_json_depth)
+        binary = parse_body(request.body or b"", request.header("content-type"),
+                            ctx.settings.max_json_depth)
         request.resource = binary  # parsed once: the create or update takes it as it is
     context = binary.get("securityContext") if isinstance(binary, dict) else None
     reference = context.get("reference") if isinstance(context, dict) else None
@@ -197,7 +198,7 @@ async def _answer(request: FhirRequest, ctx: ServiceContext,
 
 
 def _wants_raw(request: FhirRequest, content_type: str) -> bool:
-    """Raw bytes unless the client prefers FHIR JSON (406 when it accepts neither)."""
+    """Raw bytes unless the client prefers FHIR JSON or XML (406 when it accepts neither)."""
     if not request.raw:
         return False  # a Bundle entry holds resources
     requested = request.query_value("_format")
@@ -212,10 +213,12 @@ def _wants_raw(request: FhirRequest, content_type: str) -> bool:
     for wanted in accepted(accept):
         if wanted in (media, family, "*/*"):
             return True
-        if is_fhir_json(wanted):
+        # application/xml in a browser's Accept is no wish for FHIR XML (nor is it as a
+        # body here): only the FHIR-specific XML types ask for the resource
+        if is_fhir_json(wanted) or wanted in FHIR_XML_BODY_TYPES:
             return False
     raise NotAcceptable(f"this Binary is {media}; Accept ({accept}) takes neither it nor "
-                        "application/fhir+json")
+                        "application/fhir+json or application/fhir+xml")
 
 
 def _range(request: FhirRequest, size: int) -> tuple[int, int]:

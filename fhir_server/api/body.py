@@ -1,6 +1,6 @@
-"""Reading request bodies safely: size limit, UTF-8, JSON syntax, nesting depth, and only
-what PostgreSQL's jsonb and numeric can store (no NUL, no lone surrogate, numbers within
-the range below)."""
+"""Reading request bodies safely: size limit, UTF-8, JSON (or FHIR XML) syntax, nesting
+depth, and only what PostgreSQL's jsonb and numeric can store (no NUL, no lone
+surrogate, numbers within the range below)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from fhir_server.api.negotiation import body_format
 from fhir_server.errors import BadRequest, PayloadTooLarge
+from fhir_server.formats.xml_read import read_xml
 
 _BOM = b"\xef\xbb\xbf"
 #: The numbers stored: the indexer and FHIRPath read them as floats, so a non-zero value
@@ -81,6 +83,23 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
     check_tree(value, max_depth)
     if _EXTREME_NUMBER.search(raw):
         parse_json_exact(raw, max_depth)
+    return value
+
+
+def parse_body(raw: bytes, content_type: str | None, max_depth: int,
+               exact: bool = False) -> Any:
+    """A body declared as FHIR JSON or FHIR XML (415 otherwise), as JSON values; with
+    ``exact`` (or from XML) decimals are ``Decimal``s keeping every digit."""
+    if body_format(content_type) == "xml":
+        return parse_xml(raw, max_depth)
+    return parse_json_exact(raw, max_depth) if exact else parse_json(raw, max_depth)
+
+
+def parse_xml(raw: bytes, max_depth: int) -> Any:
+    """A FHIR XML body as the JSON a client would have sent, held to the JSON rules too
+    (depth of the JSON form, numbers PostgreSQL can store)."""
+    value = read_xml(raw, max_depth)
+    check_tree(value, max_depth)
     return value
 
 

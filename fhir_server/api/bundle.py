@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from fhir_server.api.body import parse_json_exact
+from fhir_server.api.body import parse_body
 from fhir_server.api.bundle_entries import (
     AnswerSize,
     Entry,
@@ -23,7 +23,6 @@ from fhir_server.api.bundle_entries import (
     response_entry,
 )
 from fhir_server.api.messages import FhirRequest, FhirResponse, error_response
-from fhir_server.api.negotiation import check_body_media_type
 from fhir_server.api.router import Router
 from fhir_server.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed
 from fhir_server.observability import note_bundle_type
@@ -53,11 +52,11 @@ async def process_bundle(request: FhirRequest, ctx: ServiceContext) -> FhirRespo
     if request.resource is not None:
         bundle = request.resource
     else:
-        check_body_media_type(request.header("content-type"))
         body = request.body or b""
         depth = ctx.settings.max_json_depth
-        bundle = (await asyncio.to_thread(parse_json_exact, body, depth)
-                  if len(body) >= THREAD_BYTES else parse_json_exact(body, depth))
+        kind = request.header("content-type")
+        bundle = (await asyncio.to_thread(parse_body, body, kind, depth, True)
+                  if len(body) >= THREAD_BYTES else parse_body(body, kind, depth, True))
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base takes a batch or transaction Bundle")
     raw_entries = bundle.get("entry")

@@ -7,49 +7,57 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from fhir_server.api.body import parse_json
+from fhir_server.api.body import parse_json, parse_xml
 from fhir_server.api.headers import instant, parse_etag, prefer_return
 from fhir_server.api.messages import FhirRequest, FhirResponse
-from fhir_server.api.negotiation import check_body_media_type
+from fhir_server.api.negotiation import body_format
 from fhir_server.errors import BadRequest, UnsupportedMediaType
 from fhir_server.service.context import ServiceContext
 from fhir_server.service.repository import StoredVersion, WriteResult
 from fhir_server.service.write import ANY_VERSION, IfMatch, dumps
 
 JSON_PATCH = "application/json-patch+json"
+FHIR_JSON = "application/fhir+json"
 
 
 def resource_body(request: FhirRequest, ctx: ServiceContext) -> tuple[Any, str]:
     """The resource in the request, parsed and as JSON text (media type, UTF-8 and depth
-    checked for a body from the wire; a Bundle entry's resource is already parsed)."""
+    checked for a body from the wire; a Bundle entry's resource is already parsed). JSON
+    is kept as sent; XML becomes the JSON a client would have sent."""
     if request.resource is not None:
         return request.resource, dumps(request.resource)
-    check_body_media_type(request.header("content-type"))
     raw = request.body or b""
+    if body_format(request.header("content-type")) == "xml":
+        value = parse_xml(raw, ctx.settings.max_json_depth)
+        return value, dumps(value)
     value = parse_json(raw, ctx.settings.max_json_depth)
     return value, raw.decode("utf-8-sig")
 
 
 def patch_body(request: FhirRequest, ctx: ServiceContext) -> tuple[str, Any]:
     """A PATCH's patch: (media type, parsed JSON): JSON Patch, or FHIRPath Patch
-    Parameters; in a Bundle entry a Binary holding JSON Patch, or the Parameters."""
+    Parameters (in JSON or XML: XML is given as the JSON it stands for); in a Bundle
+    entry a Binary holding JSON Patch, or the Parameters."""
     if request.resource is not None:
         return _entry_patch(request.resource, ctx.settings.max_json_depth)
     content_type = request.header("content-type") or ""
     media = content_type.split(";")[0].strip().lower()
     if media != JSON_PATCH:
         try:
-            check_body_media_type(content_type)
+            found = body_format(content_type)
         except UnsupportedMediaType as exc:
             raise UnsupportedMediaType(
                 f"{exc.diagnostics}; a PATCH takes {JSON_PATCH} (JSON Patch) or "
-                "application/fhir+json (a FHIRPath Patch Parameters resource)") from None
+                "application/fhir+json or application/fhir+xml (a FHIRPath Patch "
+                "Parameters resource)") from None
+        if found == "xml":
+            return FHIR_JSON, parse_xml(request.body or b"", ctx.settings.max_json_depth)
     return media, parse_json(request.body or b"", ctx.settings.max_json_depth)
 
 
 def _entry_patch(resource: Any, max_depth: int) -> tuple[str, Any]:
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
-        return "application/fhir+json", resource
+        return FHIR_JSON, resource
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
         media = resource.get("contentType", "")
         data = resource.get("data", "")

@@ -1,8 +1,9 @@
-"""Content negotiation: which JSON media type to answer with, which bodies to accept.
+"""Content negotiation: which media type to answer with, which bodies to accept.
 
-FHIR R4 serves ``application/fhir+json``; ``application/json`` (and the DSTU2-era
-``application/json+fhir``) are accepted as synonyms. XML is not supported yet, so a
-client that accepts only XML gets 406 (http.html#mime-type).
+FHIR R4 serves ``application/fhir+json`` and ``application/fhir+xml``; ``application/json``
+and ``application/xml`` / ``text/xml`` (and the DSTU2-era ``application/json+fhir`` and
+``application/xml+fhir``) are accepted as synonyms (http.html#mime-type). Turtle is not
+served: a client that accepts only it gets 406. Without a preference, JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from fhir_server.errors import NotAcceptable, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
+FHIR_XML = "application/fhir+xml"
+XML = "application/xml"
 
 #: ``_format`` shorthands and full media types we can answer with, to the type we send.
 _JSON_FORMATS = {
@@ -20,11 +23,22 @@ _JSON_FORMATS = {
     "application/json+fhir": FHIR_JSON,
     "text/json": JSON,
 }
-_XML_FORMATS = {"xml", "application/fhir+xml", "application/xml", "text/xml",
-                "application/xml+fhir", "ttl", "text/turtle", "application/fhir+turtle"}
+_XML_FORMATS = {
+    "xml": FHIR_XML,
+    FHIR_XML: FHIR_XML,
+    XML: XML,
+    "text/xml": "text/xml",
+    "application/xml+fhir": FHIR_XML,
+}
+_FORMATS = {**_JSON_FORMATS, **_XML_FORMATS}
 _WILDCARDS = {"*/*", "application/*", "text/*"}
-#: Body media types accepted on writes.
+#: Body media types of FHIR JSON.
 BODY_TYPES = {FHIR_JSON, JSON, "application/json+fhir"}
+#: Body media types of a resource in XML that cannot be anything else (``application/xml``
+#: and ``text/xml`` are a Binary's raw content, a CDA document say, on Binary's routes).
+FHIR_XML_BODY_TYPES = {FHIR_XML, "application/xml+fhir"}
+#: Body media types of FHIR XML on every other route.
+XML_BODY_TYPES = {*FHIR_XML_BODY_TYPES, XML, "text/xml"}
 
 
 def _split(media: str) -> tuple[str, dict[str, str]]:
@@ -70,6 +84,14 @@ def is_fhir_json(media: str) -> bool:
     return media in _JSON_FORMATS
 
 
+def is_xml(media: str) -> bool:
+    """Whether a response media type (as :func:`response_media_type` gives) is XML."""
+    return media in _XML_ANSWERS
+
+
+_XML_ANSWERS = frozenset(_XML_FORMATS.values())
+
+
 def response_media_type(accept: str | None, format_param: str | None) -> str:
     """The media type of the response body, or NotAcceptable.
 
@@ -77,35 +99,38 @@ def response_media_type(accept: str | None, format_param: str | None) -> str:
     """
     if format_param:
         media, params = _split(format_param.replace(" ", "+"))
-        if media in _JSON_FORMATS:
+        if media in _FORMATS:
             _check_fhir_version(params, media)
-            return _JSON_FORMATS[media]
+            return _FORMATS[media]
         if media in ("html", "text/html"):
             return FHIR_JSON
-        raise NotAcceptable(f"_format {format_param!r} is not supported; use json")
+        raise NotAcceptable(f"_format {format_param!r} is not supported; use json or xml")
     if not accept:
         return FHIR_JSON
     for media, params in _ranges(accept):
-        if media in _JSON_FORMATS:
+        if media in _FORMATS:
             _check_fhir_version(params, media)
-            return _JSON_FORMATS[media]
+            return _FORMATS[media]
         if media in _WILDCARDS or media == "text/html":
             return FHIR_JSON
     raise NotAcceptable(f"none of the accepted media types ({accept}) can be served; "
-                        "this server answers application/fhir+json")
+                        "this server answers application/fhir+json and application/fhir+xml")
 
 
-def check_body_media_type(content_type: str | None) -> None:
-    """Raise UnsupportedMediaType unless the body is declared as FHIR JSON."""
+def body_format(content_type: str | None) -> str:
+    """``"json"`` or ``"xml"``: the format of a body declared as FHIR JSON or FHIR XML
+    in UTF-8 (UnsupportedMediaType otherwise)."""
     if not content_type:
-        raise UnsupportedMediaType("Content-Type is required: use application/fhir+json")
+        raise UnsupportedMediaType("Content-Type is required: use application/fhir+json "
+                                   "or application/fhir+xml")
     media, params = _split(content_type)
-    if media not in BODY_TYPES:
-        raise UnsupportedMediaType(
-            f"Content-Type {media} is not supported; use application/fhir+json")
+    if media not in BODY_TYPES and media not in XML_BODY_TYPES:
+        raise UnsupportedMediaType(f"Content-Type {media} is not supported; use "
+                                   "application/fhir+json or application/fhir+xml")
     charset = params.get("charset")
     if charset is not None and charset.lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"charset {charset} is not supported; use UTF-8")
     version = params.get("fhirversion")
     if version is not None and version not in ("4.0", "4.0.1"):
         raise UnsupportedMediaType(f"FHIR version {version} is not accepted (only 4.0)")
+    return "xml" if media in XML_BODY_TYPES else "json"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -66,6 +66,10 @@ class Definitions:
     def is_resource_type(self, name: str) -> bool:
         """Whether ``name`` is a concrete (instantiable) resource type."""
         return name in self.resource_types
+
+    def elements(self) -> Iterable[ElementInfo]:
+        """Every element, each structure's in snapshot order (the XML element order)."""
+        return self._elements.values()
 
     def element(self, path: str) -> ElementInfo | None:
         """The element at ``path`` (``Patient.contact.name``), or None."""

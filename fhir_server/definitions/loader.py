@@ -76,6 +76,7 @@ def _element_row(raw: dict[str, Any], parents: set[str]) -> list[Any]:
         value_set.split("|", 1)[0] if value_set else None,
         reference[1:] if reference else None,
         path in parents,
+        "xmlAttr" in raw.get("representation", ()),
     ]
 
 
@@ -118,7 +119,8 @@ def unpack(packed: bytes) -> Extracted:
     data = orjson.loads(packed)
     out = Extracted(set(data["resource"]), set(data["abstract"]), set(data["complex"]),
                     set(data["primitive"]))
-    for path, lo, hi, types, summary, modifier, binding, ref, has_children in data["elements"]:
+    for (path, lo, hi, types, summary, modifier, binding, ref, has_children,
+         xml_attribute) in data["elements"]:
         out.elements[path] = ElementInfo(path, lo, hi, tuple(types), summary, modifier,
-                                         binding, ref, has_children)
+                                         binding, ref, has_children, xml_attribute)
     return out

@@ -27,6 +27,9 @@ class ElementInfo:
     binding: str | None = None
     content_reference: str | None = None
     has_children: bool = False
+    #: an XML attribute rather than an element (``representation: xmlAttr``: the ``id``
+    #: of an element, ``Extension.url``)
+    xml_attribute: bool = False
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """FHIR answers on the wire: negotiation of the media type, and a FhirResponse rendered
-as an HTTP response (stored JSON sent as it is; a Bundle a few entries at a time, never
-whole). Errors become FhirResponses in one place (``api.messages.error_response``),
-whether the router or the HTTP layer met them."""
+as an HTTP response (stored JSON sent as it is, or written as FHIR XML when negotiated;
+a Bundle a few entries at a time, never whole). Errors become FhirResponses in one place
+(``api.messages.error_response``), whether the router or the HTTP layer met them."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from starlette.responses import Response, StreamingResponse
 from fhir_server.api.headers import etag, http_date
 from fhir_server.api.messages import FhirResponse
 from fhir_server.api.messages import error_response as error_answer
-from fhir_server.api.negotiation import FHIR_JSON, response_media_type
+from fhir_server.api.negotiation import FHIR_JSON, is_xml, response_media_type
 from fhir_server.errors import FhirError
+from fhir_server.formats import xml_write
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Respo
     if body is None:
         return Response(status_code=answer.status, headers=headers)
     media_type = f"{neg.media_type}; charset=utf-8"
+    if is_xml(neg.media_type):
+        return _xml_response(body, neg.pretty, answer.status, headers, media_type)
     if isinstance(body, str):  # stored JSON text: sent as it is unless indented
         data = render(orjson.loads(body), True) if neg.pretty else body.encode()
     elif _streamed(body):
@@ -141,6 +144,22 @@ def http_response(answer: FhirResponse, neg: Negotiated, base_url: str) -> Respo
     else:
         data = render(body, neg.pretty)
     return Response(data, answer.status, headers, media_type=media_type)
+
+
+def _xml_response(body: Any, pretty: bool, status: int, headers: dict[str, str],
+                  media_type: str) -> Response:
+    """The body as FHIR XML; a Bundle that ends in its entries (and has no signature,
+    which XML writes after them) a few entries at a time."""
+    if _streamed(body) and "signature" not in body:
+        pieces = xml_write.bundle_chunks(body, pretty, CHUNK_BYTES)
+        data = next(pieces)
+        second = next(pieces, None)
+        if second is not None:
+            return StreamingResponse(_pieces(itertools.chain([data, second], pieces)),
+                                     status, headers, media_type=media_type)
+    else:
+        data = xml_write.to_xml(body, pretty)
+    return Response(data, status, headers, media_type=media_type)
 
 
 def error_response(request: Request, exc: FhirError) -> Response:

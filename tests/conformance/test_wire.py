@@ -57,7 +57,7 @@ def test_accept(client: httpx.Client, accept: str | None, expected: str) -> None
 
 
 @pytest.mark.http_only
-@pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml",
+@pytest.mark.parametrize("accept", ["text/turtle", "application/fhir+turtle",
                                     "application/fhir+json; fhirVersion=3.0"])
 def test_unsupported_accept_is_406(client: httpx.Client, accept: str) -> None:
     pid = _created(client)
@@ -71,7 +71,9 @@ def test_unsupported_accept_is_406(client: httpx.Client, accept: str) -> None:
     ("json", 200, "application/fhir+json"),
     ("application/json", 200, "application/json"),
     ("application/fhir json", 200, "application/fhir+json"),
-    ("xml", 406, "application/fhir+json"),
+    ("xml", 200, "application/fhir+xml"),
+    ("text/xml", 200, "text/xml"),
+    ("ttl", 406, "application/fhir+json"),
 ])
 @pytest.mark.http_only
 def test_format_parameter(client: httpx.Client, fmt: str, status: int, media: str) -> None:
@@ -116,7 +118,7 @@ def test_summary_and_elements_on_read(client: httpx.Client) -> None:
 
 
 @pytest.mark.http_only
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml",
+@pytest.mark.parametrize("content_type", [None, "text/plain", "text/turtle",
                                           "application/x-www-form-urlencoded",
                                           "application/fhir+json; charset=latin-1"])
 def test_wrong_content_type_is_415(client: httpx.Client, content_type: str | None,

@@ -107,9 +107,10 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
         _query("_typeFilter", "`[type]?[search query]`: only the matches of that type "
                "(one per type)", {"type": "array", "items": string}, style="form",
                explode=True),
-        _query("_format", "Override `Accept`: `json` or a JSON media type (XML is 406)",
+        _query("_format", "Override `Accept`: `json`, `xml` or a FHIR JSON or XML media "
+               "type (Turtle is 406)",
                {"type": "string", "examples": ["json", FHIR_JSON]}),
-        _query("_pretty", "`true` indents the JSON", {"enum": ["true", "false"]}),
+        _query("_pretty", "`true` indents the JSON (or XML)", {"enum": ["true", "false"]}),
         _query("_summary", "Return a summary only (`count`: only the total; searches)",
                {"enum": ["true", "false", "text", "data", "count"]}),
         _query("_elements", "Comma-separated top-level elements to return", string),

@@ -142,7 +142,9 @@ def build_system(facts: ApiFacts) -> dict[str, Any]:
     """The document of every route of the table: generic paths, common parameters."""
     b = _Builder(facts, TITLE, (
         "The FHIR R4 (4.0.1) RESTful API: every route the server answers. Bodies are "
-        f"`{FHIR_JSON}` (`application/json` is accepted too); errors are OperationOutcome "
+        f"`{FHIR_JSON}` (`application/json` is accepted too; FHIR XML, "
+        "`application/fhir+xml`, is accepted and answered too, as `Accept` or `_format` "
+        "ask, though only the JSON is described here); errors are OperationOutcome "
         "resources. `{resource_type}` paths list only the parameters every type has: each "
         "type's own document, `/api/openapi/{type}.json` (the selector of `/api/docs`), "
         "has its concrete paths and its search parameters."))

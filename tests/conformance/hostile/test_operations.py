@@ -48,7 +48,8 @@ CASES: list[Case] = [
     Case("job-cancel-unknown", "DELETE", "/_jobs/999999999", 404, "not-found"),
     Case("operationdefinition-unknown", "GET", "/OperationDefinition/banana", 404,
          "not-found"),
-    Case("metadata-format-xml", "GET", "/metadata?_format=xml", 406, "not-supported"),
+    Case("metadata-format-turtle", "GET", "/metadata?_format=text/turtle", 406,
+         "not-supported"),
 ]
 
 

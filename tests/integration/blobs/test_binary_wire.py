@@ -119,7 +119,7 @@ def test_accept_that_takes_neither_is_406(client: httpx.Client) -> None:
     answer = client.get(f"Binary/{id}", headers={"Accept": "image/png"})
     assert answer.status_code == 406
     assert outcome_code(answer) == "not-supported"
-    answer = client.get(f"Binary/{id}", params={"_format": "xml"})
+    answer = client.get(f"Binary/{id}", params={"_format": "ttl"})
     assert answer.status_code == 406
 
 

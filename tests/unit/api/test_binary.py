@@ -51,6 +51,8 @@ def test_if_range_with_our_weak_tags_sends_everything() -> None:
     ("application/fhir+json;q=0.5, application/pdf", True),
     ("application/pdf;q=0.1, application/fhir+json", False),
     ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),
+    ("application/fhir+xml", False),
+    ("application/xml+fhir;q=0.9, application/pdf;q=0.5", False),
 ])
 def test_representation(accept: str | None, raw: bool) -> None:
     headers = {} if accept is None else {"accept": accept}
@@ -59,8 +61,9 @@ def test_representation(accept: str | None, raw: bool) -> None:
 
 def test_format_asks_for_fhir() -> None:
     assert _wants_raw(request(query="_format=json"), "application/pdf") is False
+    assert _wants_raw(request(query="_format=xml"), "application/pdf") is False
     with pytest.raises(NotAcceptable):
-        _wants_raw(request(query="_format=xml"), "application/pdf")
+        _wants_raw(request(query="_format=ttl"), "application/pdf")
 
 
 def test_neither_the_content_nor_fhir_is_406() -> None:
