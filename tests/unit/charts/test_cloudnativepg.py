@@ -325,7 +325,7 @@ def test_the_docs_state_the_budget_the_chart_computes(docs: list[Manifest]) -> N
     ro = by_name(docs, "Pooler")[f"{CLUSTER}-pooler-ro"]["spec"]["pgbouncer"]["parameters"]
     times = "\N{MULTIPLICATION SIGN}"
     assert f"(10 + 1) {times} 1 {times} (10 + 5) = {rw['default_pool_size']}" in scaling
-    assert (f"pods {times} WORKERS {times} DB_POOL_MAX = {ro['default_pool_size']}"
+    assert (f"pods {times} WORKERS {times} DB_READ_POOL_MAX = {ro['default_pool_size']}"
             in scaling)
     total = int(rw["default_pool_size"]) + 10 + 2
     max_connections = one(docs, "Cluster")["spec"]["postgresql"]["parameters"][
