@@ -4,7 +4,6 @@ URLs, so its files stay served through the server."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,34 +11,23 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
-from tests.integration.blobs.conftest import S3, serving
+from tests.integration.blobs.conftest import S3, Server, serving
+from tests.integration.export.conftest import finish, kick_off
 
-ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 
-
-def _export(client: httpx.Client) -> dict[str, Any]:
-    for n in range(3):
-        answer = client.put(f"Patient/presigned-{n}", json={
-            "resourceType": "Patient", "id": f"presigned-{n}"},
-            headers={"Content-Type": "application/fhir+json"})
-        assert answer.status_code in (200, 201), answer.text
-    kick_off = client.get("$export", params={"_type": "Patient"}, headers=ASYNC)
-    assert kick_off.status_code == 202, kick_off.text
-    status = kick_off.headers["content-location"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        answer = client.get(status)
-        if answer.status_code == 200:
-            return dict(answer.json())
-        assert answer.status_code == 202, answer.text
-        time.sleep(0.2)
-    raise AssertionError("the export did not finish")
+def _export(server: Server) -> dict[str, Any]:
+    with server.client() as client:
+        for n in range(3):
+            answer = client.put(f"Patient/presigned-{n}", json={
+                "resourceType": "Patient", "id": f"presigned-{n}"},
+                headers={"Content-Type": "application/fhir+json"})
+            assert answer.status_code in (200, 201), answer.text
+    return finish(kick_off(server.root, {"_type": "Patient"}))
 
 
 def test_manifest_names_presigned_objects(blob_database: str, s3: S3) -> None:
-    with serving(blob_database, EXPORT_PRESIGNED_URL_SECONDS="300", **s3.env) as server, \
-            server.client() as client:
-        manifest = _export(client)
+    with serving(blob_database, EXPORT_PRESIGNED_URL_SECONDS="300", **s3.env) as server:
+        manifest = _export(server)
     assert manifest["requiresAccessToken"] is False
     [output] = manifest["output"]
     url = output["url"]
@@ -59,10 +47,10 @@ def test_manifest_names_presigned_objects(blob_database: str, s3: S3) -> None:
 def test_a_local_folder_serves_files_through_the_server(blob_database: str,
                                                         tmp_path: Path) -> None:
     with serving(blob_database, EXPORT_PRESIGNED_URL_SECONDS="300",
-                 DATA_DIR=str(tmp_path)) as server, server.client() as client:
-        manifest = _export(client)
+                 DATA_DIR=str(tmp_path)) as server:
+        manifest = _export(server)
         [output] = manifest["output"]
         assert output["url"].startswith(f"{server.base}/_jobs/")
-        answer = client.get(output["url"])
+        answer = httpx.get(output["url"])
         assert answer.status_code == 200
         assert len(answer.content.splitlines()) == output["count"]
