@@ -165,9 +165,9 @@ class Compiler:
 
     def clause(self, clause: AnyClause, res: sql.Composable) -> Fragment:
         """The condition of one clause on resource row ``res``."""
-        if isinstance(clause, AnyOf):
-            text, params = join([self._all_clauses(a, res) for a in clause.alternatives],
-                                " OR ")
+        if isinstance(clause, AnyOf):  # AND binds tighter than OR: no inner parentheses
+            text, params = join([join([self.clause(c, res) for c in alternative], " AND ")
+                                 for alternative in clause.alternatives], " OR ")
             return sql.SQL("({})").format(text), params
         if isinstance(clause, MultiType):
             text, params = join([self.clause(c, res) for c in clause.per_type], " OR ")
@@ -177,13 +177,6 @@ class Compiler:
         if clause.chain:
             return self._chain(clause, 0, res)
         return self._criterion(clause.criteria[0], res)
-
-    def _all_clauses(self, clauses: tuple[AnyClause, ...], res: sql.Composable
-                     ) -> Fragment:
-        if not clauses:
-            return sql.SQL("true"), []
-        text, params = join([self.clause(c, res) for c in clauses], " AND ")
-        return sql.SQL("({})").format(text), params
 
     def _criterion(self, criterion: Criterion, res: sql.Composable,
                    key: Fragment | None = None) -> Fragment:
