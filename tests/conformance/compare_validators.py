@@ -22,7 +22,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def medplum(resources: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[d
     return {a["key"]: a["issues"] for a in answers}
 
 
-def _first_error(issues: list[Mapping[str, Any]]) -> str:
+def _first_error(issues: Sequence[Mapping[str, Any]]) -> str:
     for issue in issues:
         if issue.get("severity") in ("error", "fatal"):
             details = issue.get("details")

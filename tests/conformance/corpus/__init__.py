@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,8 @@ def shows(rule: str, issue: Mapping[str, Any], where: str | None) -> bool:
     return issue.get("code") in STRUCTURAL.get(rule, frozenset()) and _located(issue, where)
 
 
-def unmet(case: Case, issues: list[Mapping[str, Any]], *, warnings: bool = True) -> list[str]:
+def unmet(case: Case, issues: Sequence[Mapping[str, Any]], *,
+          warnings: bool = True) -> list[str]:
     """The case's expectations that ``issues`` (OperationOutcome issues) do not meet:
     the verdict, each rule of an invalid case (among the errors) and, with
     ``warnings``, each warning the case expects (a write's answer carries none)."""
