@@ -31,10 +31,10 @@ from fhir_server.search.text import TEXT_PARAMS
 from fhir_server.service.access import AccessScope
 from fhir_server.storage.sql.common import Fragment, ParamKey, join, p_is
 from fhir_server.storage.sql.compartment import member_of
-from fhir_server.storage.sql.date import date_condition
+from fhir_server.storage.sql.date import DATE, date_condition
 from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows
 from fhir_server.storage.sql.kinds import SQL_TYPES
-from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey
+from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey, Walk
 from fhir_server.storage.sql.security_context import BINARY, through_security_context
 from fhir_server.storage.sql.text import text_condition
 
@@ -221,13 +221,11 @@ class Compiler:
         All bounds apply to the same stored value, as HAPI reads a range; separate EXISTS
         clauses made PostgreSQL visit every row past the lower bound.
         """
-        param = clauses[0].param
-        kind = SQL_TYPES["date"]
         alias = self.alias()
-        parts = [kind.predicate(param.p, None, c.criteria[0].values, alias) for c in clauses]
-        predicate, params = join(parts, " AND ")
+        predicate, params = DATE.range_predicate(
+            clauses[0].param.p, [c.criteria[0].values for c in clauses], alias)
         return sql.SQL("EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.rid = {res}.rid AND {p})"
-                       ).format(t=sql.Identifier(kind.table), a=alias, res=res,
+                       ).format(t=sql.Identifier(DATE.table), a=alias, res=res,
                                 p=predicate), params
 
     def _all_of(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
@@ -372,9 +370,12 @@ class Compiler:
             " AND {a}.p = ANY(%s)) {name} ON true"
         ).format(agg=kind.sort_key(alias, key.descending), table=sql.Identifier(kind.table),
                  a=alias, name=name)
+        # One date parameter: a page can walk its (p, low|high, rid) index instead.
+        walk = (Walk(kind.table, key.params[0].p, "high" if key.descending else "low")
+                if kind is DATE and len(key.params) == 1 else None)
         return SortKey(sql.SQL("{}.v").format(name),
                        SORT_SQL_TYPE.get(key.params[0].type, "text"), key.descending,
-                       (lateral, [[p.p for p in key.params]]))
+                       (lateral, [[p.p for p in key.params]]), walk)
 
 
 def _marked(key: int, local_ref: sql.Composable) -> Fragment:

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from fhir_server.storage.sql.common import Fragment
 from fhir_server.storage.sql.compile import Query
-from fhir_server.storage.sql.paging import keyset, order_by
+from fhir_server.storage.sql.paging import keyset, order_by, walked_page
 
 #: The columns every statement returns for a resource row (storage relies on the order).
 ROW = sql.SQL("r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.content::text")
@@ -24,6 +24,10 @@ def page(query: Query, limit: int, cursor: Sequence[Any] | None,
     back for their content ("late materialisation"): converting every match's JSONB to
     text before the top-N sort cost half of a broad sorted search.
     """
+    if len(query.sort) == 1:
+        walked = walked_page(query.where, query.sort[0], ROW, limit, cursor, backwards)
+        if walked is not None:
+            return walked
     joins = [k.join for k in query.sort if k.join is not None]
     params: list[Any] = [p for j in joins for p in j[1]]
     where, where_params = query.where
