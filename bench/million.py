@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db-name", default=f"imp_test_million_{os.getpid()}",
                    help="database to create (imp_test_million_<pid>)")
     p.add_argument("--keep", action="store_true", help="keep the database and server log")
+    p.add_argument("--reuse", action="store_true",
+                   help="only the queries, on the existing --db-name (a --keep run's):"
+                        " no import, no migration (the server's code decides the SQL)")
     p.add_argument("--name", help="results file name (million-<scale>)")
     p.add_argument("--max-seconds", type=float, default=5400,
                    help="stop (and clean up) after this long (5400)")
@@ -173,6 +176,34 @@ def table(rows: list[dict[str, Any]]) -> str:
 # --- main -------------------------------------------------------------------------------
 
 
+def reuse(args: argparse.Namespace, pick: dict[str, Any], label: str,
+          previous: dict[str, Any] | None) -> int:
+    """The query stage alone on a kept database: to compare query plans (code, indexes)
+    on the same data without loading it again. MIGRATE_ON_START is off, so a checkout
+    of other code measures against the schema as it is."""
+    url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=args.db_name)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(common.bounded_run(args.max_seconds))
+        log_dir = stack.enter_context(common.work_dir(args.keep))
+        server = common.start_ours(stack, url, args.workers, 2, 10, log_dir,
+                                   extra_env={"MIGRATE_ON_START": "false"})
+        measured = queries_stage(server, pick, args)
+        common.ensure_alive(server)
+    rows = evaluate(measured["queries"], previous)
+    text = table(rows)
+    missed = [f"{r['name']} {k}" for r in rows for k, v in r["targets"].items() if not v]
+    print(text)
+    print(f"targets missed: {len(missed)}" + (f" ({', '.join(missed)})" if missed else ""))
+    path = common.write_results(label, {
+        "command": " ".join(["python", "-m", "bench.million", *sys.argv[1:]]),
+        "machine": common.machine_info(args.admin_url), "population": {"pick": pick},
+        "search": measured, "compared_with": str(args.compare) if args.compare else None,
+        "targets": {"p95_ms": P95_TARGET_MS, "growth_p50": GROWTH_TARGET},
+        "rows": rows, "missed": missed, "table": text.splitlines()})
+    common.log(f"results written to {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """The whole benchmark (see the module docstring)."""
     previous = json.loads(args.compare.read_text()) if args.compare else None
@@ -191,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
     scale = f"{args.resources // 1_000_000}M" if args.resources % 1_000_000 == 0 \
         else search.scale_label(args.resources)
     label = args.name or f"million-{scale}"
+    if args.reuse:
+        return reuse(args, pick, label, previous)
     machine = common.machine_info(args.admin_url)
     with contextlib.ExitStack() as stack:
         stack.enter_context(common.bounded_run(args.max_seconds))
