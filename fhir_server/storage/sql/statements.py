@@ -24,10 +24,6 @@ def page(query: Query, limit: int, cursor: Sequence[Any] | None,
     back for their content ("late materialisation"): converting every match's JSONB to
     text before the top-N sort cost half of a broad sorted search.
     """
-    if len(query.sort) == 1:
-        walked = walked_page(query.where, query.sort[0], ROW, limit, cursor, backwards)
-        if walked is not None:
-            return walked
     joins = [k.join for k in query.sort if k.join is not None]
     params: list[Any] = [p for j in joins for p in j[1]]
     where, where_params = query.where
@@ -39,21 +35,28 @@ def page(query: Query, limit: int, cursor: Sequence[Any] | None,
     names = [sql.Identifier(f"k{i}") for i in range(len(query.sort))]
     inner_keys = sql.SQL("").join(sql.SQL(", {} AS {}").format(k.expression, n)
                                   for k, n in zip(query.sort, names, strict=True))
+    inner = sql.SQL("SELECT r.rid{inner_keys} FROM resource r {joins} WHERE {where}"
+                    " ORDER BY {order} LIMIT %s").format(
+        inner_keys=inner_keys, joins=sql.SQL(" ").join(j[0] for j in joins), where=where,
+        order=order_by(query.sort, backwards))
+    params.append(limit)
+    if len(query.sort) == 1:
+        walked = walked_page(query.where, query.sort[0], ROW, limit, cursor, backwards,
+                             (inner, params))
+        if walked is not None:
+            return walked
     # Sort values travel as text: psycopg cannot load timestamptz 'infinity' (open
     # periods) into datetime; the keyset cursor casts them back in SQL.
     outer_keys = sql.SQL("").join(sql.SQL(", (k.{})::text").format(n) for n in names)
     outer_sort = [replace(key, expression=sql.SQL("k.{}").format(n), join=None)
                   for key, n in zip(query.sort, names, strict=True)]
     statement = sql.SQL(
-        "SELECT {row}{outer_keys} FROM (SELECT r.rid{inner_keys} FROM resource r {joins}"
-        " WHERE {where} ORDER BY {order} LIMIT %s) k JOIN resource r ON r.rid = k.rid"
+        "SELECT {row}{outer_keys} FROM ({inner}) k JOIN resource r ON r.rid = k.rid"
         " ORDER BY {outer_order}"
-    ).format(row=ROW, outer_keys=outer_keys, inner_keys=inner_keys,
-             joins=sql.SQL(" ").join(j[0] for j in joins), where=where,
-             order=order_by(query.sort, backwards),
+    ).format(row=ROW, outer_keys=outer_keys, inner=inner,
              # The same order over the subquery's columns (r.rid = k.rid there).
              outer_order=order_by(outer_sort, backwards))
-    return statement, [*params, limit]
+    return statement, params
 
 
 def total(query: Query) -> Fragment:
