@@ -92,7 +92,7 @@ def walked_page(where: Fragment, key: SortKey, row: sql.Composable, limit: int,
     resources 7,600 HbA1c Observations for a page of 20. Here the first ``WALK_ROWS``
     rows of the key's parameter, in index order, are joined to their resources; a row
     counts if its resource matches and it holds the resource's value (no row of the
-    resource further out; ties: the first by ctid). If that fills the page and its last
+    resource further out). If that fills the page and its last
     value is strictly inside the rows read (so no resource outside them can sort
     before), it is the page; otherwise ``plain`` runs instead (one-time filters: only
     one of the two runs past the walk). A selective search pays the bounded walk.
@@ -110,11 +110,14 @@ def walked_page(where: Fragment, key: SortKey, row: sql.Composable, limit: int,
         bound = (sql.SQL(" AND ws.{} {} %s::{}").format(
             column, sql.SQL("<=" if desc else ">="), sql.SQL(key.sql_type)), [cursor[0]])
     direction = sql.SQL("DESC" if desc else "ASC")
-    rows = sql.SQL("SELECT ws.rid, ws.{c}, ws.ctid AS t FROM {t} ws WHERE ws.p = %s{b}"
-                   " ORDER BY ws.{c} {d}").format(c=column, t=table, b=bound[0], d=direction)
+    # Distinct (value, rid) in index order: an index-only scan, one row per resource
+    # and value however often the resource holds it.
+    rows = sql.SQL("SELECT DISTINCT ws.{c}, ws.rid FROM {t} ws WHERE ws.p = %s{b}"
+                   " ORDER BY ws.{c} {d}, ws.rid {d}").format(c=column, t=table, b=bound[0],
+                                                              d=direction)
     conditions: list[Fragment] = [where, (sql.SQL(
         "NOT EXISTS (SELECT 1 FROM {t} {wt} WHERE {wt}.rid = c.rid AND {wt}.p = %s"
-        " AND ({wt}.{c} {op} {v} OR ({wt}.{c} = {v} AND {wt}.ctid < c.t)))"
+        " AND {wt}.{c} {op} {v})"
     ).format(t=table, wt=wt, c=column, op=sql.SQL(">" if desc else "<"), v=value),
         [walk.p])]
     if cursor is not None:

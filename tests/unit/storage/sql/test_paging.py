@@ -25,17 +25,17 @@ def _page(descending: bool, cursor: list[object] | None = None) -> tuple[str, li
 def test_first_page_walks_a_bounded_run_of_index_rows() -> None:
     text, params = _page(True)
     assert text.startswith(
-        'WITH w AS MATERIALIZED (SELECT r.rid, c."high" AS k0 FROM (SELECT ws.rid,'
-        ' ws."high", ws.ctid AS t FROM "idx_date" ws WHERE ws.p = %s ORDER BY ws."high"'
-        ' DESC LIMIT %s) c JOIN resource r ON r.rid = c.rid WHERE r.resource_type = %s')
-    # The row holding the resource's value: none further out, ties by ctid.
+        'WITH w AS MATERIALIZED (SELECT r.rid, c."high" AS k0 FROM (SELECT DISTINCT'
+        ' ws."high", ws.rid FROM "idx_date" ws WHERE ws.p = %s ORDER BY ws."high" DESC,'
+        ' ws.rid DESC LIMIT %s) c JOIN resource r ON r.rid = c.rid WHERE'
+        ' r.resource_type = %s')
+    # The row holding the resource's value: none further out.
     assert ('NOT EXISTS (SELECT 1 FROM "idx_date" "wt" WHERE "wt".rid = c.rid AND'
-            ' "wt".p = %s AND ("wt"."high" > c."high" OR ("wt"."high" = c."high" AND'
-            ' "wt".ctid < c.t)))') in text
+            ' "wt".p = %s AND "wt"."high" > c."high")') in text
     assert 'ORDER BY c."high" DESC, r.rid ASC LIMIT %s)' in text
     # Done: a full page whose last value is inside the rows read; else the plain page.
     assert ('ok AS MATERIALIZED (SELECT count(*) = %s AND coalesce(min(k0) > (SELECT'
-            ' c."high" FROM (SELECT ws.rid') in text
+            ' c."high" FROM (SELECT DISTINCT') in text
     assert "OFFSET %s LIMIT 1), true) AS done FROM w)" in text
     assert ("FROM w WHERE (SELECT done FROM ok) UNION ALL SELECT f.rid, f.k0 FROM"
             " (SELECT plain WHERE y = %s) f WHERE NOT (SELECT done FROM ok)) k") in text
@@ -46,7 +46,7 @@ def test_first_page_walks_a_bounded_run_of_index_rows() -> None:
 
 def test_after_a_cursor_the_walk_starts_at_its_value() -> None:
     text, params = _page(False, ["2020-01-01", 42])
-    assert 'WHERE ws.p = %s AND ws."low" >= %s::timestamptz ORDER BY ws."low" ASC' in text
+    assert 'WHERE ws.p = %s AND ws."low" >= %s::timestamptz ORDER BY ws."low" ASC,' in text
     assert '(((c."low" > %s::timestamptz OR c."low" IS NULL)) OR (c."low" =' in text
     assert "coalesce(max(k0) < (SELECT" in text
     assert params[:3] == [7, "2020-01-01", WALK_ROWS]
