@@ -266,12 +266,13 @@ def _proc_stats() -> Iterator[tuple[int, str, list[str]]]:
 
 
 def start_server(name: str, args: Sequence[str], env: dict[str, str], port: int,
-                 log_dir: Path) -> Server:
-    """Start ``args`` (run from the repository root) in a new session, output to a log."""
+                 log_dir: Path, cwd: Path = ROOT) -> Server:
+    """Start ``args`` (run from ``cwd``, the repository root) in a new session, output to
+    a log."""
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, **env}
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(list(args), cwd=ROOT, env=full_env, stdout=out,
+        proc = subprocess.Popen(list(args), cwd=cwd, env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     db_name = str(psycopg.conninfo.conninfo_to_dict(env["DATABASE_URL"]).get("dbname", ""))
@@ -354,9 +355,10 @@ def server_env(db_url: str, pool_min: int, pool_max: int,
 def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min: int,
                pool_max: int, log_dir: Path, timeout: float = 90.0,
                log_level: str = "warning", audit: bool = False, name: str = "ours",
-               extra_env: dict[str, str] | None = None) -> Server:
+               extra_env: dict[str, str] | None = None, checkout: Path = ROOT) -> Server:
     """Start ``fhir-server serve`` (migrating the database) and wait until it is ready;
-    ``audit`` turns its audit trail on; ``extra_env``: more settings (REQUIRED_PROFILES...)."""
+    ``audit`` turns its audit trail on; ``extra_env``: more settings (REQUIRED_PROFILES...);
+    ``checkout``: the code to serve (another worktree: its root comes first on sys.path)."""
     port = free_port()
     # The storage and serving path against the baseline (which has neither): tokens
     # and the audit trail are measured by bench/auth.py and bench/audit.py.
@@ -368,7 +370,7 @@ def start_ours(stack: contextlib.ExitStack, db_url: str, workers: int, pool_min:
         # = python -m fhir_server.cli serve ... (see bench/serve_ours.py for why)
         [PYTHON, "-m", "bench.serve_ours", "serve", "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers)],
-        env, port, log_dir)
+        env, port, log_dir, checkout)
     stack.callback(_stop_logged, server)
     log(f"{name}: pid {server.proc.pid} on {server.url}, waiting for /api/v1/ready")
     wait_until(server, "/api/v1/ready", 200, timeout)

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db-name", default=f"imp_test_million_{os.getpid()}",
                    help="database to create (imp_test_million_<pid>)")
     p.add_argument("--keep", action="store_true", help="keep the database and server log")
+    p.add_argument("--reuse", action="store_true",
+                   help="only the queries, on the existing --db-name (a --keep run's):"
+                        " no import, no migration (the server's code decides the SQL)")
+    p.add_argument("--against", type=Path, metavar="CHECKOUT",
+                   help="with --reuse: also serve from this checkout of the code (another"
+                        " worktree) and measure both, each query on both back to back")
     p.add_argument("--name", help="results file name (million-<scale>)")
     p.add_argument("--max-seconds", type=float, default=5400,
                    help="stop (and clean up) after this long (5400)")
@@ -173,6 +179,81 @@ def table(rows: list[dict[str, Any]]) -> str:
 # --- main -------------------------------------------------------------------------------
 
 
+def reuse(args: argparse.Namespace, pick: dict[str, Any], label: str,
+          previous: dict[str, Any] | None) -> int:
+    """The query stage alone on a kept database: to compare query plans (code, indexes)
+    on the same data without loading it again. MIGRATE_ON_START is off, so a checkout
+    of other code measures against the schema as it is."""
+    url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=args.db_name)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(common.bounded_run(args.max_seconds))
+        log_dir = stack.enter_context(common.work_dir(args.keep))
+        server = common.start_ours(stack, url, args.workers, 2, 10, log_dir,
+                                   extra_env={"MIGRATE_ON_START": "false"})
+        if args.against is not None:
+            other = common.start_ours(
+                stack, url, args.workers, 2, 10, log_dir, name="against",
+                extra_env={"MIGRATE_ON_START": "false"}, checkout=args.against.resolve())
+            return side_by_side(server, other, pick, args, label)
+        measured = queries_stage(server, pick, args)
+        common.ensure_alive(server)
+    rows = evaluate(measured["queries"], previous)
+    text = table(rows)
+    missed = [f"{r['name']} {k}" for r in rows for k, v in r["targets"].items() if not v]
+    print(text)
+    print(f"targets missed: {len(missed)}" + (f" ({', '.join(missed)})" if missed else ""))
+    path = common.write_results(label, {
+        "command": " ".join(["python", "-m", "bench.million", *sys.argv[1:]]),
+        "machine": common.machine_info(args.admin_url), "population": {"pick": pick},
+        "search": measured, "compared_with": str(args.compare) if args.compare else None,
+        "targets": {"p95_ms": P95_TARGET_MS, "growth_p50": GROWTH_TARGET},
+        "rows": rows, "missed": missed, "table": text.splitlines()})
+    common.log(f"results written to {path}")
+    return 0
+
+
+def side_by_side(ours: common.Server, other: common.Server, pick: dict[str, Any],
+                 args: argparse.Namespace, label: str) -> int:
+    """Both servers on the same database, each query on one then the other in every
+    round (the machine's load hits both alike); p50/p95 and the ratio ours / other."""
+    queries = mix(pick)
+    if args.quiet_wait > 0:
+        common.wait_for_quiet(args.quiet_wait)
+    clients = {"ours": search.Client(ours.url), "against": search.Client(other.url)}
+    samples: dict[str, dict[str, list[float]]] = {n: {q.name: [] for q in queries}
+                                                  for n in clients}
+    try:
+        for client in clients.values():
+            search.measure(client, queries, args.warmup, 0)  # answers checked, warm
+        for _ in range(args.reps):
+            for q in queries:
+                for name, client in clients.items():
+                    samples[name][q.name].append(client.get(q.path).ms)
+    finally:
+        for client in clients.values():
+            client.close()
+    rows = []
+    for q in queries:
+        a, b = (search.summary(samples[n][q.name]) for n in ("against", "ours"))
+        rows.append({"name": q.name, "selective": q.selective, "against": a, "ours": b,
+                     "ratio_p50": round(b["p50"] / a["p50"], 2),
+                     "ratio_p95": round(b["p95"] / a["p95"], 2)})
+    text = common.format_table(
+        ["query", "sel", "against p50/p95", "ours p50/p95", "ours/against p50", "p95"],
+        [[r["name"], "y" if r["selective"] else "n",
+          f"{r['against']['p50']:.2f} / {r['against']['p95']:.2f}",
+          f"{r['ours']['p50']:.2f} / {r['ours']['p95']:.2f}", r["ratio_p50"],
+          r["ratio_p95"]] for r in rows])
+    print(text)
+    path = common.write_results(label, {
+        "command": " ".join(["python", "-m", "bench.million", *sys.argv[1:]]),
+        "against": str(args.against), "machine": common.machine_info(args.admin_url),
+        "population": {"pick": pick}, "rows": rows, "table": text.splitlines(),
+        "samples_ms": samples})
+    common.log(f"results written to {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """The whole benchmark (see the module docstring)."""
     previous = json.loads(args.compare.read_text()) if args.compare else None
@@ -191,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
     scale = f"{args.resources // 1_000_000}M" if args.resources % 1_000_000 == 0 \
         else search.scale_label(args.resources)
     label = args.name or f"million-{scale}"
+    if args.reuse:
+        return reuse(args, pick, label, previous)
     machine = common.machine_info(args.admin_url)
     with contextlib.ExitStack() as stack:
         stack.enter_context(common.bounded_run(args.max_seconds))

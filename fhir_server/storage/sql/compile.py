@@ -31,10 +31,10 @@ from fhir_server.search.text import TEXT_PARAMS
 from fhir_server.service.access import AccessScope
 from fhir_server.storage.sql.common import Fragment, ParamKey, join, p_is
 from fhir_server.storage.sql.compartment import member_of
-from fhir_server.storage.sql.date import date_condition
-from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows
+from fhir_server.storage.sql.date import DATE, date_condition
+from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows, plain
 from fhir_server.storage.sql.kinds import SQL_TYPES
-from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey
+from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey, Walk
 from fhir_server.storage.sql.security_context import BINARY, through_security_context
 from fhir_server.storage.sql.text import text_condition
 
@@ -216,19 +216,14 @@ class Compiler:
         return exists, params
 
     def _date_range(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
-        """Repeated bounds on one date parameter (``date=ge..&date=lt..``) as one EXISTS.
-
-        All bounds apply to the same stored value, as HAPI reads a range; separate EXISTS
-        clauses made PostgreSQL visit every row past the lower bound.
-        """
-        param = clauses[0].param
-        kind = SQL_TYPES["date"]
-        alias = self.alias()
-        parts = [kind.predicate(param.p, None, c.criteria[0].values, alias) for c in clauses]
-        predicate, params = join(parts, " AND ")
-        return sql.SQL("EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.rid = {res}.rid AND {p})"
-                       ).format(t=sql.Identifier(kind.table), a=alias, res=res,
-                                p=predicate), params
+        """Repeated bounds on one date parameter (``date=ge..&date=lt..``) as one EXISTS:
+        all apply to the same stored value, as HAPI reads a range (one EXISTS each made
+        PostgreSQL visit every row past the lower bound)."""
+        a = self.alias()
+        predicate, params = DATE.range_predicate(
+            clauses[0].param.p, [c.criteria[0].values for c in clauses], a)
+        return sql.SQL("EXISTS (SELECT 1 FROM idx_date {a} WHERE {a}.rid = {res}.rid AND {p})"
+                       ).format(a=a, res=res, p=predicate), params
 
     def _all_of(self, clauses: Sequence[Clause], res: sql.Composable) -> Fragment:
         """Clauses on index rows (each may match another row of ``res``) as one
@@ -346,6 +341,15 @@ class Compiler:
     def _has(self, clause: HasClause, res: sql.Composable) -> Fragment:
         ref = self.alias()
         source = self.alias()
+        if plain(clause.inner) is not None and self.visible(source) is None:
+            # On the source's own index rows (a current version's, like the reference
+            # row): no resource row to join, one probe less per source.
+            inner = self.clause(clause.inner, ref)
+            return sql.SQL(
+                "EXISTS (SELECT 1 FROM idx_reference {ref} WHERE {ref}.p = %s AND"
+                " {ref}.target_type = {res}.resource_type AND {ref}.target_id = {res}.id"
+                " AND {inner})").format(ref=ref, res=res, inner=inner[0]), [
+                    clause.reference.p, *inner[1]]
         if isinstance(clause.inner, HasClause):
             inner = self._has(clause.inner, source)
         else:
@@ -372,9 +376,12 @@ class Compiler:
             " AND {a}.p = ANY(%s)) {name} ON true"
         ).format(agg=kind.sort_key(alias, key.descending), table=sql.Identifier(kind.table),
                  a=alias, name=name)
+        # One date parameter: a page can walk its (p, low|high, rid) index instead.
+        walk = (Walk(kind.table, key.params[0].p, "high" if key.descending else "low")
+                if kind is DATE and len(key.params) == 1 else None)
         return SortKey(sql.SQL("{}.v").format(name),
                        SORT_SQL_TYPE.get(key.params[0].type, "text"), key.descending,
-                       (lateral, [[p.p for p in key.params]]))
+                       (lateral, [[p.p for p in key.params]]), walk)
 
 
 def _marked(key: int, local_ref: sql.Composable) -> Fragment:

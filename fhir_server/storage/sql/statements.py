@@ -10,7 +10,7 @@ from psycopg import sql
 
 from fhir_server.storage.sql.common import Fragment
 from fhir_server.storage.sql.compile import Query
-from fhir_server.storage.sql.paging import keyset, order_by
+from fhir_server.storage.sql.paging import keyset, order_by, walked_page
 
 #: The columns every statement returns for a resource row (storage relies on the order).
 ROW = sql.SQL("r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.content::text")
@@ -35,21 +35,28 @@ def page(query: Query, limit: int, cursor: Sequence[Any] | None,
     names = [sql.Identifier(f"k{i}") for i in range(len(query.sort))]
     inner_keys = sql.SQL("").join(sql.SQL(", {} AS {}").format(k.expression, n)
                                   for k, n in zip(query.sort, names, strict=True))
+    inner = sql.SQL("SELECT r.rid{inner_keys} FROM resource r {joins} WHERE {where}"
+                    " ORDER BY {order} LIMIT %s").format(
+        inner_keys=inner_keys, joins=sql.SQL(" ").join(j[0] for j in joins), where=where,
+        order=order_by(query.sort, backwards))
+    params.append(limit)
+    if len(query.sort) == 1:
+        walked = walked_page(query.where, query.sort[0], ROW, limit, cursor, backwards,
+                             (inner, params))
+        if walked is not None:
+            return walked
     # Sort values travel as text: psycopg cannot load timestamptz 'infinity' (open
     # periods) into datetime; the keyset cursor casts them back in SQL.
     outer_keys = sql.SQL("").join(sql.SQL(", (k.{})::text").format(n) for n in names)
     outer_sort = [replace(key, expression=sql.SQL("k.{}").format(n), join=None)
                   for key, n in zip(query.sort, names, strict=True)]
     statement = sql.SQL(
-        "SELECT {row}{outer_keys} FROM (SELECT r.rid{inner_keys} FROM resource r {joins}"
-        " WHERE {where} ORDER BY {order} LIMIT %s) k JOIN resource r ON r.rid = k.rid"
+        "SELECT {row}{outer_keys} FROM ({inner}) k JOIN resource r ON r.rid = k.rid"
         " ORDER BY {outer_order}"
-    ).format(row=ROW, outer_keys=outer_keys, inner_keys=inner_keys,
-             joins=sql.SQL(" ").join(j[0] for j in joins), where=where,
-             order=order_by(query.sort, backwards),
+    ).format(row=ROW, outer_keys=outer_keys, inner=inner,
              # The same order over the subquery's columns (r.rid = k.rid there).
              outer_order=order_by(outer_sort, backwards))
-    return statement, [*params, limit]
+    return statement, params
 
 
 def total(query: Query) -> Fragment:

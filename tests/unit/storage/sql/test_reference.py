@@ -158,6 +158,22 @@ def test_has() -> None:
     assert params == [SUBJECT.p, ["x"]]
 
 
+def test_has_on_the_source_rows_needs_no_source_row() -> None:
+    # A criterion on the source's index rows: they are its current version's, as the
+    # reference row is, so the EXISTS stays on index rows (no resource row per source).
+    code = SearchParam("code", "token", "Observation", "", "Observation.code")
+    value = TOKEN.parse(code.p, None, "http://loinc.org|4548-4", ParseContext())
+    clause = HasClause("_has:Observation:subject:code", "Observation", SUBJECT,
+                       Clause("code", (Criterion(code, None, (value,)),)))
+    text, params = Compiler().clause(clause, RES)
+    assert text.as_string(None) == (
+        'EXISTS (SELECT 1 FROM idx_reference "a1" WHERE "a1".p = %s'
+        ' AND "a1".target_type = "res".resource_type AND "a1".target_id = "res".id'
+        ' AND EXISTS (SELECT 1 FROM "idx_token" "a3" WHERE "a3".rid = "a1".rid AND'
+        ' "a3"."h_sys_code" = %s))')
+    assert params[0] == SUBJECT.p and len(params) == 2
+
+
 def test_include_and_revinclude() -> None:
     text, params = include_forward([1, 2], [P], "Patient", 50)
     assert 'JOIN resource r ON r.resource_type = a.target_type AND r.id = a.target_id' in (
