@@ -38,7 +38,8 @@ def operation_definition(operation: Operation, routes: list[Route],
         definition["resource"] = types
     if operation.parameters:
         definition["parameter"] = [
-            {"name": p.name, "use": p.use, "min": p.min, "max": p.max, "type": p.type,
+            {"name": p.name, "use": p.use, "min": p.min, "max": p.max,
+             **({"type": p.type} if p.type else {}),
              **({"documentation": p.documentation} if p.documentation else {})}
             for p in operation.parameters]
     return definition
