@@ -219,12 +219,12 @@ _TERMINOLOGY = tuple(
           f"{summary}{' (Parameters body)' if method == 'POST' else ''}", operation=op,
           access=SIGNED_IN)
     for path, handler, op, summary in (
-        ("ValueSet/$expand", terminology.expand, EXPAND, "Expand a value set ($expand)"),
-        ("ValueSet/{id}/$expand", terminology.expand, EXPAND,
+        ("ValueSet/$expand", terminology.expand_type, EXPAND, "Expand a value set ($expand)"),
+        ("ValueSet/{id}/$expand", terminology.expand_instance, EXPAND,
          "Expand a value set by id ($expand)"),
-        ("ValueSet/$validate-code", terminology.validate_code, VALIDATE_CODE,
+        ("ValueSet/$validate-code", terminology.validate_code_type, VALIDATE_CODE,
          "Check a code against a value set ($validate-code)"),
-        ("ValueSet/{id}/$validate-code", terminology.validate_code, VALIDATE_CODE,
+        ("ValueSet/{id}/$validate-code", terminology.validate_code_instance, VALIDATE_CODE,
          "Check a code against a value set by id ($validate-code)"),
         ("CodeSystem/$lookup", terminology.lookup, LOOKUP,
          "Look up a code in a code system ($lookup)"),

@@ -121,8 +121,28 @@ async def _value_set(operation: str, request: FhirRequest, ctx: ServiceContext,
     return terms.value_set_by_url(ctx, given["url"], given.get("valueSetVersion"))
 
 
-async def expand(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """ValueSet/$expand and ValueSet/[id]/$expand: the ValueSet with its expansion."""
+async def expand_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """ValueSet/$expand: the value set of ``url`` or ``valueSet``, expanded."""
+    return await _expand(request, ctx)
+
+
+async def expand_instance(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """ValueSet/[id]/$expand: the value set of that id, expanded."""
+    return await _expand(request, ctx)
+
+
+async def validate_code_type(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """ValueSet/$validate-code against the value set of ``url`` or ``valueSet``."""
+    return await _validate_code(request, ctx)
+
+
+async def validate_code_instance(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """ValueSet/[id]/$validate-code against the value set of that id."""
+    return await _validate_code(request, ctx)
+
+
+async def _expand(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """The ValueSet with its expansion."""
     given = _given("expand", request, ctx)
     vs = await _value_set("expand", request, ctx, given)
     for name in ("count", "offset"):
@@ -136,8 +156,8 @@ async def expand(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
     return FhirResponse(200, terms.service(ctx).expand(vs, query))
 
 
-async def validate_code(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
-    """ValueSet/$validate-code: whether a code, Coding or CodeableConcept is in it."""
+async def _validate_code(request: FhirRequest, ctx: ServiceContext) -> FhirResponse:
+    """Whether a code, Coding or CodeableConcept is in the value set."""
     given = _given("validate-code", request, ctx)
     vs = await _value_set("validate-code", request, ctx, given)
     codings: list[Coded] = []
