@@ -78,6 +78,12 @@ class CodeSystem:
         return self.content == "complete"
 
     @property
+    def held(self) -> bool:
+        """Whether its concepts are here at all (SNOMED CT's CodeSystem resource in the
+        specification is a header only: ``content: not-present``)."""
+        return self.content != "not-present" and bool(self.concepts)
+
+    @property
     def hierarchical(self) -> bool:
         """Whether any concept has a parent (subsumption means something here)."""
         return bool(self.children)
@@ -107,8 +113,10 @@ class Catalog:
         self.code_systems_by_id = {c.id: c for c in code_systems.values() if c.id}
 
     def code_system(self, url: str) -> CodeSystem | None:
-        """The CodeSystem of canonical ``url`` (a ``|version`` suffix is ignored)."""
-        return self.code_systems.get(url.split("|", 1)[0])
+        """The CodeSystem of canonical ``url`` whose concepts are here (a ``|version``
+        suffix is ignored); None for one the server knows only the header of."""
+        found = self.code_systems.get(url.split("|", 1)[0])
+        return found if found is not None and found.held else None
 
     def value_set(self, url: str) -> ValueSetDef | None:
         """The ValueSet of canonical ``url`` (a ``|version`` suffix is ignored)."""
