@@ -178,8 +178,8 @@ def test_above_and_below() -> None:
         h64(P, "", c) for c in ("a", "a1", "a2")}
     above = parse("above", "s|a1", ctx)
     assert isinstance(above, TokenKeys) and h64(P, "s", "root") in above.keys
-    with pytest.raises(BadRequest, match="does not hold the hierarchy of the code system "
-                       "http://snomed.info/sct"):
+    with pytest.raises(BadRequest, match=r"does not hold the hierarchy of the code system "
+                       r"http://snomed\.info/sct"):
         parse("below", "http://snomed.info/sct|123", ctx)
     with pytest.raises(BadRequest, match="needs system\\|code"):
         parse("below", "a", ctx)
