@@ -28,7 +28,9 @@ def operation_definition(operation: Operation, routes: list[Route],
     types = sorted({"Resource"} if "Resource" in typed else set(typed))
     definition: dict[str, Any] = {
         "resourceType": "OperationDefinition", "id": operation.id,
-        "url": operation_url(operation, base), "name": operation.name.capitalize(),
+        "url": operation_url(operation, base),
+        # a name usable as an identifier: validate-code -> ValidateCode
+        "name": "".join(p.capitalize() for p in operation.name.split("-")),
         "status": "active", "kind": "operation", "description": operation.documentation,
         "affectsState": operation.affects_state, "code": operation.name,
         "system": "system" in levels, "type": "type" in levels,

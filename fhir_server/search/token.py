@@ -229,7 +229,8 @@ class TokenType:
             url = unescape(raw)
             expansion = ctx.expand_valueset(url) if ctx.expand_valueset is not None else None
             if expansion is None:
-                raise BadRequest(f":{modifier}: value set not known: {url!r}")
+                raise BadRequest(f":{modifier}: value set not known or not expandable here: "
+                                 f"{url!r} (see $expand for why)")
             return _keys(p, expansion)
         if modifier in ("above", "below"):
             return _subsumed(p, modifier, raw, ctx)

@@ -236,3 +236,20 @@ def test_search_below_and_above(client: httpx.Client, tagged: str) -> None:
     assert "does not hold the hierarchy" in refused
     issue(client.get("/Condition", params={"clinical-status:below": "active"}),
           400, "invalid")
+
+
+@pytest.mark.requires(operation=("ValueSet", "expand"))
+def test_a_stored_value_set_by_id(client: httpx.Client) -> None:
+    vs_id = f"vs-{uuid.uuid4().hex[:10]}"
+    vs = {"resourceType": "ValueSet", "id": vs_id, "status": "active",
+          "url": f"urn:test:{vs_id}", "compose": {"include": [
+              {"system": CLINICAL, "concept": [{"code": "relapse"}, {"code": "remission"}]}]}}
+    assert client.put(f"/ValueSet/{vs_id}", json=vs, headers=HEADERS).status_code == 201
+    answer = client.get(f"/ValueSet/{vs_id}/$expand")
+    assert answer.status_code == 200, answer.text
+    assert [(c["code"], c["display"]) for c in answer.json()["expansion"]["contains"]] == [
+        ("relapse", "Relapse"), ("remission", "Remission")]
+    assert values(client.post(f"/ValueSet/{vs_id}/$validate-code", headers=HEADERS,
+                              json=params(code="relapse", system=CLINICAL))) == {
+        "result": True, "display": "Relapse"}
+    issue(client.get(f"/ValueSet/{vs_id}/$expand", params={"url": "urn:x"}), 400, "invalid")
