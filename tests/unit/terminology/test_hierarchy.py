@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.terminology.codesystems import Catalog
+from fhir_server.terminology.codesystems import Catalog, pack, unpack
 from fhir_server.terminology.hierarchy import ancestors, descendants, subsumes
 from tests.unit.terminology.conftest import SYS
 
@@ -29,7 +29,6 @@ def test_subsumes(catalog: Catalog) -> None:
 
 
 def test_a_cycle_ends_the_walk() -> None:
-    from fhir_server.terminology.codesystems import pack, unpack
     cs = {"resourceType": "CodeSystem", "url": "http://c", "content": "complete",
           "concept": [{"code": "a", "property": [{"code": "parent", "valueCode": "b"}]},
                       {"code": "b", "property": [{"code": "parent", "valueCode": "a"}]}]}
