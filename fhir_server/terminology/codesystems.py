@@ -34,12 +34,11 @@ _PARENT = frozenset({"parent", "subsumedBy"})
 
 @dataclass(frozen=True, slots=True)
 class Concept:
-    """One concept of a CodeSystem; ``parents`` from nesting and parent properties."""
+    """One concept of a CodeSystem (its place in the hierarchy is the CodeSystem's)."""
 
     code: str
     display: str | None = None
     definition: str | None = None
-    parents: tuple[str, ...] = ()
     designations: tuple[Designation, ...] = ()
     properties: tuple[Property, ...] = ()
 
@@ -200,7 +199,7 @@ def unpack(packed: bytes) -> Catalog:
         children: dict[str, list[str]] = {}
         for code, display, definition, parents, designations, props in rows:
             system.concepts[code] = Concept(
-                code, display, definition, tuple(parents),
+                code, display, definition,
                 tuple(tuple(d) for d in designations),
                 tuple(tuple(p) for p in props))
             for parent in parents:
