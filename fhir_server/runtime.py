@@ -15,7 +15,6 @@ from fhir_server.search.index import IndexBuilder
 from fhir_server.search.limits import SearchLimits
 from fhir_server.search.parse import Parser
 from fhir_server.search.registry import Registry
-from fhir_server.search.valuesets import ValueSets
 from fhir_server.service.compartment import load_compartments
 from fhir_server.service.context import SearchServices, ServiceContext
 from fhir_server.service.repository import Repository
@@ -24,13 +23,16 @@ from fhir_server.storage.jobs import PgJobs
 from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.replica import Replica
 from fhir_server.storage.repository import PgRepository
+from fhir_server.terminology import TerminologyService, load_catalog
 from fhir_server.validation import Validator
 from fhir_server.validation.profiles import ProfileSet, parse_required
 
 
-def build_search(settings: Settings, definitions: Definitions,
-                 profiles: Path) -> SearchServices:
-    """The search registry, parser and index builder."""
+def build_search(settings: Settings, definitions: Definitions, profiles: Path,
+                 terminology: TerminologyService | None = None) -> SearchServices:
+    """The search registry, parser and index builder; ``terminology`` (default: the
+    specification's, from ``profiles``) answers ``:in``/``:not-in``/``:above``/``:below``."""
+    terminology = terminology or TerminologyService(load_catalog(profiles))
     registry = Registry.load(data_dir("search"), definitions.resource_types,
                              Extractor(definitions))
     registry.freeze_base()
@@ -38,7 +40,8 @@ def build_search(settings: Settings, definitions: Definitions,
     parser = Parser(registry, text, SearchLimits.of(settings))
     return SearchServices(registry=registry, parser=parser,
                           indexer=IndexBuilder(registry, settings.local_bases, text),
-                          expand_valueset=ValueSets(profiles))
+                          expand_valueset=terminology.members,
+                          subsumption=terminology.related)
 
 
 def load_profiles(settings: Settings, definitions: Definitions, profiles: Path) -> ProfileSet:
@@ -64,15 +67,18 @@ def build_context(settings: Settings, pool: FhirPool,
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
     xml_layout.use(definitions)  # the XML element order, built now rather than on first use
-    validator = Validator.load(profiles, definitions=definitions,
-                               profiles=load_profiles(settings, definitions, profiles))
+    profile_set = load_profiles(settings, definitions, profiles)
+    validator = Validator.load(profiles, definitions=definitions, profiles=profile_set)
+    # The specification's CodeSystems and ValueSets and the profile folders' (read once).
+    terminology = TerminologyService(profile_set.catalog or load_catalog(profiles))
     return ServiceContext(
         settings=settings,
         repository=repository,
         validator=validator,
         resource_types=definitions.resource_types,
         definitions=definitions,
-        search=build_search(settings, definitions, profiles),
+        search=build_search(settings, definitions, profiles, terminology),
+        terminology=terminology,
         compartments=load_compartments(data_dir("search")),
         jobs=PgJobs(pool),
         blobs=open_store(settings),

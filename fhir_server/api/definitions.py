@@ -28,7 +28,9 @@ def operation_definition(operation: Operation, routes: list[Route],
     types = sorted({"Resource"} if "Resource" in typed else set(typed))
     definition: dict[str, Any] = {
         "resourceType": "OperationDefinition", "id": operation.id,
-        "url": operation_url(operation, base), "name": operation.name.capitalize(),
+        "url": operation_url(operation, base),
+        # a name usable as an identifier: validate-code -> ValidateCode
+        "name": "".join(p.capitalize() for p in operation.name.split("-")),
         "status": "active", "kind": "operation", "description": operation.documentation,
         "affectsState": operation.affects_state, "code": operation.name,
         "system": "system" in levels, "type": "type" in levels,
@@ -38,7 +40,8 @@ def operation_definition(operation: Operation, routes: list[Route],
         definition["resource"] = types
     if operation.parameters:
         definition["parameter"] = [
-            {"name": p.name, "use": p.use, "min": p.min, "max": p.max, "type": p.type,
+            {"name": p.name, "use": p.use, "min": p.min, "max": p.max,
+             **({"type": p.type} if p.type else {}),
              **({"documentation": p.documentation} if p.documentation else {})}
             for p in operation.parameters]
     return definition

@@ -22,6 +22,7 @@ from fhir_server.api import (
     instance,
     operations,
     search,
+    terminology,
     type,
     validate,
 )
@@ -120,6 +121,117 @@ VALIDATE = Operation(
                            "the issues found, or one 'All OK' information issue"),
     ),
 )
+
+_VS_IN = (
+    OperationParameter("url", "in", "uri", 0, "1",
+                       "the canonical URL of a value set the server knows (the FHIR "
+                       "specification's, or one in its profile folders)"),
+    OperationParameter("valueSetVersion", "in", "string", 0, "1",
+                       "the value set's version (the one the server holds)"),
+    OperationParameter("valueSet", "in", "ValueSet", 0, "1",
+                       "a value set given in the request (POST)"),
+)
+
+EXPAND = Operation(
+    "expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+    "Expands a value set from the code systems the server holds (the FHIR "
+    "specification's CodeSystems and those of its profile folders): the ValueSet with "
+    "expansion.total, offset, parameter and contains (system, code, display; nested "
+    "concepts flattened in definition order). filter keeps codes whose code or display "
+    "contains it (case-insensitively); count and offset page. A value set drawing on a "
+    "code system the server does not hold (SNOMED CT, LOINC, UCUM) by filter or as a "
+    "whole answers 422 (not-supported, too-costly for grammars such as UCUM).",
+    affects_state=False,
+    parameters=(
+        *_VS_IN,
+        OperationParameter("filter", "in", "string", 0, "1",
+                           "a case-insensitive substring of code or display"),
+        OperationParameter("count", "in", "integer", 0, "1", "codes to return"),
+        OperationParameter("offset", "in", "integer", 0, "1", "codes to skip"),
+        OperationParameter("includeDesignations", "in", "boolean", 0, "1",
+                           "add the concepts' designations"),
+        OperationParameter("return", "out", "ValueSet", 1, "1",
+                           "the value set with its expansion"),
+    ),
+)
+
+VALIDATE_CODE = Operation(
+    "validate-code", "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+    "Whether a code (code and system, a coding, or a codeableConcept) is in a value set "
+    "the server can expand: result, message (why not; or that a given display differs), "
+    "display.",
+    affects_state=False,
+    parameters=(
+        *_VS_IN,
+        OperationParameter("code", "in", "code", 0, "1", "the code to check"),
+        OperationParameter("system", "in", "uri", 0, "1", "the code's system"),
+        OperationParameter("display", "in", "string", 0, "1", "the display to check"),
+        OperationParameter("coding", "in", "Coding", 0, "1", "a coding to check"),
+        OperationParameter("codeableConcept", "in", "CodeableConcept", 0, "1",
+                           "valid when one of its codings is"),
+        OperationParameter("result", "out", "boolean", 1, "1", "whether it is valid"),
+        OperationParameter("message", "out", "string", 0, "1", "why not, or a warning"),
+        OperationParameter("display", "out", "string", 0, "1", "the code's display"),
+    ),
+)
+
+LOOKUP = Operation(
+    "lookup", "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+    "A code's details in a code system the server holds: name, version, display, "
+    "definition, designation, and property (the concept's own, parent and child from "
+    "the hierarchy, inactive).",
+    affects_state=False,
+    parameters=(
+        OperationParameter("code", "in", "code", 0, "1", "the code"),
+        OperationParameter("system", "in", "uri", 0, "1", "the code system"),
+        OperationParameter("version", "in", "string", 0, "1", "the code system's version"),
+        OperationParameter("coding", "in", "Coding", 0, "1", "the code as a coding"),
+        OperationParameter("name", "out", "string", 1, "1", "the code system's name"),
+        OperationParameter("version", "out", "string", 0, "1", "its version"),
+        OperationParameter("display", "out", "string", 1, "1", "the code's display"),
+        OperationParameter("designation", "out", "", 0, "*", "language, use, value"),
+        OperationParameter("property", "out", "", 0, "*", "code, value"),
+    ),
+)
+
+SUBSUMES = Operation(
+    "subsumes", "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
+    "How code A relates to code B in a code system the server holds (concept nesting "
+    "and parent/subsumedBy properties read as is-a): equivalent, subsumes, subsumed-by "
+    "or not-subsumed.",
+    affects_state=False,
+    parameters=(
+        OperationParameter("codeA", "in", "code", 0, "1", "code A"),
+        OperationParameter("codeB", "in", "code", 0, "1", "code B"),
+        OperationParameter("system", "in", "uri", 0, "1", "their code system"),
+        OperationParameter("version", "in", "string", 0, "1", "its version"),
+        OperationParameter("codingA", "in", "Coding", 0, "1", "code A as a coding"),
+        OperationParameter("codingB", "in", "Coding", 0, "1", "code B as a coding"),
+        OperationParameter("outcome", "out", "code", 1, "1",
+                           "equivalent | subsumes | subsumed-by | not-subsumed"),
+    ),
+)
+
+#: the terminology operations' routes: GET (query) and POST (a Parameters body) each;
+#: the content is the server's catalog, not patient data, so any token may ask
+_TERMINOLOGY = tuple(
+    Route(method, path, "operation", handler,
+          f"{summary}{' (Parameters body)' if method == 'POST' else ''}", operation=op,
+          access=SIGNED_IN)
+    for path, handler, op, summary in (
+        ("ValueSet/$expand", terminology.expand_type, EXPAND, "Expand a value set ($expand)"),
+        ("ValueSet/{id}/$expand", terminology.expand_instance, EXPAND,
+         "Expand a value set by id ($expand)"),
+        ("ValueSet/$validate-code", terminology.validate_code_type, VALIDATE_CODE,
+         "Check a code against a value set ($validate-code)"),
+        ("ValueSet/{id}/$validate-code", terminology.validate_code_instance, VALIDATE_CODE,
+         "Check a code against a value set by id ($validate-code)"),
+        ("CodeSystem/$lookup", terminology.lookup, LOOKUP,
+         "Look up a code in a code system ($lookup)"),
+        ("CodeSystem/$subsumes", terminology.subsumes, SUBSUMES,
+         "Test subsumption of two codes ($subsumes)"),
+    )
+    for method in ("GET", "POST"))
 
 ROUTES: tuple[Route, ...] = (
     # -- system level --------------------------------------------------------------------
@@ -230,6 +342,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "{resource_type}/{id}/$validate", "operation", validate.validate_instance,
           "Validate a resource (or its update or deletion) against a stored one "
           "($validate)", operation=VALIDATE, access="r"),
+    *_TERMINOLOGY,
     # -- compartments --------------------------------------------------------------------
     Route("GET", "{compartment}/{id}/{resource_type}", "search-compartment",
           search.search_compartment, "Search one type in a compartment"),

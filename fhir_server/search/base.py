@@ -59,6 +59,9 @@ class ParseContext:
     now: datetime | None = None
     #: ``:in``/``:not-in``: value set URL -> set of (system, code); None if unknown.
     expand_valueset: Any = None
+    #: token ``:above``/``:below``: (system, code, modifier) -> the codes above or below
+    #: it (itself included), or None when the hierarchy of ``system`` is not held
+    subsumption: Any = None
     #: reference parameters: the resource types the parameter may point to;
     #: composite parameters: the components' parameter types, in order.
     targets: tuple[str, ...] = field(default_factory=tuple)

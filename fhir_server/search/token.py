@@ -11,6 +11,12 @@ indexed column:
 - ``:of-type``        -> ``h_type_value = h64(p, type system, type code, value)``
 - ``:text``           -> prefix of the normalized ``display`` (``p`` checked explicitly)
 - ``:in``/``:not-in`` -> ``h_sys_code = ANY(...)`` over the expanded value set
+- ``:below``/``:above`` -> ``h_sys_code = ANY(...)`` over the code and the codes below
+  (above) it, in a code system whose hierarchy the server holds
+
+A value set's or hierarchy's ``system|code`` keys come with ``|code`` keys too: an
+element of type ``code`` (``Patient.gender``) is indexed without the system its binding
+implies, and must match as well.
 
 Matching is exact and case-sensitive (the hashes are of the literal values), except on
 ContactPoint values (``email``, ``phone``, ``telecom``): search.html 3.1.1.4.10 leaves
@@ -204,7 +210,7 @@ class TokenType:
         ("h_type_value", "bigint"), ("system", "text"), ("code", "text"),
         ("display", "text"),
     )
-    modifiers = frozenset({"not", "text", "in", "not-in", "of-type"})
+    modifiers = frozenset({"not", "text", "in", "not-in", "of-type", "above", "below"})
 
     def rows(self, p: int, nodes: list[Node], ctx: IndexContext) -> list[tuple[Any, ...]]:
         """Rows for Coding, CodeableConcept (+ text), Identifier, ContactPoint, primitives."""
@@ -212,9 +218,8 @@ class TokenType:
 
     def parse(self, p: int, modifier: str | None, raw: str, ctx: ParseContext) -> TokenValue:
         """``[system]|[code]`` (also under ``:not``), a text (``:text``), a value set URL
-        (``:in``/``:not-in``) or ``type-system|type-code|value`` (``:of-type``)."""
-        if modifier in ("above", "below"):
-            raise BadRequest(f"token modifier :{modifier} (subsumption) is not supported")
+        (``:in``/``:not-in``), ``system|code`` in a known hierarchy (``:above``/``:below``)
+        or ``type-system|type-code|value`` (``:of-type``)."""
         refuse_modifier(self.name, modifier, self.modifiers)
         if modifier in (None, "not"):
             return parse_token(p, raw, fold=ctx.fold_case)
@@ -224,10 +229,34 @@ class TokenType:
             url = unescape(raw)
             expansion = ctx.expand_valueset(url) if ctx.expand_valueset is not None else None
             if expansion is None:
-                raise BadRequest(f":{modifier}: value set not known: {url!r}")
-            return TokenKeys(tuple(dict.fromkeys(h64(p, system or "", code)
-                                                 for system, code in expansion)))
+                raise BadRequest(f":{modifier}: value set not known or not expandable here: "
+                                 f"{url!r} (see $expand for why)")
+            return _keys(p, expansion)
+        if modifier in ("above", "below"):
+            return _subsumed(p, modifier, raw, ctx)
         return TokenKey("type_value", _of_type_key(p, raw))
+
+
+def _keys(p: int, pairs: Iterable[tuple[str | None, str]]) -> TokenKeys:
+    """The ``system|code`` keys of ``pairs``, and their ``|code`` keys (see module doc)."""
+    pairs = list(pairs)
+    return TokenKeys(tuple(dict.fromkeys([*(h64(p, s or "", c) for s, c in pairs),
+                                          *(h64(p, "", c) for s, c in pairs if s)])))
+
+
+def _subsumed(p: int, modifier: str, raw: str, ctx: ParseContext) -> TokenKeys:
+    """``:below``/``:above`` on ``system|code``: that code and those below (above) it."""
+    parts = split_escaped(raw, "|")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise BadRequest(f"token :{modifier} needs system|code (the code system whose "
+                         f"hierarchy is meant), not {raw!r}")
+    system, code = unescape(parts[0]), unescape(parts[1])
+    codes = ctx.subsumption(system, code, modifier) if ctx.subsumption is not None else None
+    if codes is None:
+        raise BadRequest(f"token :{modifier}: this server does not hold the hierarchy of "
+                         f"the code system {system} (it holds those of the FHIR "
+                         "specification's CodeSystems, and of those in its profile folders)")
+    return _keys(p, ((system, c) for c in codes))
 
 
 def _of_type_key(p: int, raw: str) -> int:

@@ -24,6 +24,7 @@ from fhir_server.search.registry import Registry
 from fhir_server.service.access import RequestContext
 from fhir_server.service.repository import JobStore, Repository
 from fhir_server.settings import Settings
+from fhir_server.terminology import TerminologyService
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _DOT_SEGMENTS = frozenset({".", ".."})
@@ -57,6 +58,8 @@ class SearchServices:
     indexer: IndexBuilder
     #: ``:in``/``:not-in``: value set URL -> (system, code) pairs, or None if unknown
     expand_valueset: Any = None
+    #: ``:above``/``:below``: (system, code, modifier) -> codes, or None (see ParseContext)
+    subsumption: Any = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class ServiceContext:
     jobs: JobStore | None = None
     #: where Binary content lives (None: nowhere, content stays inline)
     blobs: BlobStore | None = None
+    #: the terminology operations ($expand, $validate-code, $lookup, $subsumes)
+    terminology: TerminologyService | None = None
     #: the base of links in answers: ``FHIR_BASE_URL``, else the request's own base
     base_url: str = ""
     #: the base the request itself was sent to (references to it are local too)
@@ -117,7 +122,8 @@ class ServiceContext:
 
     def parse_context(self) -> ParseContext:
         """What parsing this request's search values needs."""
-        return ParseContext(self.bases, datetime.now(UTC), self.search.expand_valueset)
+        return ParseContext(self.bases, datetime.now(UTC), self.search.expand_valueset,
+                            subsumption=self.search.subsumption)
 
     def check_type(self, resource_type: str) -> None:
         """NotFound unless ``resource_type`` is a concrete R4 resource type."""

@@ -87,7 +87,8 @@ class ExportRunner:
         request = export.request_of(params)
         repository = self._repository(params)
         pc = ParseContext(tuple(params.get("bases") or ()), datetime.now(UTC),
-                          self.ctx.search.expand_valueset)
+                          self.ctx.search.expand_valueset,
+                          subsumption=self.ctx.search.subsumption)
         owners = (await export.group_members(repository, request.group_id)
                   if request.group_id is not None else None)
         position: dict[str, Any] = dict(params.get("position") or {"index": 0,

@@ -17,8 +17,8 @@ from typing import Any
 
 from fhir_server.definitions import Definitions, ElementInfo
 from fhir_server.definitions.model import BACKBONE_TYPES
+from fhir_server.terminology import Terminology
 from fhir_server.validation.dates import PATTERNS as DATE_PATTERNS
-from fhir_server.validation.terminology import Terminology
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 BINDING_KEYWORD = "fhirBinding"

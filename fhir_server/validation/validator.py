@@ -13,11 +13,11 @@ from fhir_server.definitions import Definitions
 from fhir_server.definitions.loader import release_memory
 from fhir_server.errors import Issue, Unprocessable
 from fhir_server.paths import data_dir
+from fhir_server.terminology import Terminology, expand_packed
 from fhir_server.validation.messages import REQUIRED, STRUCTURE, Translator
 from fhir_server.validation.profiles import ProfileSet
 from fhir_server.validation.profiles.loader import CORE_PREFIX
 from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
-from fhir_server.validation.terminology import Terminology, expand_packed
 from fhir_server.validation.tolerances import apply_tolerances
 
 SCHEMA_FILE = "fhir.schema.json"

@@ -150,6 +150,19 @@ def _parameters(default_count: int, max_count: int) -> dict[str, Any]:
                                                                      "delete"]})
     out["validate_profile"] = _query("profile", "Canonical URL of a StructureDefinition "
                                      "to validate against", string)
+    integer = {"type": "integer", "minimum": 0}
+    for name, description, schema in (
+            ("url", "Canonical URL of a value set the server knows", string),
+            ("valueSetVersion", "The value set's version", string),
+            ("filter", "Keep codes whose code or display contains this (any case)", string),
+            ("count", "Codes to return", integer), ("offset", "Codes to skip", integer),
+            ("includeDesignations", "Add the concepts' designations", {"type": "boolean"}),
+            ("code", "A code", string), ("system", "The code system's canonical URL", string),
+            ("display", "The display to check", string),
+            ("version", "The code system's version", string),
+            ("coding", "A coding as `system|code`", string),
+            ("codeA", "Code A", string), ("codeB", "Code B", string)):
+        out[f"tx_{name}"] = _query(name, description, schema)
     out["capability_mode"] = _query("mode", "`full` (the default), `normative` (the "
                                     "same: all of it is normative in R4) or `terse`",
                                     {"enum": ["full", "normative", "terse"]})

@@ -143,6 +143,29 @@ SHAPES: dict[tuple[str, str | None], Shape] = {
         doc=f"See [$validate]({SPEC}resource-operation-validate.html): POST takes a "
         "Parameters body (`resource`, `mode`, `profile`) or the bare resource; nothing "
         "is stored."),
+    ("operation", "expand"): Shape(
+        (("200", "The ValueSet with its `expansion`", "ValueSet", ()),),
+        ("400", "404", "422"), ("tx_url", "tx_valueSetVersion", "tx_filter", "tx_count",
+                                "tx_offset", "tx_includeDesignations", "_format", "_pretty"),
+        body="parameters", doc=f"See [$expand]({SPEC}valueset-operation-expand.html)."),
+    ("operation", "validate-code"): Shape(
+        (("200", "Parameters: `result`, `message`, `display`", "Parameters", ()),),
+        ("400", "404", "422"), ("tx_url", "tx_valueSetVersion", "tx_code", "tx_system",
+                                "tx_display", "tx_coding", "_format", "_pretty"),
+        body="parameters",
+        doc=f"See [$validate-code]({SPEC}valueset-operation-validate-code.html)."),
+    ("operation", "lookup"): Shape(
+        (("200", "Parameters: `name`, `display`, `designation`, `property`...",
+          "Parameters", ()),),
+        ("400", "404"), ("tx_code", "tx_system", "tx_version", "tx_coding", "_format",
+                         "_pretty"),
+        body="parameters", doc=f"See [$lookup]({SPEC}codesystem-operation-lookup.html)."),
+    ("operation", "subsumes"): Shape(
+        (("200", "Parameters: `outcome`", "Parameters", ()),),
+        ("400", "404"), ("tx_codeA", "tx_codeB", "tx_system", "tx_version", "_format",
+                         "_pretty"),
+        body="parameters",
+        doc=f"See [$subsumes]({SPEC}codesystem-operation-subsumes.html)."),
     ("operation", None): Shape(
         (("200", "The job's progress as Parameters", "Parameters", ()),), ("404", "503"),
         ("_format", "_pretty")),

@@ -1,9 +1,9 @@
 """Value set membership for profile bindings: every call into terminology is here.
 
-Expansions come from :mod:`fhir_server.validation.terminology` over the specification's
-value sets plus the ValueSets and CodeSystems found beside the profiles (a national
-package's). A value set that cannot be expanded (SNOMED CT, LOINC, filters the
-expander does not know) gives no answer, and its binding is not checked.
+Expansions come from the one expander (:mod:`fhir_server.terminology`) over the
+specification's value sets plus the ValueSets and CodeSystems found beside the profiles
+(a national package's). A value set that cannot be expanded (SNOMED CT, LOINC, filters
+the expander does not know) gives no answer, and its binding is not checked.
 """
 
 from __future__ import annotations
@@ -12,27 +12,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from fhir_server.validation.terminology import VALUESETS_FILE, Terminology, _Expander
+from fhir_server.terminology import Catalog, Expander, Terminology, load_catalog
 
 
 def load_terminology(profiles_dir: Path, extra: Iterable[dict[str, Any]],
-                     urls: Iterable[str]) -> Terminology:
-    """Expansions of ``urls`` from ``valuesets.json`` and ``extra`` resources.
-
-    The expander is the terminology module's own: a package's value sets are expanded
-    by the same rules as the specification's.
-    """
-    bundle = orjson.loads((profiles_dir / VALUESETS_FILE).read_bytes())
-    bundle.setdefault("entry", []).extend({"resource": r} for r in extra if "url" in r)
-    expander = _Expander(bundle)
-    expansions = {}
-    for url in urls:
-        codes = expander.expand(url)
-        if codes is not None:
-            expansions[url] = codes
-    return Terminology(expansions)
+                     urls: Iterable[str]) -> tuple[Terminology, Catalog]:
+    """Expansions of ``urls`` from ``valuesets.json`` and ``extra`` resources, and the
+    catalog they came from (which the terminology operations serve too)."""
+    extra = [r for r in extra if "url" in r]
+    catalog = load_catalog(profiles_dir)
+    if extra:
+        catalog = catalog.with_resources(extra)
+    return Terminology.of(Expander(catalog), urls), catalog
 
 
 class Bindings:

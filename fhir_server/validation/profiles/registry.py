@@ -19,6 +19,7 @@ import orjson
 from fhir_server.definitions import Definitions
 from fhir_server.definitions.loader import release_memory
 from fhir_server.errors import Issue
+from fhir_server.terminology import Catalog
 from fhir_server.validation.profiles.bindings import Bindings, load_terminology
 from fhir_server.validation.profiles.loader import (
     CORE_PREFIX,
@@ -107,6 +108,10 @@ def _binding_urls(node: Node) -> set[str]:
 class ProfileSet:
     """The compiled profiles, the required ones per type, and the walker over them."""
 
+    #: the CodeSystems and ValueSets of the specification and of the profile folders
+    #: (set by :meth:`load`; the terminology operations serve it)
+    catalog: Catalog | None = None
+
     def __init__(self, profiles: dict[str, Profile], required: Mapping[str, tuple[str, ...]],
                  walker: Walker, constraints: ConstraintCheck = no_constraints) -> None:
         self.profiles = profiles
@@ -141,13 +146,16 @@ class ProfileSet:
                     raise ProfileError(f"REQUIRED_PROFILES: {url} constrains "
                                        f"{profiles[url].type}, not {type_name}")
         bound = set().union(*(_binding_urls(p.root) for p in profiles.values()))
-        bindings = Bindings(load_terminology(base_dir, found.terminology, sorted(bound)))
+        terminology, catalog = load_terminology(base_dir, found.terminology, sorted(bound))
+        bindings = Bindings(terminology)
         type_codes = {t[:1].upper() + t[1:]: t for t in
                       definitions.primitive_types | definitions.complex_types}
         type_codes.update({t: t for t in definitions.resource_types})
         walker = Walker(profiles, type_codes, definitions.resource_types, bindings)
         release_memory()
-        return cls(profiles, required or {}, walker, constraints)
+        loaded = cls(profiles, required or {}, walker, constraints)
+        loaded.catalog = catalog
+        return loaded
 
     def issues(self, resource: dict[str, Any], named: Sequence[str] = ()) -> list[Issue]:
         """The issues of ``resource`` against its declared and its required profiles,

@@ -35,7 +35,8 @@ def test_columns_match_the_migration() -> None:
     assert [c for c, _ in TOKEN.columns] == [
         "h_code", "h_sys_code", "h_sys", "h_type_value", "system", "code", "display"]
     assert TOKEN.name == "token"
-    assert frozenset({"not", "text", "in", "not-in", "of-type"}) == TOKEN.modifiers
+    assert frozenset({"not", "text", "in", "not-in", "of-type", "above", "below"}) == \
+        TOKEN.modifiers
 
 
 def test_coding_row_hashes() -> None:
@@ -146,7 +147,9 @@ def test_in_and_not_in() -> None:
     ctx = ParseContext(expand_valueset=sets.get)
     value = parse("in", "http://vs/1", ctx)
     assert isinstance(value, TokenKeys)
-    assert sorted(value.keys) == sorted([h64(P, "s", "a"), h64(P, "s", "b")])
+    # system|code, and |code for elements of type code (indexed without their system)
+    assert sorted(value.keys) == sorted([h64(P, "s", "a"), h64(P, "s", "b"),
+                                         h64(P, "", "a"), h64(P, "", "b")])
     assert parse("not-in", "http://vs/1", ctx) == value
     assert parse("in", "http://vs/empty", ctx) == TokenKeys(())
     with pytest.raises(BadRequest, match="value set not known"):
@@ -160,7 +163,31 @@ def test_in_without_a_system_uses_the_empty_system() -> None:
     assert parse("in", "http://vs", ctx) == TokenKeys((h64(P, "", "a"),))
 
 
-@pytest.mark.parametrize("modifier", ["above", "below", "exact", "contains", "missingx"])
+def test_above_and_below() -> None:
+    tree = {("s", "a"): ("a", "a1", "a2")}
+
+    def related(system: str, code: str, modifier: str) -> tuple[str, ...] | None:
+        if system != "s":
+            return None
+        return tree.get((system, code)) if modifier == "below" else (code, "root")
+
+    ctx = ParseContext(subsumption=related)
+    below = parse("below", "s|a", ctx)
+    assert isinstance(below, TokenKeys)
+    assert set(below.keys) == {h64(P, "s", c) for c in ("a", "a1", "a2")} | {
+        h64(P, "", c) for c in ("a", "a1", "a2")}
+    above = parse("above", "s|a1", ctx)
+    assert isinstance(above, TokenKeys) and h64(P, "s", "root") in above.keys
+    with pytest.raises(BadRequest, match=r"does not hold the hierarchy of the code system "
+                       r"http://snomed\.info/sct"):
+        parse("below", "http://snomed.info/sct|123", ctx)
+    with pytest.raises(BadRequest, match="needs system\\|code"):
+        parse("below", "a", ctx)
+    with pytest.raises(BadRequest, match="does not hold the hierarchy"):
+        parse("above", "s|a")  # no terminology at all
+
+
+@pytest.mark.parametrize("modifier", ["exact", "contains", "missingx"])
 def test_unsupported_modifiers(modifier: str) -> None:
     with pytest.raises(BadRequest, match=f":{modifier}"):
         parse(modifier, "x")

@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from fhir_server.paths import data_dir
+from fhir_server.terminology import Terminology, expand_packed
 from fhir_server.validation import Validator
 from fhir_server.validation.messages import expression
 from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
-from fhir_server.validation.terminology import Terminology, expand_packed
 from fhir_server.validation.tolerances import apply_tolerances
 
 

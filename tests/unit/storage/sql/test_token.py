@@ -74,7 +74,8 @@ def test_in_and_not_in() -> None:
     ctx = ParseContext(expand_valueset=sets.get)
     text, params = render("in", ["http://vs/1"], ctx)
     assert text == '"a"."h_sys_code" = ANY(%s::bigint[])'
-    assert sorted(params[0]) == sorted([h64(P, "s", "a"), h64(P, "s", "b")])
+    assert sorted(params[0]) == sorted([h64(P, "s", "a"), h64(P, "s", "b"),
+                                        h64(P, "", "a"), h64(P, "", "b")])  # |code too
     assert render("not-in", ["http://vs/1"], ctx) == (text, params)
     assert render("in", ["http://vs/empty"], ctx) == ('"a"."p" = %s AND false', [P])
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from fhir_server.terminology import TerminologyService
+from fhir_server.terminology.operations import ExpandQuery
 from fhir_server.validation.profiles import ProfileSet
 from tests.unit.validation.profiles.conftest import BASE, COLOUR_SYSTEM, COLOURS
 from tests.unit.validation.profiles.helpers import check
@@ -45,3 +47,14 @@ def test_example_binding_is_not_checked(profiles: ProfileSet) -> None:
 def test_text_only_concept_is_not_in_a_required_value_set(profiles: ProfileSet) -> None:
     assert [i[:3] for i in check(profiles, _observation(code={"text": "red"}), URL)] == [
         ("error", "code-invalid", "Observation.code")]
+
+
+def test_the_package_terminology_is_served_by_the_operations(profiles: ProfileSet) -> None:
+    """The profile folders' ValueSets and CodeSystems join the specification's in the
+    catalog the terminology operations answer from."""
+    assert profiles.catalog is not None
+    service = TerminologyService(profiles.catalog)
+    expansion = service.expand(service.value_set(COLOURS), ExpandQuery())["expansion"]
+    assert [c["code"] for c in expansion["contains"]] == ["red", "green"]
+    gender = service.value_set("http://hl7.org/fhir/ValueSet/administrative-gender")
+    assert service.expand(gender, ExpandQuery())["expansion"]["total"] == 4

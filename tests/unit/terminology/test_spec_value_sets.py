@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_server.paths import data_dir
-from fhir_server.validation.terminology import Terminology, expand_packed
+from fhir_server.terminology import Terminology, expand_packed
 
 VS = "http://hl7.org/fhir/ValueSet/"
 
