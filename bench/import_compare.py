@@ -30,10 +30,10 @@ from bench.synthea import generate, reshape
 
 
 def baseline_tree(ref: str) -> tuple[Path, str]:
-    """The baseline commit's source tree (extracted once) and its short sha."""
+    """A commit's source tree (extracted once) and its short sha."""
     sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout.strip()
-    target = ROOT / "bench" / ".cache" / f"baseline-{sha}"
+    target = ROOT / "bench" / ".cache" / f"tree-{sha}"
     if not (target / "fhir_server").is_dir():
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "archive", sha, "fhir_server", "migrations",
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true", help="this tree only")
+    parser.add_argument("--candidate-ref", help="a commit to run instead of this tree")
     parser.add_argument("--admin-url", default=os.environ.get(
         "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--name", default="import-compare", help="results file name")
@@ -86,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baseline:
         base, sha = baseline_tree(args.baseline_ref)
         trees.append((f"baseline {sha}", base))
-    trees.append(("this tree", ROOT))
+    if args.candidate_ref:
+        tree, sha = baseline_tree(args.candidate_ref)
+        trees.append((f"candidate {sha}", tree))
+    else:
+        trees.append(("this tree", ROOT))
     kinds = ("population", "synthea") if args.data == "both" else (args.data,)
     runs: list[dict[str, Any]] = []
     for kind in kinds:

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 #: Index rows by parameter type (``token``, ``string``, ...), as JSON objects.
 IndexRows = dict[str, list[dict[str, Any]]]
+#: The same rows as tuples: by parameter type, (column names, rows). What a bulk COPY
+#: sends without building a dict per row (``fhir-server import``).
+TableRows = dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+_TEXT_COLUMNS = ("config", "narrative_source", "content_source")
 
 
 class IndexBuilder:
@@ -45,7 +49,11 @@ class IndexBuilder:
 
         ``bases``: further base URLs references to which are local (the request's own).
         """
-        out: IndexRows = {}
+        return as_dicts(self.table_rows(resource, bases))
+
+    def table_rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> TableRows:
+        """The rows of :meth:`rows` as tuples (column names once per type)."""
+        out: TableRows = {}
         rtype = resource.get("resourceType", "")
         contained = _contained(resource)
         ctx = IndexContext(tuple(dict.fromkeys((*self._bases,
@@ -75,10 +83,10 @@ class IndexBuilder:
                 log.exception("indexing the text of %s failed", rtype)
                 row = None
             if row is not None:
-                out["text"] = [row]
+                out["text"] = (_TEXT_COLUMNS, [tuple(row[c] for c in _TEXT_COLUMNS)])
         return out
 
-    def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: IndexRows,
+    def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: TableRows,
                     ctx: IndexContext, local_ref: str | None = None) -> None:
         """Rows of one parameter; of a contained resource when ``local_ref`` (``#id``)."""
         assert param.extract is not None
@@ -125,8 +133,37 @@ def _bind(extract: Any, resource: dict[str, Any]) -> Any:
     return run
 
 
-def _add(out: IndexRows, kind: ParamType, tuples: list[tuple[Any, ...]]) -> None:
+def _add(out: TableRows, kind: ParamType, tuples: list[tuple[Any, ...]]) -> None:
     if not tuples:
         return
-    names = ("p", *(c[0] for c in kind.columns))
-    out.setdefault(kind.name, []).extend(dict(zip(names, t, strict=True)) for t in tuples)
+    names = _NAMES.get(kind.name)
+    if names is None:
+        names = _NAMES[kind.name] = ("p", *(c[0] for c in kind.columns))
+    if len(tuples[0]) != len(names):  # (one kind's rows all have the same shape)
+        raise ValueError(f"{kind.name} rows of {len(tuples[0])} values, not {len(names)}")
+    found = out.get(kind.name)
+    if found is None:
+        out[kind.name] = (names, list(tuples))
+    else:
+        found[1].extend(tuples)
+
+
+#: parameter type -> its row's column names (``p`` first)
+_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def as_dicts(tables: TableRows) -> IndexRows:
+    """Tuple rows as the JSON objects ``fhir_write_index`` takes."""
+    return {name: [dict(zip(names, row, strict=True)) for row in rows]
+            for name, (names, rows) in tables.items()}
+
+
+def as_tables(index: IndexRows) -> TableRows:
+    """JSON-object rows as tuple rows (the keys of all of a type's rows; a key missing
+    from a row is NULL, as ``jsonb_populate_recordset`` makes it)."""
+    out: TableRows = {}
+    for name, rows in index.items():
+        if rows:
+            names = tuple(dict.fromkeys(k for row in rows for k in row))
+            out[name] = (names, [tuple(row.get(k) for k in names) for row in rows])
+    return out
