@@ -13,7 +13,7 @@ rows of that contained resource only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fhir_server.search import composite, reference, string
@@ -43,6 +43,18 @@ class IndexBuilder:
         self._bases = tuple(b.rstrip("/") for b in bases if b)
         #: the text search configuration of the ``idx_text`` row (SEARCH_TEXT_LANGUAGE)
         self._text_config = text_config
+        #: type -> (its parameters, how many, those indexed): rebuilt when the registry
+        #: gives another mapping (it makes new ones when SearchParameters change)
+        self._plans: dict[str, tuple[Mapping[str, SearchParam], int, list[SearchParam]]] = {}
+
+    def _indexed(self, rtype: str) -> tuple[Mapping[str, SearchParam], list[SearchParam]]:
+        """The parameters of ``rtype`` and those of them that are indexed."""
+        params = self._registry.params(rtype)
+        found = self._plans.get(rtype)
+        if found is None or found[0] is not params or found[1] != len(params):
+            found = self._plans[rtype] = (params, len(params),
+                                          [p for p in params.values() if p.indexed])
+        return params, found[2]
 
     def rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> IndexRows:
         """Every index row of ``resource`` (its type's parameters that are indexed).
@@ -59,18 +71,14 @@ class IndexBuilder:
         ctx = IndexContext(tuple(dict.fromkeys((*self._bases,
                                                 *(b.rstrip("/") for b in bases if b)))),
                            tuple((cid, c["resourceType"]) for cid, c in contained))
-        params = self._registry.params(rtype)
-        for param in params.values():
-            if not param.indexed:
-                continue
+        params, indexed = self._indexed(rtype)
+        for param in indexed:
             try:
                 self._param_rows(param, resource, out, ctx)
             except Exception:  # odd data must never block a valid write
                 log.exception("indexing %s.%s failed", rtype, param.code)
         for cid, inner in contained:
-            for param in self._registry.params(inner["resourceType"]).values():
-                if not param.indexed:
-                    continue
+            for param in self._indexed(inner["resourceType"])[1]:
                 try:
                     self._param_rows(param, inner, out, ctx, "#" + cid)
                 except Exception:
