@@ -17,7 +17,6 @@ reads follow, so that those reads see the writes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.adapt import PyFormat, Transformer
+from psycopg.adapt import Transformer
+
+try:  # psycopg's COPY row formatter (C with psycopg[binary]); internal, hence the guard
+    from psycopg._copy_base import format_row_text as _format_row
+except ImportError:  # pragma: no cover
+    _format_row = None
 
 from fhir_server.search.index import TableRows
 
@@ -101,9 +105,10 @@ async def copy_index(conn: psycopg.AsyncConnection[Any],
                      rows: Iterable[tuple[int, TableRows]]) -> int:
     """COPY the index rows of freshly written versions: ``(rid, rows by table)`` pairs.
 
-    One COPY per table, its data encoded here at once (what ``copy.write_row`` would
-    send for the same values, without its per-value dispatch). Returns the number of
-    rows copied. A key without a table is a bug: ValueError.
+    One COPY per table, its rows formatted into one buffer by psycopg's own (C) row
+    formatter: the bytes ``copy.write_row`` sends for the same values, without its
+    per-row Python and ``await``. Returns the number of rows copied. A key without a
+    table is a bug: ValueError.
     """
     by_table: dict[str, list[tuple[int, tuple[str, ...], list[tuple[Any, ...]]]]] = {}
     for rid, index in rows:
@@ -113,7 +118,7 @@ async def copy_index(conn: psycopg.AsyncConnection[Any],
     if not by_table:
         return 0
     columns = await index_columns(conn)
-    encoding = conn.info.encoding
+    transformer = Transformer(conn)
     copied = 0
     async with conn.cursor() as cur:
         for table, parts in sorted(by_table.items()):
@@ -123,63 +128,34 @@ async def copy_index(conn: psycopg.AsyncConnection[Any],
             statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
                 sql.Identifier(f"idx_{table}"),
                 sql.SQL(", ").join(sql.Identifier(c) for c in ("rid", *cols)))
-            lines: list[str] = []
-            for rid, names, found in parts:
-                lines.extend(_lines(str(rid), _positions(cols, names), found))
-                copied += len(found)
             async with cur.copy(statement) as copy:
-                await copy.write(("\n".join(lines) + "\n").encode(encoding))
+                if _format_row is None:  # (a psycopg without it: the public, slower way)
+                    for rid, names, found in parts:
+                        for row in _ordered(cols, names, found):
+                            await copy.write_row((rid, *row))
+                else:
+                    out = bytearray()
+                    for rid, names, found in parts:
+                        for row in _ordered(cols, names, found):
+                            _format_row((rid, *row), transformer, out)
+                    await copy.write(out)
+            copied += sum(len(found) for _, _, found in parts)
     return copied
 
 
-#: (table columns, row names) -> for each column, its value's position in a row (or None)
+#: (table columns, row names) -> each column's position in a row (None: not there)
 _POSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int | None, ...]] = {}
 
 
-def _positions(cols: tuple[str, ...], names: tuple[str, ...]) -> tuple[int | None, ...]:
+def _ordered(cols: tuple[str, ...], names: tuple[str, ...],
+             rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` (values in ``names`` order) in the order of the table's columns, NULL
+    for a column the rows lack (as ``jsonb_populate_recordset`` leaves it)."""
+    if cols == names:
+        return rows
     key = (cols, names)
-    found = _POSITIONS.get(key)
-    if found is None:
+    positions = _POSITIONS.get(key)
+    if positions is None:
         where = {name: i for i, name in enumerate(names)}
-        found = _POSITIONS[key] = tuple(where.get(c) for c in cols)
-    return found
-
-
-def _lines(rid: str, positions: tuple[int | None, ...],
-           rows: list[tuple[Any, ...]]) -> list[str]:
-    """COPY text lines: ``rid``, then each column's value (``\\N``: a missing one)."""
-    out = []
-    for row in rows:
-        fields = [rid]
-        for i in positions:
-            fields.append(_NULL if i is None else _field(row[i]))
-        out.append("\t".join(fields))
-    return out
-
-
-_NULL = "\\N"
-#: what COPY's text format escapes (as psycopg does)
-_SPECIAL = re.compile(r"[\b\t\n\v\f\r\\]")
-_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
-            "\r": "\\r", "\\": "\\\\"}
-_TEXT_DUMPERS = Transformer()
-
-
-def _escape(match: re.Match[str]) -> str:
-    return _ESCAPES[match.group(0)]
-
-
-def _field(value: Any) -> str:
-    """One value in COPY text format, as psycopg's text dumpers make it."""
-    if value is None:
-        return _NULL
-    kind = type(value)
-    if kind is str:
-        return _SPECIAL.sub(_escape, value) if _SPECIAL.search(value) else value
-    if kind is int:
-        return str(value)
-    dumped = _TEXT_DUMPERS.get_dumper(value, PyFormat.TEXT).dump(value)
-    if dumped is None:
-        return _NULL
-    text = bytes(dumped).decode()
-    return _SPECIAL.sub(_escape, text) if _SPECIAL.search(text) else text
+        positions = _POSITIONS[key] = tuple(where.get(c) for c in cols)
+    return [tuple(None if i is None else row[i] for i in positions) for row in rows]
