@@ -18,6 +18,7 @@ from typing import Any
 
 from fhir_server.search import composite, reference, string
 from fhir_server.search.base import IndexContext, Node, ParamType
+from fhir_server.search.fhirpath_ops import roots_of
 from fhir_server.search.hashing import contained_key, contained_row_key
 from fhir_server.search.kinds import PARAM_TYPES
 from fhir_server.search.registry import Registry, SearchParam
@@ -43,17 +44,17 @@ class IndexBuilder:
         self._bases = tuple(b.rstrip("/") for b in bases if b)
         #: the text search configuration of the ``idx_text`` row (SEARCH_TEXT_LANGUAGE)
         self._text_config = text_config
-        #: type -> (its parameters, how many, those indexed): rebuilt when the registry
-        #: gives another mapping (it makes new ones when SearchParameters change)
-        self._plans: dict[str, tuple[Mapping[str, SearchParam], int, list[SearchParam]]] = {}
+        #: type -> (its parameters, how many, the plan of those indexed): rebuilt when the
+        #: registry gives another mapping (it makes new ones when SearchParameters change)
+        self._plans: dict[str, tuple[Mapping[str, SearchParam], int, list[_Planned]]] = {}
 
-    def _indexed(self, rtype: str) -> tuple[Mapping[str, SearchParam], list[SearchParam]]:
-        """The parameters of ``rtype`` and those of them that are indexed."""
+    def _indexed(self, rtype: str) -> tuple[Mapping[str, SearchParam], list[_Planned]]:
+        """The parameters of ``rtype`` and the plan of those that are indexed."""
         params = self._registry.params(rtype)
         found = self._plans.get(rtype)
         if found is None or found[0] is not params or found[1] != len(params):
-            found = self._plans[rtype] = (params, len(params),
-                                          [p for p in params.values() if p.indexed])
+            found = self._plans[rtype] = (params, len(params), [
+                (p, p.p, roots_of(p.extract)) for p in params.values() if p.indexed])
         return params, found[2]
 
     def rows(self, resource: dict[str, Any], bases: Sequence[str] = ()) -> IndexRows:
@@ -72,15 +73,21 @@ class IndexBuilder:
                                                 *(b.rstrip("/") for b in bases if b)))),
                            tuple((cid, c["resourceType"]) for cid, c in contained))
         params, indexed = self._indexed(rtype)
-        for param in indexed:
+        for param, p, roots in indexed:
+            # Most parameters of a type find nothing in a given resource: those whose
+            # expression starts with keys the resource lacks are not even run.
+            if roots is not None and resource.keys().isdisjoint(roots):
+                continue
             try:
-                self._param_rows(param, resource, out, ctx)
+                self._param_rows(param, p, resource, out, ctx)
             except Exception:  # odd data must never block a valid write
                 log.exception("indexing %s.%s failed", rtype, param.code)
         for cid, inner in contained:
-            for param in self._indexed(inner["resourceType"])[1]:
+            for param, p, roots in self._indexed(inner["resourceType"])[1]:
+                if roots is not None and inner.keys().isdisjoint(roots):
+                    continue
                 try:
-                    self._param_rows(param, inner, out, ctx, "#" + cid)
+                    self._param_rows(param, p, inner, out, ctx, "#" + cid)
                 except Exception:
                     log.exception("indexing contained %s.%s failed", inner["resourceType"],
                                   param.code)
@@ -94,15 +101,16 @@ class IndexBuilder:
                 out["text"] = (_TEXT_COLUMNS, [tuple(row[c] for c in _TEXT_COLUMNS)])
         return out
 
-    def _param_rows(self, param: SearchParam, resource: dict[str, Any], out: TableRows,
-                    ctx: IndexContext, local_ref: str | None = None) -> None:
-        """Rows of one parameter; of a contained resource when ``local_ref`` (``#id``)."""
+    def _param_rows(self, param: SearchParam, key: int, resource: dict[str, Any],
+                    out: TableRows, ctx: IndexContext, local_ref: str | None = None) -> None:
+        """Rows of one parameter (``key``: its ``p``); of a contained resource when
+        ``local_ref`` (``#id``)."""
         assert param.extract is not None
         nodes = param.extract(resource)
         if not nodes:
             return
         kind = PARAM_TYPES[param.type]
-        p = param.p if local_ref is None else contained_key(param.p)
+        p = key if local_ref is None else contained_key(key)
         if param.type == "composite":
             comps = [(c.type, _bind(c.extract, resource)) for c in param.components]
             tuples = composite.composite_rows(p, nodes, comps, ctx)
@@ -156,6 +164,8 @@ def _add(out: TableRows, kind: ParamType, tuples: list[tuple[Any, ...]]) -> None
         found[1].extend(tuples)
 
 
+#: one indexed parameter: itself, its ``p`` and the root keys its expression reads
+_Planned = tuple[SearchParam, int, tuple[str, ...] | None]
 #: parameter type -> its row's column names (``p`` first)
 _NAMES: dict[str, tuple[str, ...]] = {}
 
