@@ -121,22 +121,25 @@ class BackendCpu:
 
 
 def timed_import(url: str, folder: Path, workers: int | None, concurrency: int,
-                 label: str) -> dict[str, Any]:
-    """Run ``fhir-server import`` once; wall time, CPU and the importer's summary."""
+                 label: str, root: Path = ROOT) -> dict[str, Any]:
+    """Run ``fhir-server import`` once; wall time, CPU and the importer's summary.
+
+    ``root``: the source tree whose ``fhir_server`` runs (another commit's, to compare).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         summary_path = Path(tmp) / "summary.json"
-        command = [sys.executable, "-m", "fhir_server.cli", "import", str(folder),
+        command = [sys.executable, "-m", "fhir_server.cli", "import", str(folder.resolve()),
                    "--concurrency", str(concurrency), "--summary-json", str(summary_path)]
         if workers:
             command += ["--workers", str(workers)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(DATABASE_URL=url, LOG_LEVEL="warning")
+        env.update(DATABASE_URL=url, LOG_LEVEL="warning", PYTHONPATH=str(root))
         log(f"{label}: {' '.join(command[1:])}")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy = machine_busy_seconds()
         start = time.perf_counter()
         with BackendCpu(str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])) as database:
-            proc = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+            proc = subprocess.run(command, env=env, cwd=root, stdout=subprocess.DEVNULL,
                                   check=False)
         wall = time.perf_counter() - start
         busy = machine_busy_seconds() - busy

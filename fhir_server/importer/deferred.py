@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterator, KeysView, Sequence, ValuesView
 from typing import Any, cast
 
-from fhir_server.search.index import IndexBuilder, IndexRows
+from fhir_server.search.index import IndexBuilder, IndexRows, TableRows, as_dicts, as_tables
 
 
 class DeferredIndex(dict[str, list[dict[str, Any]]]):
@@ -29,12 +29,21 @@ class DeferredIndex(dict[str, list[dict[str, Any]]]):
         self._builder: IndexBuilder | None = builder
         self._resource = resource
         self._bases = bases
+        self._tables: TableRows | None = None
+
+    def tables(self) -> TableRows:
+        """The rows as tuples (computed once): what the bulk COPY sends."""
+        if self._tables is None:
+            assert self._builder is not None
+            self._tables = self._builder.table_rows(self._resource, self._bases)
+        return self._tables
 
     def compute(self) -> IndexRows:
-        """The rows (computed once); the object itself then holds them too."""
+        """The rows as JSON objects (computed once); the object itself then holds them."""
         if self._builder is not None:
-            builder, self._builder = self._builder, None
-            super().update(builder.rows(self._resource, self._bases))
+            tables = self.tables()
+            self._builder = None
+            super().update(as_dicts(tables))
         return self
 
     def __len__(self) -> int:
@@ -88,3 +97,10 @@ class DeferredIndexer:
 def deferred(builder: IndexBuilder) -> IndexBuilder:
     """``builder`` behind a :class:`DeferredIndexer` (only ``rows`` is used on writes)."""
     return cast(IndexBuilder, DeferredIndexer(builder))
+
+
+def tables_of(index: IndexRows | None) -> TableRows:
+    """The tuple rows of a write's index (a :class:`DeferredIndex` computes them only)."""
+    if isinstance(index, DeferredIndex):
+        return index.tables()
+    return as_tables(index or {})

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from fhir_server.importer.deferred import tables_of
+from fhir_server.search.index import TableRows
 from fhir_server.service.access import AccessScope
 from fhir_server.service.delegating import Delegating, DelegatingSession
 from fhir_server.service.repository import (
@@ -111,19 +113,19 @@ class BufferedSession(DelegatingSession[PgSession]):
             answers = await bulk.write_many(self._conn, [p.call for p in pending])
             # The index rows a resource ends with: those of its last write that made a
             # version (an unchanged write keeps the rows of the version before it).
-            rows: dict[int, dict[str, list[dict[str, Any]]]] = {}
+            rows: dict[int, TableRows] = {}
             for item, answer in zip(pending, answers, strict=True):
                 item.logged.outcome = answer.outcome
                 if answer.rid is None:
                     continue
                 if answer.outcome in ("created", "updated"):
-                    rows[answer.rid] = item.index or {}
+                    rows[answer.rid] = tables_of(item.index)
                 elif answer.outcome == "deleted":
                     rows.pop(answer.rid, None)
                 if answer.outcome in ("created", "updated", "deleted"):
                     self._log.tables.update(("resource", "resource_history"))
             self._log.tables.update(f"idx_{table}" for index in rows.values()
-                                    for table, values in index.items() if values)
+                                    for table, (_, values) in index.items() if values)
             await bulk.copy_index(self._conn, rows.items())
         self.broken = False
 

@@ -184,6 +184,42 @@ def build_op(spec: OpSpec, resource_types: Collection[str]) -> Op:
     return where_eq_op(spec[1], spec[2])
 
 
+#: The attribute of a runner that names the keys of the root object it reads first: it
+#: finds nothing in a root that has none of them, so the indexer need not call it.
+#: Runners without it (``exists()``, fhirpathpy's) may find something in any root.
+_ROOTS = "roots"
+
+
+def _rooted(run: Runner, roots: tuple[str, ...] | None) -> Runner:
+    if roots is not None:
+        setattr(run, _ROOTS, roots)
+    return run
+
+
+def roots_of(runner: Any) -> tuple[str, ...] | None:
+    """The root keys a runner reads first (see ``_ROOTS``); None: unknown."""
+    found: tuple[str, ...] | None = getattr(runner, _ROOTS, None)
+    return found
+
+
+def _fan_keys(fan: Sequence[Fan]) -> tuple[str, ...] | None:
+    keys = tuple(key for key, _, _ in fan if key is not None)
+    return keys if len(keys) == len(fan) else None
+
+
+def _first_keys(prefix: Sequence[OpSpec], fan: Sequence[Fan]) -> tuple[str, ...] | None:
+    """The root keys of one group: its first op's child, else its fan's children."""
+    if not prefix:
+        return _fan_keys(fan)
+    return (prefix[0][1],) if prefix[0][0] == "child" else None
+
+
+def _joined(parts: Sequence[tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    if any(p is None for p in parts):
+        return None
+    return tuple(dict.fromkeys(k for p in parts for k in p or ()))
+
+
 def _emit(items: Sequence[Any], fan: Sequence[Fan], out: list[Node]) -> None:
     """Append the nodes of ``fan`` over the final ``items`` to ``out``."""
     for key, fhir_type, allowed in fan:
@@ -228,7 +264,7 @@ def _simple_runner(key: str, fhir_type: str, allowed: tuple[type, ...],
         if isinstance(value, list):
             return [Node(v, fhir_type) for v in value if type(v) in allowed]
         return [Node(value, fhir_type)] if type(value) in allowed else []
-    return run
+    return _rooted(run, (key,))
 
 
 def _chain_runner(keys: tuple[str, ...], fan: tuple[Fan, ...], from_resource: bool) -> Runner:
@@ -254,7 +290,7 @@ def _chain_runner(keys: tuple[str, ...], fan: tuple[Fan, ...], from_resource: bo
         out: list[Node] = []
         _emit(items, fan, out)
         return out
-    return run
+    return _rooted(run, (keys[0],) if keys else _fan_keys(fan))
 
 
 def make_runner(groups: Sequence[tuple[Sequence[OpSpec], Sequence[Fan]]],
@@ -287,7 +323,7 @@ def make_runner(groups: Sequence[tuple[Sequence[OpSpec], Sequence[Fan]]],
             else:
                 _emit(items, fan, out)
         return out
-    return run
+    return _rooted(run, _joined([_first_keys(prefix, fan) for prefix, fan in groups]))
 
 
 def exists_runner(inner: Runner, not_equal: tuple[Any, ...]) -> Runner:
@@ -320,7 +356,7 @@ def union_runner(runners: Sequence[Runner]) -> Runner:
                 seen.append(node.value)
                 out.append(node)
         return out
-    return run
+    return _rooted(run, _joined([roots_of(r) for r in parts]))
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -27,6 +27,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fhir_server.errors import BadRequest
@@ -72,29 +73,30 @@ def narrative_text(resource: dict[str, Any]) -> str | None:
     return plain[:MAX_CHARS] or None
 
 
+# The same strings recur across resources (codes' displays, statuses): cached.
+@lru_cache(maxsize=1 << 16)
+def _readable(text: str) -> bool:
+    """Whether a stripped, non-empty string is text to index (not a URI or a date)."""
+    return not _URI.match(text) and not _DATE.fullmatch(text)
+
+
 def content_text(resource: dict[str, Any]) -> str | None:
     """The resource's readable strings, one per line, in document order (None: none)."""
     out: list[str] = []
     size = 0
-
-    def walk(value: Any) -> None:
-        nonlocal size
-        if size >= MAX_CHARS:
-            return
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key not in SKIP_KEYS:
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str):
+    # Depth first with an explicit stack (children pushed reversed: document order).
+    stack: list[Any] = [resource]
+    while stack and size < MAX_CHARS:
+        value = stack.pop()
+        if isinstance(value, str):
             text = value.strip()
-            if text and not _URI.match(text) and not _DATE.fullmatch(text):
+            if text and _readable(text):
                 out.append(text)
                 size += len(text) + 1
-
-    walk(resource)
+        elif isinstance(value, dict):
+            stack.extend(reversed([v for k, v in value.items() if k not in SKIP_KEYS]))
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
     joined = "\n".join(out)[:MAX_CHARS]
     return joined or None
 

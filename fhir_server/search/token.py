@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fhir_server.errors import BadRequest
@@ -99,6 +100,8 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
+# Pure, and the same codes recur in every resource of a load (LOINC, statuses): cached.
+@lru_cache(maxsize=1 << 16)
 def _row(p: int, system: str | None, code: str | None, display: str | None,
          type_value: int | None = None) -> TokenRow:
     return (

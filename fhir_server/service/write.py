@@ -82,6 +82,8 @@ async def _externalize(ctx: ServiceContext, resource_type: str, id: str, body: A
     if resource_type == "Binary":
         changed = await binary_service.externalize(ctx, body, id)
         return (dumps(body) if changed else text), []
+    if text and len(text) * 3 // 4 <= ctx.settings.attachment_inline_max_bytes:
+        return text, []  # no data in it can decode to more: skip walking the elements
     binaries = await attachments.externalize(ctx, resource_type, id, body)
     return (dumps(body) if binaries else text), binaries
 
