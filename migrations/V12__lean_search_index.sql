@@ -3,12 +3,16 @@
 -- 1. idx_token loses `system`: no search reads it (every token form is a hash column;
 --    :text reads `display`, _sort reads `code`). The server still sends it in the rows
 --    it writes; fhir_write_index and the importer's COPY take the table's columns only.
--- 2. Indexes on a hash (or a reference target) without `rid` after it: rows sharing a
---    key then share one btree entry (deduplication, a posting list of 6-byte row ids)
---    instead of one 24-byte entry each. Synthea-like data repeats its codes, systems
---    and reference targets (every Observation names its Patient and Encounter), so
---    these indexes shrink several times; searches read `rid` from the table's pages
---    (a bitmap heap scan) instead of from the index alone.
+-- 2. Indexes without `rid` after the key where no search could scan the index alone
+--    anyway, or only rare ones: rows sharing a key then share one btree entry
+--    (deduplication, a posting list of 6-byte row ids) instead of one 24-byte entry
+--    each. Synthea-like data repeats its systems, composite keys and reference targets
+--    (every Observation names its Patient and Encounter), so these indexes shrink
+--    several times. `system|` (idx_token_sys), :of-type and composites read the
+--    table's rows for `rid` (composites need low/high from them anyway); chains,
+--    _has and reverse includes by target read a few rows each. idx_token_code and
+--    idx_token_sys_code keep `rid`: without it a broad token search
+--    (Observation?category=laboratory) fetched every matching row, 20x slower.
 -- 3. Indexes no search uses go: idx_token_p (:missing finds rows by rid) and
 --    idx_reference_p (includes and compartments look rows up by rid; chains and
 --    reverse includes by target).
@@ -34,8 +38,8 @@ INSERT INTO idx_token_v12
 SELECT rid, p, h_code, h_sys_code, h_sys, h_type_value, code, display FROM idx_token;
 DROP TABLE idx_token;
 ALTER TABLE idx_token_v12 RENAME TO idx_token;
-CREATE INDEX idx_token_code ON idx_token (h_code);
-CREATE INDEX idx_token_sys_code ON idx_token (h_sys_code);
+CREATE INDEX idx_token_code ON idx_token (h_code, rid);
+CREATE INDEX idx_token_sys_code ON idx_token (h_sys_code, rid);
 CREATE INDEX idx_token_sys ON idx_token (h_sys) WHERE h_sys IS NOT NULL;
 CREATE INDEX idx_token_type_value ON idx_token (h_type_value) WHERE h_type_value IS NOT NULL;
 CREATE INDEX idx_token_rid ON idx_token (rid);
