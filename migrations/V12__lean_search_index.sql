@@ -6,9 +6,9 @@
 -- 2. Indexes without `rid` after the key where no search could scan the index alone
 --    anyway, or only rare ones: rows sharing a key then share one btree entry
 --    (deduplication, a posting list of 6-byte row ids) instead of one 24-byte entry
---    each. Synthea-like data repeats its systems, composite keys and reference targets
---    (every Observation names its Patient and Encounter), so these indexes shrink
---    several times. `system|` (idx_token_sys), :of-type and composites read the
+--    each. Synthea-like data repeats its systems, composite keys, profiles and
+--    reference targets (every Observation names its Patient and Encounter), so these
+--    indexes shrink several times. `system|` (idx_token_sys), :of-type and composites read the
 --    table's rows for `rid` (composites need low/high from them anyway); chains,
 --    _has and reverse includes by target read a few rows each. idx_token_code and
 --    idx_token_sys_code keep `rid`: without it a broad token search
@@ -50,6 +50,10 @@ CREATE INDEX idx_reference_target ON idx_reference (target_type, target_id, p);
 
 DROP INDEX idx_composite_h1;
 CREATE INDEX idx_composite_h1 ON idx_composite (h1);
+
+-- _profile values (meta.profile) repeat on every resource of a profile.
+DROP INDEX idx_uri_uri;
+CREATE INDEX idx_uri_uri ON idx_uri (p, uri text_pattern_ops);
 
 UPDATE schema_compatibility SET oldest_compatible_code = '12';
 
