@@ -16,12 +16,17 @@ from fhir_server.service.binary import CONTENT_EXTENSION
 from fhir_server.storage.errors import translated
 
 _REFERENCED = sql.SQL(
-    "SELECT DISTINCT part->>'valueString' FROM resource_history h"
+    "SELECT DISTINCT part->>'valueString' FROM ("
+    # a body is stored once: superseded versions in history, the current one in resource
+    "   SELECT content FROM resource_history WHERE resource_type = 'Binary'"
+    "   AND content IS NOT NULL"
+    "   UNION ALL SELECT content FROM resource WHERE resource_type = 'Binary'"
+    "   AND content IS NOT NULL) h"
     " CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(h.content->'_data'->'extension')"
     "   WHEN 'array' THEN h.content->'_data'->'extension' ELSE '[]' END) ext"
     " CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(ext->'extension')"
     "   WHEN 'array' THEN ext->'extension' ELSE '[]' END) part"
-    " WHERE h.resource_type = 'Binary' AND ext->>'url' = %s AND part->>'url' = 'key'"
+    " WHERE ext->>'url' = %s AND part->>'url' = 'key'"
     " AND part->>'valueString' = ANY(%s)"
     # the files of exports not cancelled (their manifests name them)
     " UNION SELECT o->>'key' FROM job j CROSS JOIN LATERAL jsonb_array_elements("

@@ -17,6 +17,12 @@ from fhir_server.storage.sql.common import Fragment
 POSITION_TYPES = ("timestamptz",)
 #: where the stored JSON is in a row of the page statement
 _CONTENT = 5
+#: The JSON of history row ``h``: a superseded version's own body, else (the current
+#: version, whose body is stored once, in ``resource``) the current row's; NULL for a
+#: deletion. One primary-key lookup, only for rows without a body.
+HISTORY_CONTENT = sql.SQL(
+    "coalesce(h.content::text, (SELECT c.content::text FROM resource c"
+    " WHERE c.rid = h.rid AND h.method <> 'DELETE'))")
 
 
 async def history_page(conn: psycopg.AsyncConnection, query: HistoryQuery,
@@ -98,12 +104,12 @@ def history_statement(query: HistoryQuery, visible: Fragment | None = None
     where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
     stmt = sql.SQL(
         "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.method,"
-        " h.content::text, h.hid,"
+        " {content}, h.hid,"
         # a write after a deletion created the resource again (201, not 200)
         " h.method <> 'DELETE' AND h.version_id > 1 AND EXISTS (SELECT 1 FROM"
         " resource_history p WHERE p.resource_type = h.resource_type AND p.id = h.id"
         " AND p.version_id = h.version_id - 1 AND p.method = 'DELETE')"
-        " FROM resource_history h WHERE {}"
+        " FROM resource_history h WHERE {where}"
         " ORDER BY h.last_updated DESC, h.hid DESC LIMIT %s"
-    ).format(where)
+    ).format(where=where, content=HISTORY_CONTENT)
     return stmt, page_params, count

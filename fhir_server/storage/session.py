@@ -34,7 +34,7 @@ from fhir_server.service.repository import (
 from fhir_server.storage import cursor
 from fhir_server.storage.errors import translated
 from fhir_server.storage.fetch import Fetched, rows_within
-from fhir_server.storage.history import history_page
+from fhir_server.storage.history import HISTORY_CONTENT, history_page
 from fhir_server.storage.index_rows import dump_index
 from fhir_server.storage.scope import admitted_statement, scoped_statement, visible
 from fhir_server.storage.sql import statements
@@ -46,9 +46,9 @@ READ = sql.SQL(
     " WHERE resource_type = %s AND id = %s"
 )
 _VREAD = sql.SQL(
-    "SELECT version_id, last_updated, method = 'DELETE', content::text, method"
-    " FROM resource_history h WHERE resource_type = %s AND id = %s AND version_id = %s"
-)
+    "SELECT h.version_id, h.last_updated, h.method = 'DELETE', {}, h.method"
+    " FROM resource_history h WHERE h.resource_type = %s AND h.id = %s AND h.version_id = %s"
+).format(HISTORY_CONTENT)
 #: where the stored JSON is in a row of ``statements.ROW``
 _ROW_CONTENT = 5
 _WRITE = sql.SQL(
