@@ -133,6 +133,12 @@ class Explainer:
                 rows: list[tuple[Any, ...]] = await super()._fetch(statement)
                 return rows
 
+            async def _fetch_within(self, statement: Statement, limit: int,
+                                    max_bytes: int | None) -> Any:
+                if max_bytes is not None:  # else it goes to _fetch, which records it
+                    recorded.append(statement)
+                return await super()._fetch_within(statement, limit, max_bytes)
+
         url = urlsplit(path)
         parts = [p for p in url.path.split("/") if p]
         if len(parts) != 2 or parts[0] != "fhir":
@@ -140,8 +146,7 @@ class Explainer:
         pairs = parse_qsl(url.query, keep_blank_values=True)
         ctx = self._ctx
         request = search_service.parse(ctx, [parts[1]], pairs, False)
-        sctx = search_service.search_context(ctx, "http://127.0.0.1/fhir")
-        await search_service.run(ctx, request, sctx, session=Recording(conn, 0))
+        await search_service.run(ctx, request, Recording(conn, 0))
         return recorded
 
     async def explain(self, path: str, runs: int = 5) -> list[Explained]:
