@@ -10,7 +10,7 @@ from jsonschema_rs import ValidationError
 from fhir_server.errors import Issue
 from fhir_server.validation.dates import PATTERNS as DATE_PATTERNS
 from fhir_server.validation.dates import calendar_valid
-from fhir_server.validation.schema import BINDING_KEYWORD, ELE1, NULLABLE
+from fhir_server.validation.schema import BINDING_KEYWORD, ELE1, MIME_TYPE, NULLABLE
 
 # FHIR issue-type codes used for each kind of problem.
 STRUCTURE = "structure"
@@ -191,8 +191,14 @@ class Translator:
         value = e.instance
         if value == "":
             return  # minLength reports the empty string once
-        if prim in DATE_PATTERNS and isinstance(value, str) and not calendar_valid(value):
+        if getattr(e.kind, "pattern", None) == MIME_TYPE:
+            self.add(VALUE, path, f"{_show(value)} is not a MIME type (BCP 13: "
+                     "type/subtype, then any ;parameters)")
+        elif prim in DATE_PATTERNS and isinstance(value, str) and not calendar_valid(value):
             self.add(VALUE, path, f"{_show(value)} is not a valid calendar date")
+        elif prim in ("string", "markdown"):
+            self.add(VALUE, path, f"{_show(value)} holds a control character (below U+0020 "
+                     f"a {prim} may hold only tab, CR and LF)")
         else:
             self.add(VALUE, path, f"{_show(value)} is not a valid {prim}")
 

@@ -33,6 +33,21 @@ _CODED = frozenset({"Coding", "CodeableConcept"})
 _SMALL_CHOICE = 12  # choice groups up to this size are checked by listing the variants
 
 
+#: string and markdown: no control characters but tab, CR and LF (datatypes.html#string)
+STRING_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+
+
+#: BCP 13 (all MIME types): not expandable, so checked by form: an RFC 6838
+#: type/subtype, then parameters, which are not checked (real content writes
+#: ``variant=DICOM WADO-RS`` unquoted, as the official examples do)
+MIME_TYPES = "http://hl7.org/fhir/ValueSet/mimetypes"
+_MIME_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MIME_TYPE = rf"^{_MIME_NAME}/{_MIME_NAME}(\s*;.*)?$"
+#: where the binding admits short names too (xml, json, ttl: capabilitystatement.html;
+#: TestScript's examples and engines use them for contentType and accept)
+_FORMAT_ALIASES = ("CapabilityStatement.format", "TestScript.")
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": _REF + name}
 
@@ -50,6 +65,8 @@ def _primitive(name: str, official: dict[str, Any]) -> dict[str, Any]:
     # Schema, but \S excludes Unicode spaces (U+00A0) in other engines: drop it.
     if pattern and r"\S]+$" not in pattern:
         out["pattern"] = pattern
+    elif pattern:
+        out["pattern"] = STRING_CHARACTERS
     if name == "base64Binary":
         out["pattern"] = _BASE64
     elif name == "xhtml":
@@ -210,6 +227,8 @@ class SchemaBuilder:
     def _primitive_property(self, el: ElementInfo, type_code: str,
                             src: dict[str, Any]) -> dict[str, Any]:
         """A primitive property: a reference to its type, or the codes of its binding."""
+        if el.binding == MIME_TYPES and not el.path.startswith(_FORMAT_ALIASES):
+            return {"type": "string", "pattern": MIME_TYPE}
         if el.binding and type_code == "code":
             codes = self._terms.codes(el.binding)
             if codes is None and "enum" in src:

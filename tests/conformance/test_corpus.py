@@ -48,8 +48,6 @@ PENDING_RULES: dict[str, str] = {
                         "(only a profile's targetProfile is)",
     "binding-extensible": "extensible bindings of the base definitions give no warning",
     "binding-preferred": "preferred bindings of the base definitions give no warning",
-    "mime-type": "Attachment.contentType is not checked against BCP 13 on main",
-    "string-characters": "control characters in strings are accepted on main",
 }
 
 CASES = load_cases()

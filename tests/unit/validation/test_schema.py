@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import orjson
@@ -12,7 +13,12 @@ from fhir_server.paths import data_dir
 from fhir_server.terminology import Terminology, expand_packed
 from fhir_server.validation import Validator
 from fhir_server.validation.messages import expression
-from fhir_server.validation.schema import BINDING_KEYWORD, SchemaBuilder
+from fhir_server.validation.schema import (
+    BINDING_KEYWORD,
+    MIME_TYPE,
+    STRING_CHARACTERS,
+    SchemaBuilder,
+)
 from fhir_server.validation.tolerances import apply_tolerances
 
 
@@ -63,7 +69,8 @@ def test_primitives(document: dict[str, Any]) -> None:
     defs = document["definitions"]
     assert defs["integer"] == {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
     assert defs["positiveInt"]["minimum"] == 1
-    assert defs["string"] == {"type": "string", "minLength": 1}
+    assert defs["string"] == {"type": "string", "minLength": 1, "pattern": STRING_CHARACTERS}
+    assert defs["markdown"]["pattern"] == STRING_CHARACTERS
     assert "2[0-8]" in defs["date"]["pattern"]  # calendar-exact
     assert defs["Extension"]["properties"]["valueDate"] == {"$ref": "#/definitions/date"}
 
@@ -93,3 +100,28 @@ def test_tolerances_are_narrow(document: dict[str, Any]) -> None:
 ])
 def test_expression(path: list[str | int], text: str) -> None:
     assert expression("Patient", path) == text
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("application/pdf", True), ("text/plain; charset=UTF-8", True),
+    ("application/fhir+json", True), ("application/dicom; variant=DICOM WADO-RS", True),
+    ("pdf", False), ("text/", False), ("/plain", False), ("a b/c", False)])
+def test_mime_types_are_checked_by_form(document: dict[str, Any], value: str,
+                                        valid: bool) -> None:
+    """BCP 13 cannot be expanded: Attachment.contentType is a type/subtype by form."""
+    content_type = document["definitions"]["Attachment"]["properties"]["contentType"]
+    assert content_type == {"type": "string", "pattern": MIME_TYPE}
+    assert bool(re.match(MIME_TYPE, value)) is valid
+
+
+def test_short_format_names_stay_allowed(document: dict[str, Any]) -> None:
+    """CapabilityStatement.format admits xml and json besides MIME types."""
+    fmt = document["definitions"]["CapabilityStatement"]["properties"]["format"]
+    assert "pattern" not in str(fmt)
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("Doe", True), ("tab\there\r\n", True), ("non\u00a0breaking", True),
+    ("bell\u0007", False), ("nul\u0000", False), ("unit\u001f", False)])
+def test_strings_hold_no_control_characters(value: str, valid: bool) -> None:
+    assert bool(re.match(STRING_CHARACTERS, value)) is valid
