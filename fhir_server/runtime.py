@@ -25,7 +25,8 @@ from fhir_server.storage.pool import FhirPool
 from fhir_server.storage.replica import Replica
 from fhir_server.storage.repository import PgRepository
 from fhir_server.validation import Validator
-from fhir_server.validation.profiles import ProfileSet, parse_required
+from fhir_server.validation.invariants import Invariants
+from fhir_server.validation.profiles import ProfileSet, no_constraints, parse_required
 
 
 def build_search(settings: Settings, definitions: Definitions,
@@ -41,11 +42,15 @@ def build_search(settings: Settings, definitions: Definitions,
                           expand_valueset=ValueSets(profiles))
 
 
-def load_profiles(settings: Settings, definitions: Definitions, profiles: Path) -> ProfileSet:
-    """The shipped profiles (``profiles/*/``), PROFILES_DIR's and REQUIRED_PROFILES."""
+def load_profiles(settings: Settings, definitions: Definitions, profiles: Path,
+                  invariants: Invariants | None = None) -> ProfileSet:
+    """The shipped profiles (``profiles/*/``), PROFILES_DIR's and REQUIRED_PROFILES;
+    their invariants are evaluated by ``invariants`` (none without)."""
     folders = [Path(settings.profiles_dir)] if settings.profiles_dir else []
+    check = invariants.check_constraints if invariants is not None else no_constraints
     return ProfileSet.load(definitions, profiles, folders,
-                           required=parse_required(settings.required_profiles))
+                           required=parse_required(settings.required_profiles),
+                           constraints=check)
 
 
 def build_context(settings: Settings, pool: FhirPool,
@@ -64,8 +69,13 @@ def build_context(settings: Settings, pool: FhirPool,
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
     xml_layout.use(definitions)  # the XML element order, built now rather than on first use
-    validator = Validator.load(profiles, definitions=definitions,
-                               profiles=load_profiles(settings, definitions, profiles))
+    # VALIDATE_INVARIANTS=false turns off the base's invariants and the profiles' alike.
+    invariants = Invariants.load(definitions, profiles) if settings.validate_invariants \
+        else None
+    validator = Validator.load(
+        profiles, definitions=definitions,
+        profiles=load_profiles(settings, definitions, profiles, invariants),
+        invariants=invariants or False)
     return ServiceContext(
         settings=settings,
         repository=repository,

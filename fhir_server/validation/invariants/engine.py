@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhirpathpy import apply_parsed_path
@@ -36,11 +36,28 @@ SKIPPED: dict[str, str] = {
     "txt-2": "htmlChecks(): see txt-1 (non-whitespace content, or an image)",
     "ctm-1": "resolve(): the member's target is not read on write",
 }
+#: key -> (R4 expression, the one evaluated, why): R4 expressions known to be wrong
+FIXED: dict[str, tuple[str, str, str]] = {
+    "dom-3": (
+        "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | "
+        "%resource.descendants().as(url)",
+        "%resource.descendants().ofType(canonical) | %resource.descendants().ofType(uri) | "
+        "%resource.descendants().ofType(url)",
+        "as() on a collection is an error in FHIRPath (R4 erratum; later versions use "
+        "ofType())"),
+    "que-7": (
+        "(answer is Boolean)", "(answer is boolean)",
+        "System.Boolean is never the type of a FHIR answerBoolean (R4 erratum; R5 reads "
+        "`answer is boolean`)"),
+}
 #: constraints that hold whenever the element named is absent; evaluating them costs
 #: (descendants() over the whole resource), so they only run when it is present
 REQUIRES: dict[str, str] = {"dom-3": "contained"}
 
+# fhirpathpy is untyped: give what is used a type once.
 _create_node: Callable[..., Any] = ResourceNode.create_node
+_parse: Callable[[str], dict[str, Any]] = parse
+_set_paths: Callable[..., Callable[..., Any]] = set_paths
 
 
 def _has_value(inputs: list[Any]) -> list[bool]:
@@ -85,6 +102,10 @@ class Engine:
         """``constraint`` compiled for a node typed ``base``; None when skipped."""
         if constraint.key in SKIPPED or not constraint.expression:
             return None
+        fixed = FIXED.get(constraint.key)
+        if fixed is not None and fixed[0] in constraint.expression:
+            constraint = replace(constraint, expression=constraint.expression.replace(
+                fixed[0], fixed[1]))
         # %resource's type matters to the few expressions that use it
         memo = (constraint.expression, base,
                 resource_type if "%resource" in constraint.expression else "")
@@ -115,8 +136,8 @@ class Engine:
         text = constraint.expression
         if text not in self._parsed:
             try:
-                self._parsed[text] = parse(text)
-            except Exception:  # noqa: BLE001 - ANTLR raises plain exceptions
+                self._parsed[text] = _parse(text)
+            except Exception:  # ANTLR raises plain exceptions
                 log.warning("invariant %s: cannot parse %r", constraint.key, text)
                 self._parsed[text] = None
         return self._parsed[text]
@@ -125,7 +146,7 @@ class Engine:
         """fhirpathpy's compiled form (typing comes with the node: once per text)."""
         found = self._slow.get(text)
         if found is None:
-            found = set_paths(apply_parsed_path, parsedPath=ast, model=self._model,
+            found = _set_paths(apply_parsed_path, parsedPath=ast, model=self._model,
                               options=_OPTIONS)
             self._slow[text] = found
         return found

@@ -276,7 +276,7 @@ def _navigate(base: Fn, names: tuple[str, ...], primitive: bool) -> Fn:
 def _logic(op: str, left: Fn, right: Fn) -> Fn:
     def run(focus: list[Any], env: Env) -> list[Any]:
         a = boolean(left(focus, env))
-        if op == "and" and a is False or op == "or" and a is True:
+        if (op == "and" and a is False) or (op == "or" and a is True):
             return [a]
         if op == "implies" and a is False:
             return [True]
@@ -340,6 +340,8 @@ def _ordered(a: Any, b: Any, dates: bool) -> tuple[Any, Any]:
         raise Defer("ordering booleans")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a, b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _quantities(a, b)
     if not (isinstance(a, str) and isinstance(b, str)):
         raise Defer("ordering of other values")
     if not dates:
@@ -351,6 +353,18 @@ def _ordered(a: Any, b: Any, dates: bool) -> tuple[Any, Any]:
         if x is not None and y is not None:
             return x, y
     raise Defer("dates of different precision or without a time zone")
+
+
+def _quantities(a: dict[str, Any], b: dict[str, Any]) -> tuple[Any, Any]:
+    """Two Quantities of one unit (rng-2's ``low <= high``) order by value."""
+    x, y = a.get("value"), b.get("value")
+    unit_a = (a.get("system"), a.get("code")) if a.get("code") else (None, a.get("unit"))
+    unit_b = (b.get("system"), b.get("code")) if b.get("code") else (None, b.get("unit"))
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or \
+            not isinstance(y, (int, float)) or unit_a != unit_b or a.get("comparator") or \
+            b.get("comparator"):
+        raise Defer("quantities of different units")
+    return x, y
 
 
 def _instant(text: str) -> dt.datetime | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from fhir_server.definitions import Definitions
 from fhir_server.errors import Issue
+from fhir_server.validation.invariants import tolerances
 from fhir_server.validation.invariants.catalog import Catalog, Constraint
 from fhir_server.validation.invariants.engine import Check, Engine
 from fhir_server.validation.invariants.fastpath import Env
@@ -26,23 +27,29 @@ from fhir_server.validation.invariants.xhtml import check_narrative
 INVARIANT = "invariant"
 STRUCTURE = "structure"
 _RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+#: invariants not evaluated on contained resources: dom-6 (a narrative) is the container's
+CONTAINED_EXEMPT = frozenset({"dom-6"})
 _MAX_DEPTH = 64  # below the JSON depth limit: a guard against pathological nesting
 
 
 class Invariants:
     """The FHIRPath invariants of the base definitions, and of profiles on demand."""
 
-    def __init__(self, definitions: Definitions, catalog: Catalog) -> None:
+    def __init__(self, definitions: Definitions, catalog: Catalog,
+                 strict: bool = False) -> None:
         self._defs = definitions
+        #: False: the defects of :mod:`.tolerances` are warnings
+        self.strict = strict
         self.engine = Engine(definitions)
         self._plans = Plans(definitions, catalog, self.engine)
         self._plans.warm()
         self._narrative = catalog.constraints.get("Narrative.div", [])
 
     @classmethod
-    def load(cls, definitions: Definitions, folder: Path) -> Invariants:
+    def load(cls, definitions: Definitions, folder: Path, strict: bool = False
+             ) -> Invariants:
         """Read the base bundles of ``folder`` and compile every invariant once."""
-        return cls(definitions, Catalog.load(folder))
+        return cls(definitions, Catalog.load(folder), strict)
 
     def issues(self, resource: dict[str, Any]) -> list[Issue]:
         """Every failed invariant and JSON rule of ``resource`` (already accepted by the
@@ -56,11 +63,14 @@ class Invariants:
     # -- the walk ---------------------------------------------------------------------
 
     def _walk(self, node: dict[str, Any], structure: str, where: str, env: Env,
-              out: list[Issue], depth: int) -> None:
+              out: list[Issue], depth: int, contained: bool = False) -> None:
         if depth > _MAX_DEPTH:
             return
         plan: Plan = self._plans.plan(structure)
-        self._evaluate(plan.checks, node, where, env, out)
+        checks = plan.checks
+        if contained:  # the container's narrative covers it (as the HL7 validator has it)
+            checks = [c for c in checks if c.constraint.key not in CONTAINED_EXEMPT]
+        self._evaluate(checks, node, where, env, out)
         edges = plan.edges
         for key, value in node.items():
             if key[:1] == "_":
@@ -87,14 +97,15 @@ class Invariants:
             self._evaluate(edge.checks, item, where, env, out)
         if not isinstance(item, dict):
             if edge.narrative:
-                self._narrative_issues(item, where, out)
+                self._narrative_issues(item, where, env, out)
             return
         if edge.resource:
             kind = item.get("resourceType")
             if isinstance(kind, str) and kind in self._defs.resource_types:
                 # contained resources see their container as %rootResource
-                root = env.root if key == "contained" else item
-                self._walk(item, kind, where, Env(item, root), out, depth + 1)
+                inside = key == "contained"
+                self._walk(item, kind, where, Env(item, env.root if inside else item), out,
+                           depth + 1, inside)
             return
         if edge.targets is not None:
             self._target(edge, item, where, out)
@@ -109,10 +120,13 @@ class Invariants:
 
     # -- the rules besides FHIRPath ---------------------------------------------------
 
-    def _narrative_issues(self, div: Any, where: str, out: list[Issue]) -> None:
+    def _narrative_issues(self, div: Any, where: str, env: Env, out: list[Issue]) -> None:
         human = {c.key: c.human for c in self._narrative}
         for key, message in check_narrative(div):
+            tolerated = not self.strict and key == "txt-2" and \
+                env.resource.get("resourceType") in tolerances.EMPTY_NARRATIVE
             out.append(Issue(INVARIANT, f"{key}: {human.get(key, 'narrative')}: {message}",
+                             severity="warning" if tolerated else "error",
                              expression=(where,)))
 
     def _aligned(self, node: dict[str, Any], name: str, where: str,
@@ -145,8 +159,10 @@ class Invariants:
             return  # absolute, contained, urn:, logical: not a relative literal
         target = match.group(1)
         if target in self._defs.resource_types and target not in edge.targets:
+            tolerated = not self.strict and (edge.element, target) in tolerances.TARGETS
             out.append(Issue(STRUCTURE, f"{where}: a reference to {target} is not allowed "
                              f"here (allowed: {', '.join(sorted(edge.targets))})",
+                             severity="warning" if tolerated else "error",
                              expression=(where,)))
 
     # -- profiles' invariants ---------------------------------------------------------
@@ -154,11 +170,15 @@ class Invariants:
     def check_constraints(self, resource: dict[str, Any],
                           constraints: Sequence[dict[str, Any]]) -> list[Issue]:
         """The ``check_constraints`` hook of :class:`ProfileSet`: each constraint (with
-        ``context``, its element path) on every value at that path."""
+        ``context``, its element path) on every value at that path. A constraint on a
+        slice (its ``element`` id names one: ``Observation.component:systolic``) is not
+        evaluated: telling which values are the slice's is the profile walker's."""
         out: list[Issue] = []
         resource_type = str(resource.get("resourceType"))
         env = Env(resource, resource)
         for raw in constraints:
+            if ":" in str(raw.get("element", "")):
+                continue
             context = str(raw.get("context", resource_type))
             base = self._base(context)
             check = self.engine.check(Constraint.of(raw, context), base, resource_type)

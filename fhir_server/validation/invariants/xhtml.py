@@ -18,24 +18,30 @@ from lxml import etree
 from fhir_server.formats.xml_read import safe_parser
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _NS = f"{{{XHTML_NS}}}"
 _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 
-ELEMENTS = frozenset((
+ELEMENTS = _words(
     "p br div h1 h2 h3 h4 h5 h6 a span b em i strong small big tt dfn q var abbr acronym "
     "cite blockquote hr address bdo kbd sub sup ul ol li dl dt dd pre table caption "
-    "colgroup col thead tr tfoot tbody th td code samp img map area").split())
+    "colgroup col thead tr tfoot tbody th td code samp img map area")
 #: attributes every element may carry
-COMMON_ATTRIBUTES = frozenset((
+COMMON_ATTRIBUTES = _words(
     "title style class id lang dir accesskey tabindex span width align valign char "
-    "charoff abbr axis headers scope rowspan colspan").split())
+    "charoff abbr axis headers scope rowspan colspan")
 #: attributes of one element only (``a.href``)
-ELEMENT_ATTRIBUTES = frozenset((
+ELEMENT_ATTRIBUTES = _words(
     "a.href a.name img.src img.border div.xmlns blockquote.cite q.cite a.charset a.type "
     "a.hreflang a.rel a.rev a.shape a.coords img.alt img.longdesc img.height img.width "
     "img.usemap img.ismap map.name area.shape area.coords area.href area.nohref area.alt "
     "table.summary table.width table.border table.frame table.rules table.cellspacing "
-    "table.cellpadding pre.space td.nowrap ol.type ol.start ul.type li.value").split())
+    "table.cellpadding pre.space td.nowrap ol.type ol.start ul.type li.value")
 #: URL schemes a link may not use: they run code or carry content rather than point
 _UNSAFE_SCHEME = re.compile(r"^\s*(javascript|vbscript|data|file)\s*:", re.IGNORECASE)
 #: CSS that fetches or runs something
