@@ -59,6 +59,7 @@ class Plans:
         seen: set[str] = set()
         for name in sorted(self._defs.resource_types):
             self._reach(name, seen)
+        self._reach("Element", seen)  # primitives' `_x` objects
 
     def _reach(self, structure: str, seen: set[str]) -> None:
         if structure in seen:

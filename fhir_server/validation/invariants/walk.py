@@ -27,8 +27,6 @@ from fhir_server.validation.invariants.xhtml import check_narrative
 INVARIANT = "invariant"
 STRUCTURE = "structure"
 _RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
-#: invariants not evaluated on contained resources: dom-6 (a narrative) is the container's
-CONTAINED_EXEMPT = frozenset({"dom-6"})
 _MAX_DEPTH = 64  # below the JSON depth limit: a guard against pathological nesting
 
 
@@ -38,6 +36,7 @@ class Invariants:
     def __init__(self, definitions: Definitions, catalog: Catalog,
                  strict: bool = False) -> None:
         self._defs = definitions
+        self.catalog = catalog
         #: False: the defects of :mod:`.tolerances` are warnings
         self.strict = strict
         self.engine = Engine(definitions)
@@ -63,20 +62,17 @@ class Invariants:
     # -- the walk ---------------------------------------------------------------------
 
     def _walk(self, node: dict[str, Any], structure: str, where: str, env: Env,
-              out: list[Issue], depth: int, contained: bool = False) -> None:
+              out: list[Issue], depth: int) -> None:
         if depth > _MAX_DEPTH:
             return
         plan: Plan = self._plans.plan(structure)
-        checks = plan.checks
-        if contained:  # the container's narrative covers it (as the HL7 validator has it)
-            checks = [c for c in checks if c.constraint.key not in CONTAINED_EXEMPT]
-        self._evaluate(checks, node, where, env, out)
+        self._evaluate(plan.checks, node, where, env, out)
         edges = plan.edges
         for key, value in node.items():
             if key[:1] == "_":
                 edge = edges.get(key[1:])
-                if edge is not None and edge.array:
-                    self._aligned(node, key[1:], where, out)
+                if edge is not None:
+                    self._primitive_extras(node, key, edge, where, env, out, depth)
                 continue
             edge = edges.get(key)
             if edge is None:
@@ -88,6 +84,19 @@ class Invariants:
                     self._item(edge, key, item, f"{where}.{key}[{index}]", env, out, depth)
             else:
                 self._item(edge, key, value, f"{where}.{key}", env, out, depth)
+
+    def _primitive_extras(self, node: dict[str, Any], key: str, edge: Edge, where: str,
+                          env: Env, out: list[Issue], depth: int) -> None:
+        """``_x``: aligned with ``x``, and its extensions checked like any others."""
+        value = node[key]
+        if edge.array:
+            self._aligned(node, key[1:], where, out)
+            for index, item in enumerate(value if isinstance(value, list) else ()):
+                if isinstance(item, dict):
+                    self._walk(item, "Element", f"{where}.{key}[{index}]", env, out,
+                               depth + 1)
+        elif isinstance(value, dict):
+            self._walk(value, "Element", f"{where}.{key}", env, out, depth + 1)
 
     def _item(self, edge: Edge, key: str, item: Any, where: str, env: Env,
               out: list[Issue], depth: int) -> None:
@@ -103,9 +112,9 @@ class Invariants:
             kind = item.get("resourceType")
             if isinstance(kind, str) and kind in self._defs.resource_types:
                 # contained resources see their container as %rootResource
-                inside = key == "contained"
-                self._walk(item, kind, where, Env(item, env.root if inside else item), out,
-                           depth + 1, inside)
+                # contained resources see their container as %rootResource
+                root = env.root if key == "contained" else item
+                self._walk(item, kind, where, Env(item, root), out, depth + 1)
             return
         if edge.targets is not None:
             self._target(edge, item, where, out)

@@ -53,6 +53,8 @@ def check_narrative(text: object) -> list[tuple[str, str]]:
     for the content rules and ``txt-2`` for no content at all (empty: it is valid)."""
     if not isinstance(text, str):
         return []  # the schema reports a div that is no string
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        return [("txt-1", "the narrative may not hold a DOCTYPE or entity declaration")]
     try:
         root = etree.fromstring(text.encode("utf-8"), safe_parser())
     except (etree.XMLSyntaxError, ValueError) as exc:
