@@ -248,12 +248,17 @@ def _root(focus: list[Any], env: Env) -> list[Any]:
 
 
 def _navigate(base: Fn, names: tuple[str, ...], primitive: bool) -> Fn:
+    many = len(names) > 4  # value[x] of Extension: some 50 names, one or two keys
+    wanted = frozenset(names) | frozenset("_" + n for n in names)
+
     def run(focus: list[Any], env: Env) -> list[Any]:
         out: list[Any] = []
         for item in base(focus, env):
             if not isinstance(item, dict):
                 raise Defer("navigation from a primitive")
-            for name in names:
+            present = dict.fromkeys(k.lstrip("_") for k in item if k in wanted) \
+                if many else names
+            for name in present:
                 value = item.get(name)
                 extra = item.get("_" + name) if primitive else None
                 if value is None and extra is None:
