@@ -144,7 +144,14 @@ class Invariants:
         if not isinstance(extras, list):
             return  # the structure stage reports a `_x` that is no array
         if values is None:
-            return  # `_x` alone: each entry needs an id or extensions (structure stage)
+            # `_x` alone: each entry needs an id or extensions (the structure stage
+            # checks those there are), and a null one stands for nothing
+            for index, extra in enumerate(extras):
+                if extra is None:
+                    out.append(Issue(STRUCTURE, f"{where}._{name}[{index}]: null with no "
+                                     f"{name} value beside it",
+                                     expression=(f"{where}._{name}[{index}]",)))
+            return
         if not isinstance(values, list):
             return
         if len(values) != len(extras):

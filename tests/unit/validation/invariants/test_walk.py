@@ -144,6 +144,15 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str], dict[str, Any]]] = [
      ("structure", "Patient.name[0]._given"),
      {"resourceType": "Patient", "name": [
          {"given": ["A", None], "_given": [None, {"extension": EXT}]}]}),
+    ("given-null-alone", {"resourceType": "Patient", "name": [
+        {"family": "A", "_given": [None, {"extension": EXT}]}]},
+     ("structure", "Patient.name[0]._given[0]"),
+     {"resourceType": "Patient", "name": [{"family": "A", "_given": [{"extension": EXT}]}]}),
+    ("given-null-both", {"resourceType": "Patient", "name": [
+        {"given": ["A", None], "_given": [{"extension": EXT}, None]}]},
+     ("structure", "Patient.name[0].given[1]"),
+     {"resourceType": "Patient", "name": [
+         {"given": ["A", "B"], "_given": [{"extension": EXT}, None]}]}),
     ("target-type", {"resourceType": "Patient", "generalPractitioner": [
         {"reference": "Observation/1"}]},
      ("structure", "Patient.generalPractitioner[0]"),
