@@ -25,7 +25,8 @@ from fhir_server.storage.replica import Replica
 from fhir_server.storage.repository import PgRepository
 from fhir_server.terminology import TerminologyService, load_catalog
 from fhir_server.validation import Validator
-from fhir_server.validation.profiles import ProfileSet, parse_required
+from fhir_server.validation.invariants import Invariants
+from fhir_server.validation.profiles import ProfileSet, no_constraints, parse_required
 
 
 def build_search(settings: Settings, definitions: Definitions, profiles: Path,
@@ -44,11 +45,15 @@ def build_search(settings: Settings, definitions: Definitions, profiles: Path,
                           subsumption=terminology.related)
 
 
-def load_profiles(settings: Settings, definitions: Definitions, profiles: Path) -> ProfileSet:
-    """The shipped profiles (``profiles/*/``), PROFILES_DIR's and REQUIRED_PROFILES."""
+def load_profiles(settings: Settings, definitions: Definitions, profiles: Path,
+                  invariants: Invariants | None = None) -> ProfileSet:
+    """The shipped profiles (``profiles/*/``), PROFILES_DIR's and REQUIRED_PROFILES;
+    their invariants are evaluated by ``invariants`` (none without)."""
     folders = [Path(settings.profiles_dir)] if settings.profiles_dir else []
+    check = invariants.check_constraints if invariants is not None else no_constraints
     return ProfileSet.load(definitions, profiles, folders,
-                           required=parse_required(settings.required_profiles))
+                           required=parse_required(settings.required_profiles),
+                           constraints=check)
 
 
 def build_context(settings: Settings, pool: FhirPool,
@@ -67,8 +72,12 @@ def build_context(settings: Settings, pool: FhirPool,
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
     xml_layout.use(definitions)  # the XML element order, built now rather than on first use
-    profile_set = load_profiles(settings, definitions, profiles)
-    validator = Validator.load(profiles, definitions=definitions, profiles=profile_set)
+    # VALIDATE_INVARIANTS=false turns off the base's invariants and the profiles' alike.
+    invariants = Invariants.load(definitions, profiles) if settings.validate_invariants \
+        else None
+    profile_set = load_profiles(settings, definitions, profiles, invariants)
+    validator = Validator.load(profiles, definitions=definitions, profiles=profile_set,
+                               invariants=invariants or False)
     # The specification's CodeSystems and ValueSets and the profile folders' (read once).
     terminology = TerminologyService(profile_set.catalog or load_catalog(profiles))
     return ServiceContext(

@@ -133,6 +133,9 @@ class Settings:
     #: profiles every resource of a type must conform to: ``Type=url`` pairs,
     #: comma-separated (a type may repeat); each must be a known profile of its type.
     required_profiles: str = ""
+    #: evaluate the FHIRPath invariants of the base definitions (and the narrative,
+    #: primitive-array and reference-target rules) on every write and ``$validate``.
+    validate_invariants: bool = True
     #: PostgreSQL text search configuration of ``_text``/``_content`` (stemming).
     search_text_language: str = "english"
     host: str = "0.0.0.0"

@@ -14,6 +14,7 @@ from fhir_server.definitions.loader import release_memory
 from fhir_server.errors import Issue, Unprocessable
 from fhir_server.paths import data_dir
 from fhir_server.terminology import Terminology, expand_packed
+from fhir_server.validation.invariants import Invariants
 from fhir_server.validation.messages import REQUIRED, STRUCTURE, Translator
 from fhir_server.validation.profiles import ProfileSet
 from fhir_server.validation.profiles.loader import CORE_PREFIX
@@ -64,13 +65,16 @@ class Validator:
 
     def __init__(self, schema: jsonschema_rs.Validator, resource_types: frozenset[str],
                  labels: dict[tuple[str, ...], str], definitions: Definitions,
-                 profile_set: ProfileSet | None = None) -> None:
+                 profile_set: ProfileSet | None = None,
+                 invariants: Invariants | None = None) -> None:
         self._schema = schema
         self._types = resource_types
         self._labels = labels
         self.definitions = definitions
         #: the profiles of ``profiles/*/`` and PROFILES_DIR (None: none are checked)
         self.profile_set = profile_set
+        #: the base definitions' invariants (None: VALIDATE_INVARIANTS=false)
+        self.invariants = invariants
 
     @property
     def profiles(self) -> Mapping[str, Any]:
@@ -79,12 +83,15 @@ class Validator:
 
     @classmethod
     def load(cls, profiles_dir: Path | None = None, *, definitions: Definitions | None = None,
-             strict: bool = False, profiles: ProfileSet | None = None) -> Validator:
+             strict: bool = False, profiles: ProfileSet | None = None,
+             invariants: Invariants | bool = True) -> Validator:
         """Compile the validator from the profiles folder (default: the shipped one).
 
         ``definitions`` re-uses an already loaded :class:`Definitions`. ``strict`` turns
         off the tolerances for known defects of the published examples (see
-        :mod:`fhir_server.validation.tolerances`).
+        :mod:`fhir_server.validation.tolerances`). ``invariants``: an evaluator to use
+        (the one ``profiles`` checks its invariants with), True to build one, False for
+        none (the base definitions' invariants are then not evaluated).
         """
         folder = profiles_dir or data_dir("profiles")
         defs = definitions or Definitions.load(folder)
@@ -99,21 +106,26 @@ class Validator:
         compiled = jsonschema_rs.validator_for(
             document, keywords={BINDING_KEYWORD: binding_keyword(terminology)})
         del document
+        if invariants is True:
+            invariants = Invariants.load(defs, folder, strict)
         validator = cls(compiled, defs.resource_types, builder.mandatory_labels, defs,
-                        profiles)
+                        profiles, invariants or None)
         del builder
         release_memory()
         return validator
 
     def issues(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
         """Every problem found in ``resource`` (empty when it is valid), of any severity:
-        the structure and bindings of the R4 definitions, then each profile named in
-        ``profiles`` (canonical URLs; an unknown one is an error issue) besides those
-        the resource declares and those required of its type (profiles are checked on a
-        resource the base definitions accept)."""
+        the structure and bindings of the R4 definitions, their invariants (on a
+        resource whose structure is valid), then each profile named in ``profiles``
+        (canonical URLs; an unknown one is an error issue) besides those the resource
+        declares and those required of its type (profiles are checked on a resource
+        the base definitions accept)."""
         found = self._structure(resource)
         if found is None:
             return self._not_a_resource(resource)
+        if self.invariants is not None and not found:
+            found = self.invariants.issues(resource)
         resource_type = resource["resourceType"]
         named: list[str] = []
         for url in profiles:

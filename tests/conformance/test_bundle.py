@@ -46,6 +46,7 @@ def test_transaction_resolves_urn_uuid_everywhere(client: httpx.Client, tag: str
         {"fullUrl": encounter_url, "request": {"method": "POST", "url": "Encounter"},
          "resource": {"resourceType": "Encounter", "meta": meta(tag), "status": "finished",
                       "class": {"code": "AMB"}, "subject": {"reference": patient_url},
+                      "reasonReference": [{"reference": "#c1"}],  # dom-3: contained is used
                       "extension": [{"url": "urn:ext", "valueReference": {
                           "reference": patient_url}}],
                       "contained": [{"resourceType": "Observation", "id": "c1",
@@ -257,7 +258,8 @@ def test_if_none_exist_matching_several_is_412_naming_the_entry_once(
         assert created.status_code == 201
     entry = {"request": {"method": "POST", "url": "Organization",
                          "ifNoneExist": f"identifier=urn:twin|{tag}"},
-             "resource": {"resourceType": "Organization", "meta": meta(tag)}}
+             "resource": {"resourceType": "Organization", "meta": meta(tag),
+                          "name": "Twin 3"}}  # org-1: a name or an identifier
     expected = (f"entry[0] (POST Organization): If-None-Exist 'identifier=urn:twin|{tag}' "
                 "matches more than one Organization")
     batch = post_bundle(client, [entry], kind="batch")

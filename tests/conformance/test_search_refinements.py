@@ -54,6 +54,9 @@ def tag(client: httpx.Client) -> str:
                      {"resourceType": "Medication", "id": "b",
                       "code": {"coding": [{"system": "urn:med", "code": "B"}]}},
                      {"resourceType": "Organization", "id": "o", "name": "Acme Pharma"}],
+                 # dom-3: a contained resource is referred to; #b not by `medication`
+                 "extension": [{"url": "urn:ext:alternative",
+                                "valueReference": {"reference": "#b"}}],
                  "medicationReference": {"reference": "#a"}})
     # A contained Patient as subject (":missing" must not count it as missing).
     put(client, {"resourceType": "Observation", "id": f"{tag}-newborn", "meta": {"tag": sec},

@@ -132,7 +132,8 @@ def own_constraints(elements: Iterable[dict[str, Any]], url: str,
             if not source or (source.startswith(CORE_PREFIX)
                               and source[len(CORE_PREFIX):] in core_types):
                 continue
-            out.append({**constraint, "source": source, "context": element["path"]})
+            out.append({**constraint, "source": source, "context": element["path"],
+                        "element": element.get("id", element["path"])})
     return tuple(out)
 
 

@@ -4,7 +4,8 @@ Sources: every folder below the shipped ``profiles/`` (``profiles/hospital/``...
 the operator's ``PROFILES_DIR``. A resource is checked against each profile of its
 ``meta.profile`` that is known (an unknown one is a warning) and against the profiles
 ``REQUIRED_PROFILES`` names for its type. Invariants (FHIRPath constraints) a profile
-adds are handed to ``constraints``, the FHIRPath evaluator's entry point.
+adds are handed to ``constraints``, the FHIRPath evaluator's entry point
+(:meth:`fhir_server.validation.invariants.Invariants.check_constraints`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ ConstraintCheck = Callable[[dict[str, Any], Sequence[dict[str, Any]]], list[Issu
 
 
 def no_constraints(resource: dict[str, Any], constraints: Sequence[dict[str, Any]]) -> list[Issue]:
-    """The default constraint check: none (until the FHIRPath evaluator is wired in)."""
+    """No constraint check (VALIDATE_INVARIANTS=false); the server plugs in
+    :meth:`fhir_server.validation.invariants.Invariants.check_constraints`."""
     return []
 
 

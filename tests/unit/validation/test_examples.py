@@ -37,7 +37,9 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _problems(validator: Validator, resource: dict[str, Any]) -> list[str]:
-    return [f"{i.code} {i.expression}: {i.diagnostics}" for i in validator.issues(resource)]
+    """The errors (warnings - dom-6 on a resource without narrative... - are allowed)."""
+    return [f"{i.code} {i.expression}: {i.diagnostics}" for i in validator.issues(resource)
+            if i.severity in ("error", "fatal")]
 
 
 def test_all_official_examples_present() -> None:
@@ -57,11 +59,31 @@ def test_us_core_bundle_entry_is_valid(validator: Validator, resource: dict[str,
 
 
 KNOWN_DEFECTS = [
+    # structure (fhir_server/validation/tolerances.py)
     ("Questionnaire-qs1.json", None, ("required", "Questionnaire.item[0].item[0].linkId")),
     ("ig-r4.json", None, ("required", "ImplementationGuide.name")),
     ("ig-r4.json", None, ("required", "ImplementationGuide.status")),
     ("uscore_bundle_patient_355.json", 266,
      ("structure", "Observation.effectivePeriod.stop")),
+    # invariants (fhir_server/validation/invariants/tolerances.py): the examples are
+    # wrong, not the expressions. An empty narrative breaks txt-2:
+    ("ActivityDefinition-blood-tubes-supply.json", None,
+     ("invariant", "ActivityDefinition.text.div")),
+    ("ActivityDefinition-heart-valve-replacement.json", None,
+     ("invariant", "ActivityDefinition.text.div")),
+    ("EventDefinition-example.json", None, ("invariant", "EventDefinition.text.div")),
+    ("Questionnaire-zika-virus-exposure-assessment.json", None,
+     ("invariant", "Questionnaire.text.div")),
+    # reference targets the base definitions do not allow: DeviceMetric.parent is a
+    # Device (not a DeviceDefinition); DeviceUseStatement.reasonReference no Procedure;
+    # MedicationRequest.dispenseRequest.performer an Organization (not a Practitioner);
+    # Observation.performer no Encounter
+    ("DeviceMetric-example.json", None, ("structure", "DeviceMetric.parent")),
+    ("DeviceUseStatement-example.json", None,
+     ("structure", "DeviceUseStatement.reasonReference[0]")),
+    ("MedicationRequest-medrx0301.json", None,
+     ("structure", "MedicationRequest.dispenseRequest.performer")),
+    ("Observation-clinical-gender.json", None, ("structure", "Observation.performer[0]")),
 ]
 
 
@@ -73,5 +95,6 @@ def test_known_defects_are_real(strict_validator: Validator, file_name: str,
     resource = _load(folder / file_name)
     if entry is not None:
         resource = resource["entry"][entry]["resource"]
-    found = {(i.code, i.expression[0]) for i in strict_validator.issues(resource)}
+    found = {(i.code, i.expression[0]) for i in strict_validator.issues(resource)
+             if i.severity == "error"}
     assert expected in found

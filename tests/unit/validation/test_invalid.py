@@ -205,11 +205,13 @@ def test_not_a_known_resource(validator: Validator, resource: Any,
                       {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
                        "code": "active"}]}}, id="one-coding-in-value-set"),
     pytest.param({"resourceType": "CapabilityStatement", "status": "active", "date": "2020",
-                  "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"]},
+                  "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"],
+                  "implementation": {"description": "this server"}, "rest": [{"mode": "server"}]},
                  id="fhir-version-4.0.1"),
 ])
 def test_accepted(validator: Validator, resource: dict[str, Any]) -> None:
-    assert validator.issues(resource) == []
+    # dom-6 (no narrative) is a warning: it never refuses a write
+    assert [i for i in validator.issues(resource) if i.severity != "warning"] == []
     validator.validate(resource)
 
 
