@@ -40,9 +40,10 @@ _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, NULL::jsonb)"
 )
+# Binary arrays: the text array format would escape every quote of every body (in
+# Python: ~0.07 ms per resource, a quarter of the importer's CPU).
 _CREATE = sql.SQL(
-    "SELECT ord, rid, last_updated"
-    " FROM fhir_create_many(%s::text[], %s::text[], %s::text[], %s::text[])"
+    "SELECT ord, rid, last_updated FROM fhir_create_many(%b, %b, %b, %b)"
 )
 _COLUMNS = sql.SQL(
     "SELECT table_name::text, column_name::text FROM information_schema.columns"
