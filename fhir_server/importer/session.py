@@ -4,8 +4,10 @@ The importer runs the API's own service functions (``bundle.transaction``,
 ``write.update``, ...) on a :class:`BufferedRepository`. Its sessions queue each
 ``write`` instead of sending it, and send the queue (``storage.bulk``) before anything
 that could observe the database (a read, search, history, include or lock), when the
-queue is long, and before the transaction commits. What ends up stored is therefore what
-the same calls make on the API's repository; only the number of round trips differs.
+queue is long, and before the transaction commits: new resources in one set-based
+statement, everything else one ``fhir_write`` call each (pipelined). What ends up
+stored is therefore what the same calls make on the API's repository; only the
+number of round trips and statements differs.
 
 What a queued write cannot know yet is its outcome: ``write`` answers a provisional
 result (used only for the response Bundle, which the importer discards), and the real
@@ -110,7 +112,7 @@ class BufferedSession(DelegatingSession[PgSession]):
         pending, self._pending = self._pending, []
         self.broken = True  # until the whole batch has gone through
         with translated():
-            answers = await bulk.write_many(self._conn, [p.call for p in pending])
+            answers = await _send(self._conn, [p.call for p in pending])
             # The index rows a resource ends with: those of its last write that made a
             # version (an unchanged write keeps the rows of the version before it).
             rows: dict[int, TableRows] = {}
@@ -132,6 +134,31 @@ class BufferedSession(DelegatingSession[PgSession]):
     async def _before_observing(self) -> None:
         """Send the queued writes, so that what is observed includes them."""
         await self.flush()
+
+
+async def _send(conn: Any, calls: list[bulk.WriteCall]) -> list[bulk.WriteRow]:
+    """Each call's answer: new resources created set-based, the rest by ``fhir_write``.
+
+    A key written more than once in the batch goes to ``fhir_write`` each time, in
+    order; other keys are independent of each other (a write touches only its own
+    resource's rows), so sending the creates first stores what the calls in order
+    would."""
+    seen: dict[tuple[str, str], int] = {}
+    for call in calls:
+        key = (call.resource_type, call.id)
+        seen[key] = seen.get(key, 0) + 1
+    once = [k for k, c in enumerate(calls) if seen[(c.resource_type, c.id)] == 1]
+    created = await bulk.create_many(conn, [calls[k] for k in once])
+    answers: list[bulk.WriteRow | None] = [None] * len(calls)
+    for position, row in created.items():
+        answers[once[position]] = row
+    rest = [k for k, answer in enumerate(answers) if answer is None]
+    for k, row in zip(rest, await bulk.write_many(conn, [calls[k] for k in rest]),
+                      strict=True):
+        answers[k] = row
+    done = [answer for answer in answers if answer is not None]
+    assert len(done) == len(calls)  # write_many answers every call it is given
+    return done
 
 
 class BufferedRepository(Delegating[Repository]):

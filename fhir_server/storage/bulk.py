@@ -1,10 +1,13 @@
 """Many writes in few round trips, for ``fhir-server import``.
 
-The rows stored are those of the API: every resource still goes through ``fhir_write``
-(same id, version, meta and no-op rules, same history row); only the transport differs.
+The rows stored are those of the API: the same id, version, meta and no-op rules and
+the same history rows as ``fhir_write``; only the transport differs.
 
-- :func:`write_many` sends a batch of ``fhir_write`` calls in one pipeline (one round
-  trip instead of one per resource), without index rows;
+- :func:`create_many` writes the resources of a batch that are new (a PUT or POST of
+  an id not stored yet, the common case of a first import) in one statement,
+  ``fhir_create_many`` (V15): the rows ``fhir_write`` would write for them, set-based;
+- :func:`write_many` sends the other calls of the batch to ``fhir_write`` in one
+  pipeline (one round trip instead of one per resource), without index rows;
 - :func:`copy_index` then COPYs the index rows of the versions that were written. It
   stores exactly what ``fhir_write_index`` would have inserted from the same JSON (same
   column input functions, missing keys are NULL): ``fhir_write`` has already deleted a
@@ -36,6 +39,11 @@ from fhir_server.search.index import TableRows
 _WRITE = sql.SQL(
     "SELECT rid, version_id, last_updated, outcome"
     " FROM fhir_write(%s, %s, %s::jsonb, %s, %s, NULL::jsonb)"
+)
+# Binary arrays: the text array format would escape every quote of every body (in
+# Python: ~0.07 ms per resource, a quarter of the importer's CPU).
+_CREATE = sql.SQL(
+    "SELECT ord, rid, last_updated FROM fhir_create_many(%b, %b, %b, %b)"
 )
 _COLUMNS = sql.SQL(
     "SELECT table_name::text, column_name::text FROM information_schema.columns"
@@ -87,6 +95,25 @@ async def write_many(conn: psycopg.AsyncConnection[Any],
             if not cur.nextset():
                 break
     return out
+
+
+async def create_many(conn: psycopg.AsyncConnection[Any],
+                      calls: Sequence[WriteCall]) -> dict[int, WriteRow]:
+    """Create, in one statement, the resources of ``calls`` whose id is not stored yet.
+
+    Only PUT and POST calls without If-Match are created; the answer maps the position
+    of each call created to its row (version 1, ``created``). Every other call, and a
+    key repeated in ``calls`` after its first call, is left for :func:`write_many`.
+    """
+    eligible = [k for k, c in enumerate(calls)
+                if c.method in ("PUT", "POST") and c.if_match is None and c.content]
+    if not eligible:
+        return {}
+    params = ([calls[k].resource_type for k in eligible], [calls[k].id for k in eligible],
+              [calls[k].content for k in eligible], [calls[k].method for k in eligible])
+    cur = await conn.execute(_CREATE, params)
+    return {eligible[ord_ - 1]: WriteRow(rid, 1, last_updated, "created")
+            for ord_, rid, last_updated in await cur.fetchall()}
 
 
 async def index_columns(conn: psycopg.AsyncConnection[Any]) -> dict[str, tuple[str, ...]]:
