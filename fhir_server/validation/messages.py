@@ -146,7 +146,8 @@ class Translator:
     def _not(self, e: ValidationError, path: list[str | int]) -> None:
         negated = getattr(e.kind, "schema", None)
         if negated == ELE1:
-            self.add(STRUCTURE, path, "element has only an id: it needs a value or children")
+            self.add(STRUCTURE, path,
+                     "ele-1: element has only an id: it needs a value or children")
             return
         if "dependencies" in e.schema_path and isinstance(e.instance, dict):
             # Two variants of one (small) choice element: the schema lists the others.
@@ -209,7 +210,8 @@ class Translator:
         self.add(STRUCTURE, path, "empty array is not allowed")
 
     def _empty_object(self, e: ValidationError, path: list[str | int]) -> None:
-        self.add(STRUCTURE, path, "empty object is not allowed")
+        self.add(STRUCTURE, path,
+                 "ele-1: empty object is not allowed (an element needs a value or children)")
 
     def _out_of_range(self, e: ValidationError, path: list[str | int]) -> None:
         prim = _primitive_name(e.schema_path) or "number"
@@ -217,7 +219,7 @@ class Translator:
 
     def _not_allowed(self, e: ValidationError, path: list[str | int]) -> None:
         if path and path[-1] == "contained":
-            self.add(STRUCTURE, path, "a contained resource cannot contain resources")
+            self.add(STRUCTURE, path, "dom-2: a contained resource cannot contain resources")
         else:
             self.add(STRUCTURE, path, "element is not allowed here")
 

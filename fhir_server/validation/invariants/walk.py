@@ -112,12 +112,11 @@ class Invariants:
             kind = item.get("resourceType")
             if isinstance(kind, str) and kind in self._defs.resource_types:
                 # contained resources see their container as %rootResource
-                # contained resources see their container as %rootResource
                 root = env.root if key == "contained" else item
                 self._walk(item, kind, where, Env(item, root), out, depth + 1)
             return
         if edge.targets is not None:
-            self._target(edge, item, where, out)
+            self._target(edge, item, where, env, out)
         if edge.structure is not None:
             self._walk(item, edge.structure, where, env, out, depth + 1)
 
@@ -165,15 +164,18 @@ class Invariants:
                 out.append(Issue(STRUCTURE, f"{where}.{name}[{index}]: null in both {name} "
                                  f"and _{name}", expression=(f"{where}.{name}[{index}]",)))
 
-    def _target(self, edge: Edge, item: dict[str, Any], where: str,
+    def _target(self, edge: Edge, item: dict[str, Any], where: str, env: Env,
                 out: list[Issue]) -> None:
         reference = item.get("reference")
         if not isinstance(reference, str) or edge.targets is None:
             return
-        match = _RELATIVE.fullmatch(reference)
-        if match is None:
-            return  # absolute, contained, urn:, logical: not a relative literal
-        target = match.group(1)
+        if reference[:1] == "#":
+            target = _contained_type(env.root, reference[1:])
+        else:
+            match = _RELATIVE.fullmatch(reference)
+            target = match.group(1) if match is not None else None
+        if target is None:
+            return  # absolute, urn:, logical, "#" (the container): no type to check
         if target in self._defs.resource_types and target not in edge.targets:
             tolerated = not self.strict and (edge.element, target) in tolerances.TARGETS
             out.append(Issue(STRUCTURE, f"{where}: a reference to {target} is not allowed "
@@ -245,3 +247,13 @@ def _failed(constraint: Constraint, where: str) -> Issue:
     return Issue(INVARIANT, f"{constraint.key}: {constraint.human}",
                  severity="warning" if constraint.severity == "warning" else "error",
                  expression=(where,))
+
+
+def _contained_type(root: Any, local_id: str) -> str | None:
+    """The type of the resource ``#local_id`` names among the container's ``contained``
+    (None: not there, which dom-3's reverse check and ref-1 report)."""
+    for item in root.get("contained", ()) if isinstance(root, dict) else ():
+        if isinstance(item, dict) and item.get("id") == local_id:
+            kind = item.get("resourceType")
+            return kind if isinstance(kind, str) else None
+    return None

@@ -162,6 +162,13 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str], dict[str, Any]]] = [
      ("structure", "Patient.managingOrganization"),
      {"resourceType": "Patient", "managingOrganization": {
          "reference": "https://other.org/fhir/Patient/1"}}),  # absolute: not checked
+    ("target-type-contained", {"resourceType": "Patient", "contained": [
+        {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}}],
+        "generalPractitioner": [{"reference": "#o1"}]},
+     ("structure", "Patient.generalPractitioner[0]"),
+     {"resourceType": "Patient", "contained": [{"resourceType": "Practitioner", "id": "o1",
+                                                "active": True}],
+      "generalPractitioner": [{"reference": "#o1"}]}),
     ("bundle-entry", {"resourceType": "Bundle", "type": "collection", "entry": [
         {"resource": {"resourceType": "Organization", "active": True}}]},
      ("org-1", "Bundle.entry[0].resource"),
