@@ -56,6 +56,17 @@ def load_profiles(settings: Settings, definitions: Definitions, profiles: Path,
                            constraints=check)
 
 
+def build_validator(settings: Settings, definitions: Definitions,
+                    profiles: Path) -> Validator:
+    """The write validator: the base definitions, their invariants, the profiles."""
+    # VALIDATE_INVARIANTS=false turns off the base's invariants and the profiles' alike.
+    invariants = Invariants.load(definitions, profiles) if settings.validate_invariants \
+        else None
+    return Validator.load(profiles, definitions=definitions,
+                          profiles=load_profiles(settings, definitions, profiles, invariants),
+                          invariants=invariants or False)
+
+
 def build_context(settings: Settings, pool: FhirPool,
                   redis: RedisClient | None = None,
                   replica: Replica | None = None) -> ServiceContext:
@@ -72,14 +83,11 @@ def build_context(settings: Settings, pool: FhirPool,
         repository = CachedRepository(repository, redis)
     definitions = Definitions.load(profiles)
     xml_layout.use(definitions)  # the XML element order, built now rather than on first use
-    # VALIDATE_INVARIANTS=false turns off the base's invariants and the profiles' alike.
-    invariants = Invariants.load(definitions, profiles) if settings.validate_invariants \
-        else None
-    profile_set = load_profiles(settings, definitions, profiles, invariants)
-    validator = Validator.load(profiles, definitions=definitions, profiles=profile_set,
-                               invariants=invariants or False)
+    validator = build_validator(settings, definitions, profiles)
     # The specification's CodeSystems and ValueSets and the profile folders' (read once).
-    terminology = TerminologyService(profile_set.catalog or load_catalog(profiles))
+    profile_set = validator.profile_set
+    terminology = TerminologyService(
+        (profile_set.catalog if profile_set is not None else None) or load_catalog(profiles))
     return ServiceContext(
         settings=settings,
         repository=repository,

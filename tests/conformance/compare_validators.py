@@ -62,14 +62,11 @@ def ours(resources: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[dict
     """Our validator's issues per key, as the server builds it (base and profiles)."""
     from fhir_server.definitions import Definitions
     from fhir_server.paths import data_dir
-    from fhir_server.runtime import load_profiles
+    from fhir_server.runtime import build_validator
     from fhir_server.settings import Settings
-    from fhir_server.validation.validator import Validator
 
     profiles = data_dir("profiles")
-    definitions = Definitions.load(profiles)
-    validator = Validator.load(profiles, definitions=definitions, profiles=load_profiles(
-        Settings(), definitions, profiles))
+    validator = build_validator(Settings(), Definitions.load(profiles), profiles)
     return {key: [i.to_json() for i in validator.issues(resource)]
             for key, resource in resources}
 
