@@ -969,3 +969,24 @@ def format_profile(profile: dict[str, Any], limit: int = 15) -> str:
         out.append(f"{title}:")
         out += [f"  {pct:5.1f}%  {frame}" for frame, pct in profile[key][:limit]]
     return "\n".join(out)
+
+def timed_creates(client: Any, kind: str, body: bytes, count: int) -> list[float]:
+    """Milliseconds of ``count`` sequential creates of ``kind`` (an httpx client);
+    every one must be a 201."""
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        answer = client.post(f"/fhir/{kind}", content=body,
+                             headers={"Content-Type": FHIR_JSON, "Prefer": "return=minimal"})
+        out.append((time.perf_counter() - started) * 1000)
+        if answer.status_code != 201:
+            raise BenchError(f"create answered {answer.status_code}: {answer.text}")
+    return out
+
+
+def latency(samples: list[float]) -> dict[str, float]:
+    """p50, p95 and mean of millisecond samples, and their number."""
+    ordered = sorted(samples)
+    return {"p50": round(statistics.median(ordered), 3),
+            "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
+            "mean": round(statistics.fmean(ordered), 3), "n": len(ordered)}

@@ -57,27 +57,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _creates(client: httpx.Client, kind: str, body: bytes, count: int) -> list[float]:
-    """Milliseconds of ``count`` sequential creates; every one must be a 201."""
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = client.post(f"/fhir/{kind}", content=body,
-                             headers={"Content-Type": common.FHIR_JSON,
-                                      "Prefer": "return=minimal"})
-        out.append((time.perf_counter() - started) * 1000)
-        if answer.status_code != 201:
-            raise common.BenchError(f"create answered {answer.status_code}: {answer.text}")
-    return out
-
-
-def _latency(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 3),
-            "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
-            "mean": round(statistics.fmean(ordered), 3), "n": len(ordered)}
-
-
 def stage_cost(bodies: dict[str, bytes], repeat: int = 500) -> dict[str, float]:
     """Microseconds per ``Invariants.issues`` of each body, median of 5 batches."""
     invariants = Invariants.load(Definitions.load(), data_dir("profiles"))
@@ -123,18 +102,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             f"to a Patient breaking pat-1, not {expected}")
             for client in clients.values():
                 for kind, body in bodies.items():
-                    _creates(client, kind, body, args.warmup)
+                    common.timed_creates(client, kind, body, args.warmup)
             for round_no in range(args.rounds):
                 order = ("off", "on") if round_no % 2 == 0 else ("on", "off")
                 for label in order:
                     for kind, body in bodies.items():
-                        samples[label][kind] += _creates(clients[label], kind, body,
+                        samples[label][kind] += common.timed_creates(clients[label], kind, body,
                                                          args.creates)
                 log(f"round {round_no + 1}/{args.rounds} done")
-    latency = {label: {kind: _latency(s) for kind, s in per.items()}
+    latency = {label: {kind: common.latency(s) for kind, s in per.items()}
                for label, per in samples.items()}
-    latency["off"]["all"] = _latency([x for s in samples["off"].values() for x in s])
-    latency["on"]["all"] = _latency([x for s in samples["on"].values() for x in s])
+    latency["off"]["all"] = common.latency([x for s in samples["off"].values() for x in s])
+    latency["on"]["all"] = common.latency([x for s in samples["on"].values() for x in s])
     result["latency_ms"] = latency
     result["extra_p50_percent"] = {
         kind: round((latency["on"][kind]["p50"] / latency["off"][kind]["p50"] - 1) * 100, 1)

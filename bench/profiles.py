@@ -51,27 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _creates(client: httpx.Client, body: bytes, count: int) -> list[float]:
-    """Milliseconds of ``count`` sequential creates; every one must be a 201."""
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = client.post("/fhir/Patient", content=body,
-                             headers={"Content-Type": common.FHIR_JSON,
-                                      "Prefer": "return=minimal"})
-        out.append((time.perf_counter() - started) * 1000)
-        if answer.status_code != 201:
-            raise common.BenchError(f"create answered {answer.status_code}: {answer.text}")
-    return out
-
-
-def _latency(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 3),
-            "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
-            "mean": round(statistics.fmean(ordered), 3), "n": len(ordered)}
-
-
 def validator_cost(body: dict[str, Any], repeat: int = 3000) -> dict[str, float]:
     """Microseconds per ``Validator.validate`` of ``body``, median of 5 batches."""
     definitions = Definitions.load()
@@ -116,13 +95,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise common.BenchError(f"profiled server answered {refused.status_code} "
                                         "to a Patient without identifier, not 422")
             for client in clients.values():
-                _creates(client, body, args.warmup)
+                common.timed_creates(client, "Patient", body, args.warmup)
             for round_no in range(args.rounds):
                 order = ("plain", "profiled") if round_no % 2 == 0 else ("profiled", "plain")
                 for label in order:
-                    samples[label] += _creates(clients[label], body, args.creates)
+                    samples[label] += common.timed_creates(clients[label], "Patient", body,
+                                                           args.creates)
                 log(f"round {round_no + 1}/{args.rounds} done")
-    result["latency_ms"] = {label: _latency(s) for label, s in samples.items()}
+    result["latency_ms"] = {label: common.latency(s) for label, s in samples.items()}
     plain, profiled = (result["latency_ms"][k]["p50"] for k in ("plain", "profiled"))
     result["extra_p50_percent"] = round((profiled / plain - 1) * 100, 1)
     result["validate_us"] = validator_cost(orjson.loads(body))
