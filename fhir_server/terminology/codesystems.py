@@ -20,6 +20,9 @@ import orjson
 from fhir_server.definitions.loader import release_memory
 
 VALUESETS_FILE = "valuesets.json"
+#: the specification's other terminology bundles: the HL7 v3 and v2 code systems and
+#: value sets (v3-ActCode, v3-MaritalStatus, v2-0203...), read when shipped
+MORE_TERMINOLOGY = ("v3-codesystems.json", "v2-tables.json")
 
 #: (language, use system, use code, value) of one designation
 Designation = tuple[str | None, str | None, str | None, str]
@@ -219,11 +222,14 @@ def unpack(packed: bytes) -> Catalog:
 
 
 @functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)  # the validator, invariants, profiles share one
 def load_catalog(profiles_dir: Path) -> Catalog:
     """The specification's CodeSystems and ValueSets from ``profiles_dir`` (read once
     per folder: the validator, the profiles and the operations share it)."""
-    bundle = orjson.loads((profiles_dir / VALUESETS_FILE).read_bytes())
-    packed = pack([bundle])
-    del bundle
+    bundles = [orjson.loads((profiles_dir / name).read_bytes())
+               for name in (VALUESETS_FILE, *MORE_TERMINOLOGY)
+               if name == VALUESETS_FILE or (profiles_dir / name).is_file()]
+    packed = pack(bundles)
+    del bundles
     release_memory()
     return unpack(packed)

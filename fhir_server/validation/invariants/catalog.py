@@ -18,6 +18,9 @@ from fhir_server.definitions.loader import release_memory
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 BUNDLES = ("profiles-types.json", "profiles-resources.json")
+#: binding strengths whose misses are warnings (terminologies.html#strength)
+WARNED_STRENGTHS = frozenset({"extensible", "preferred"})
+CODED = frozenset({"code", "Coding", "CodeableConcept"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class Catalog:
     targets: dict[str, frozenset[str]] = field(default_factory=dict)
     #: element path -> the constraint profiles of its type (``SimpleQuantity``)
     type_profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: coded element path -> (strength, value set URL) of its extensible or preferred
+    #: binding (required ones are the structure stage's)
+    bindings: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def chain(self, type_name: str) -> list[Constraint]:
         """The constraints of ``type_name`` and of every type it derives from."""
@@ -76,12 +82,13 @@ class Catalog:
                          for path, items in raw["constraints"].items()},
             bases=raw["bases"],
             targets={p: frozenset(t) for p, t in raw["targets"].items()},
-            type_profiles={p: tuple(t) for p, t in raw["profiles"].items()})
+            type_profiles={p: tuple(t) for p, t in raw["profiles"].items()},
+            bindings={p: (b[0], b[1]) for p, b in raw["bindings"].items()})
 
 
 def _extract(folder: Path) -> bytes:
     out: dict[str, dict[str, Any]] = {
-        "constraints": {}, "bases": {}, "targets": {}, "profiles": {}}
+        "constraints": {}, "bases": {}, "targets": {}, "profiles": {}, "bindings": {}}
     for name in BUNDLES:
         bundle = orjson.loads((folder / name).read_bytes())
         for entry in bundle.get("entry", ()):
@@ -112,6 +119,11 @@ def _add(out: dict[str, dict[str, Any]], sd: dict[str, Any]) -> None:
         return
     for element in sd.get("snapshot", {}).get("element", ()):
         path = str(element["path"])
+        binding = element.get("binding") or {}
+        if binding.get("strength") in WARNED_STRENGTHS and binding.get("valueSet") and \
+                {t.get("code") for t in element.get("type", ())} & CODED:
+            out["bindings"][path] = [binding["strength"],
+                                     str(binding["valueSet"]).split("|")[0]]
         for type_ref in element.get("type", ()):
             code = type_ref.get("code")
             if code == "Reference" and type_ref.get("targetProfile"):

@@ -11,12 +11,16 @@ per-1, every Extension ext-1, every Reference ref-1...
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fhir_server.definitions import Definitions
 from fhir_server.definitions.model import ElementInfo
 from fhir_server.validation.invariants.catalog import Catalog, Constraint
 from fhir_server.validation.invariants.engine import Check, Engine
+
+Code = tuple[str, str]  # (system, code)
+Members = Callable[[str], "frozenset[Code] | None"]
 
 
 @dataclass(slots=True)
@@ -33,6 +37,18 @@ class Edge:
     #: resource types a relative literal reference may name (None: any)
     targets: frozenset[str] | None = None
     narrative: bool = False
+    #: an extensible or preferred binding whose value set could be expanded
+    binding: Binding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """An extensible or preferred binding and its value set's members."""
+
+    strength: str
+    url: str
+    members: frozenset[Code]
+    codes: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -46,10 +62,14 @@ class Plan:
 class Plans:
     """The plans of every structure, memoised (built for all resource types at start)."""
 
-    def __init__(self, definitions: Definitions, catalog: Catalog, engine: Engine) -> None:
+    def __init__(self, definitions: Definitions, catalog: Catalog, engine: Engine,
+                 members: Members | None = None) -> None:
         self._defs = definitions
         self._catalog = catalog
         self._engine = engine
+        #: a value set's (system, code) pairs, None when it cannot be expanded
+        self._members = members
+        self._bindings: dict[str, Binding | None] = {}
         self._plans: dict[str, Plan] = {}
         self._primitive = definitions.primitive_types
 
@@ -111,7 +131,21 @@ class Plans:
         return Edge(info.path, info.is_array, structure,
                     resource=type_name == "Resource",
                     checks=self._compile(own, base, resource_type), targets=targets,
-                    narrative=info.path == "Narrative.div")
+                    narrative=info.path == "Narrative.div",
+                    binding=self._binding(info.path))
+
+    def _binding(self, path: str) -> Binding | None:
+        bound = self._catalog.bindings.get(path)
+        if bound is None or self._members is None:
+            return None
+        strength, url = bound
+        if url not in self._bindings:  # one expansion per value set
+            members = self._members(url)
+            self._bindings[url] = None if not members else Binding(
+                strength, url, members, frozenset(c for _, c in members))
+        found = self._bindings[url]
+        return found if found is None or found.strength == strength else \
+            Binding(strength, url, found.members, found.codes)
 
     def _compile(self, constraints: list[Constraint], base: str,
                  resource_type: str) -> list[Check]:

@@ -17,11 +17,14 @@ from typing import Any
 
 from fhir_server.definitions import Definitions
 from fhir_server.errors import Issue
+from fhir_server.terminology import load_catalog
+from fhir_server.terminology.expand import CannotExpand, Expander
 from fhir_server.validation.invariants import tolerances
+from fhir_server.validation.invariants.bindings import binding_issue
 from fhir_server.validation.invariants.catalog import Catalog, Constraint
 from fhir_server.validation.invariants.engine import Check, Engine
 from fhir_server.validation.invariants.fastpath import Env
-from fhir_server.validation.invariants.plans import Edge, Plan, Plans
+from fhir_server.validation.invariants.plans import Code, Edge, Members, Plan, Plans
 from fhir_server.validation.invariants.xhtml import check_narrative
 
 INVARIANT = "invariant"
@@ -34,21 +37,24 @@ class Invariants:
     """The FHIRPath invariants of the base definitions, and of profiles on demand."""
 
     def __init__(self, definitions: Definitions, catalog: Catalog,
-                 strict: bool = False) -> None:
+                 strict: bool = False, members: Members | None = None) -> None:
         self._defs = definitions
         self.catalog = catalog
         #: False: the defects of :mod:`.tolerances` are warnings
         self.strict = strict
         self.engine = Engine(definitions)
-        self._plans = Plans(definitions, catalog, self.engine)
+        # members: value set expansions for the extensible/preferred binding warnings
+        self._plans = Plans(definitions, catalog, self.engine, members)
         self._plans.warm()
         self._narrative = catalog.constraints.get("Narrative.div", [])
 
     @classmethod
     def load(cls, definitions: Definitions, folder: Path, strict: bool = False
              ) -> Invariants:
-        """Read the base bundles of ``folder`` and compile every invariant once."""
-        return cls(definitions, Catalog.load(folder), strict)
+        """Read the base bundles of ``folder`` and compile every invariant once; the
+        extensible and preferred bindings are expanded from ``folder``'s code systems."""
+        expander = Expander(load_catalog(folder))
+        return cls(definitions, Catalog.load(folder), strict, _members(expander))
 
     def issues(self, resource: dict[str, Any]) -> list[Issue]:
         """Every failed invariant and JSON rule of ``resource`` (already accepted by the
@@ -104,6 +110,10 @@ class Invariants:
             return
         if edge.checks:
             self._evaluate(edge.checks, item, where, env, out)
+        if edge.binding is not None:
+            missed = binding_issue(edge.binding, item, where)
+            if missed is not None:
+                out.append(missed)
         if not isinstance(item, dict):
             if edge.narrative:
                 self._narrative_issues(item, where, env, out)
@@ -257,3 +267,12 @@ def _contained_type(root: Any, local_id: str) -> str | None:
             kind = item.get("resourceType")
             return kind if isinstance(kind, str) else None
     return None
+
+
+def _members(expander: Expander) -> Members:
+    def members(url: str) -> frozenset[Code] | None:
+        try:
+            return expander.members(url)
+        except CannotExpand:
+            return None  # SNOMED CT, LOINC... filters: not checked
+    return members
