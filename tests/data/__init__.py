@@ -21,6 +21,8 @@ US_CORE_BUNDLES = DATA / "us-core-bundles"
 CLOUDNATIVE_PG = DATA / "cloudnative-pg"
 #: A Patient profile written for the tests (``$validate?profile=``, supportedProfile).
 TEST_PATIENT_PROFILE = DATA / "profiles" / "StructureDefinition-test-patient.json"
+#: six US Core 5.0.1 StructureDefinitions with snapshots (a package dropped in a folder)
+US_CORE_PROFILES = DATA / "profiles-us-core"
 
 #: How many official examples there are; the folder must hold all of them.
 FHIR_R4_EXAMPLE_COUNT = 709
