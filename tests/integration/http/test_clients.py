@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -166,7 +167,9 @@ def test_with_fhir_base_url_links_ignore_the_host(database_url: str) -> None:
         assert created.status_code == 201
         assert created.headers["location"].startswith(f"{configured}/Patient/")
         # a reference to the forged host's base is not local (the allowed one's is)
-        for host, patient in (("evil.example", "p1"), (root.removeprefix("http://"), "p2")):
+        # ids of this test's own: the worker's database is shared with other tests
+        forged, allowed = (f"p{uuid.uuid4().hex[:12]}" for _ in range(2))
+        for host, patient in (("evil.example", forged), (root.removeprefix("http://"), allowed)):
             linked = httpx.post(f"{root}/fhir/Observation", headers={"Host": host}, json={
                 "resourceType": "Observation", "status": "final", "code": {"text": "x"},
                 "subject": {"reference": f"http://{host}/fhir/Patient/{patient}"}},
@@ -174,5 +177,5 @@ def test_with_fhir_base_url_links_ignore_the_host(database_url: str) -> None:
             assert linked.status_code == 201, linked.text
         found = [httpx.get(f"{root}/fhir/Observation", params={
             "subject": f"Patient/{p}", "_summary": "count"}, timeout=5).json()["total"]
-            for p in ("p1", "p2")]
+            for p in (forged, allowed)]
         assert found == [0, 1]
