@@ -3,9 +3,12 @@
 Rows inserted in key order fill btree pages; rows inserted in random key order (hashes,
 reference targets, ids) split pages in halves, so that after a large import the indexes
 are ~70 % full, and GIN indexes (``idx_text``) carry their fast-update pending pages as
-well. ``REINDEX TABLE CONCURRENTLY`` rebuilds them packed (btree at the fillfactor V16
-sets: 100 on the index tables) without blocking reads or writes; it costs about one
-index build per table. Only tables that grew by at least ``GROWTH`` since the import
+well. ``REINDEX TABLE CONCURRENTLY`` rebuilds them packed (btree leaves at the default
+fillfactor, 90 %) without blocking reads or writes; it costs about one index build per
+table. Not 100 %: a resource's update deletes its index rows and inserts new ones under
+the same ``rid``, i.e. between existing keys of every index (the ``rid`` ones too), so
+full pages split in halves at the first writes after the import (measured:
+bench/README.md, storage size). Only tables that grew by at least ``GROWTH`` since the import
 started are rebuilt: for a small import into a large database the rebuild would cost
 more than it packs.
 """
