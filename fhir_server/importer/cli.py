@@ -47,6 +47,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="write every problem to FILE, one per line")
     parser.add_argument("--summary-json", metavar="FILE",
                         help="write the summary as JSON to FILE")
+    parser.add_argument("--no-reindex", action="store_true",
+                        help="do not rebuild the indexes of the tables the import grew "
+                             "by a quarter or more (REINDEX TABLE CONCURRENTLY)")
     parser.add_argument("--token", metavar="TOKEN",
                         help="Bearer token for the files of an export manifest that "
                              "requiresAccessToken")
@@ -68,5 +71,5 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
             paths=paths, workers=args.import_workers, concurrency=args.concurrency,
             strict=args.strict, progress=not args.no_progress,
             chunk_lines=args.chunk_lines, errors_file=args.errors,
-            summary_json=args.summary_json)
+            summary_json=args.summary_json, reindex=not args.no_reindex)
         return run_import(settings, options)

@@ -36,6 +36,9 @@ class Summary:
     #: tables ANALYZEd after the import, and the seconds it took
     analyzed: list[str] = field(default_factory=list)
     analyze_seconds: float = 0.0
+    #: tables whose indexes were rebuilt after the import, and the seconds it took
+    reindexed: list[str] = field(default_factory=list)
+    reindex_seconds: float = 0.0
     #: tables the workers wrote to
     tables: set[str] = field(default_factory=set)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -101,6 +104,7 @@ class Summary:
             "superseded_resources": self.superseded_resources,
             "seconds": round(self.elapsed, 3), "resources_per_second": round(self.rate, 1),
             "analyzed": self.analyzed, "analyze_seconds": round(self.analyze_seconds, 3),
+            "reindexed": self.reindexed, "reindex_seconds": round(self.reindex_seconds, 3),
             "outcomes": dict(self.by_outcome()), "by_type": by_type,
             "problems": [{"location": p.location, "message": p.message, "kind": p.kind}
                          for p in self.problems],
@@ -224,6 +228,9 @@ def _headline(summary: Summary) -> str:
     if summary.analyzed:
         text += (f"\nANALYZE of {len(summary.analyzed)} tables in "
                  f"{summary.analyze_seconds:,.1f} s")
+    if summary.reindexed:
+        text += (f"\nREINDEX of {len(summary.reindexed)} tables in "
+                 f"{summary.reindex_seconds:,.1f} s")
     if summary.stopped_early:
         text += f"\nstopped early: {summary.stop_reason}"
     return text

@@ -34,12 +34,20 @@ def test_us_core_bundles_load_and_a_second_run_changes_nothing(
     assert first.summary["resources"] == sum(expected.values())
     by_type = {t: sum(o.values()) for t, o in first.summary["by_type"].items()}
     assert by_type == dict(expected)
+    # A fresh database grew whole: its indexes were rebuilt packed (repack.py), valid,
+    # with no leftover REINDEX CONCURRENTLY copy.
+    assert {"resource", "resource_history", "idx_token", "idx_reference"} <= set(
+        first.summary["reindexed"])
+    assert scalar(url, "SELECT count(*) FROM pg_index x JOIN pg_class i ON"
+                       " i.oid = x.indexrelid WHERE NOT x.indisvalid"
+                       " OR strpos(i.relname, 'ccnew') > 0") == 0
     history = scalar(url, "SELECT count(*) FROM resource_history")
     index_rows = scalar(url, "SELECT count(*) FROM idx_token")
 
     second = run_import(url, US_CORE_BUNDLES, tmp_path=tmp_path)
     assert second.status == 0, second.stderr
     assert set(second.summary["outcomes"]) <= {"unchanged", "found"}
+    assert second.summary["reindexed"] == []  # nothing grew
     assert sum(second.summary["outcomes"].values()) == sum(expected.values())
     assert scalar(url, "SELECT count(*) FROM resource_history") == history
     assert scalar(url, "SELECT count(*) FROM idx_token") == index_rows
