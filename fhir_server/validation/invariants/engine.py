@@ -1,8 +1,8 @@
 """Compiling and evaluating one invariant: the typed fast path, else fhirpathpy.
 
-Each constraint is compiled once per (expression, context type) when the plans are
-built at start. :mod:`fastpath` compiles most of them to closures; the rest, and any
-evaluation the fast path defers, run on fhirpathpy with the R4 model. A result of
+Each constraint is compiled once per (expression, context type) when the plan of its
+type is built (on first use). :mod:`fastpath` compiles most of them to closures; the
+rest, and any evaluation the fast path defers, run on fhirpathpy with the R4 model. A result of
 ``false`` fails the invariant; ``true`` and an empty result (FHIRPath's "unknown", e.g.
 dates of different precision) pass; an evaluation that raises is not held against the
 resource (it is counted in :attr:`Engine.errors`).

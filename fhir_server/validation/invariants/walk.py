@@ -45,7 +45,6 @@ class Invariants:
         self.engine = Engine(definitions)
         # members: value set expansions for the extensible/preferred binding warnings
         self._plans = Plans(definitions, catalog, self.engine, members)
-        self._plans.warm()
         self._narrative = catalog.constraints.get("Narrative.div", [])
 
     @classmethod
