@@ -35,6 +35,7 @@ from fhir_server.storage.sql.date import DATE, date_condition
 from fhir_server.storage.sql.groups import NEGATIONS, date_ranges, negated, on_rows, plain
 from fhir_server.storage.sql.kinds import SQL_TYPES
 from fhir_server.storage.sql.paging import SORT_SQL_TYPE, SortKey, Walk
+from fhir_server.storage.sql.reference import contained_row_key_sql
 from fhir_server.storage.sql.security_context import BINARY, through_security_context
 from fhir_server.storage.sql.text import text_condition
 
@@ -312,8 +313,8 @@ class Compiler:
             ref = self.alias()
             url = sql.SQL("{}.url").format(ref)
             if option is not None:
-                inner = self._criterion(option, ref, _marked(contained_key(option.param.p),
-                                                            url))
+                key = contained_row_key_sql(contained_key(option.param.p), url)
+                inner = self._criterion(option, ref, key)
             else:
                 inner = self._chain(clause, hop + 1, ref, url)
             on = self._link_p(link.param.p, ref, local)
@@ -330,7 +331,7 @@ class Compiler:
         its contained resource ``local`` (see :meth:`_chain`)."""
         if local is None:
             return sql.SQL("{}.p = %s").format(ref), [p]
-        key = _marked(contained_key(p), local)
+        key = contained_row_key_sql(contained_key(p), local)
         return sql.SQL("{}.p = {}").format(ref, key[0]), key[1]
 
     def _and_visible(self, condition: Fragment, res: sql.Composable) -> Fragment:
@@ -382,13 +383,6 @@ class Compiler:
         return SortKey(sql.SQL("{}.v").format(name),
                        SORT_SQL_TYPE.get(key.params[0].type, "text"), key.descending,
                        (lateral, [[p.p for p in key.params]]), walk)
-
-
-def _marked(key: int, local_ref: sql.Composable) -> Fragment:
-    """SQL of :func:`~fhir_server.search.hashing.contained_row_key` of ``key`` and the
-    ``#id`` that ``local_ref`` gives."""
-    return sql.SQL("('x' || left(md5(%s || {}), 16))::bit(64)::bigint").format(
-        local_ref), [str(key)]
 
 
 def _column_id(modifier: str | None, values: Sequence[object],

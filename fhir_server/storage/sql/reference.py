@@ -84,3 +84,10 @@ def _external(refs: Sequence[ReferenceValue], alias: sql.Identifier) -> list[Fra
 
 
 REFERENCE = ReferenceSql()
+
+
+def contained_row_key_sql(key: int, local_ref: sql.Composable) -> Fragment:
+    """SQL of :func:`~fhir_server.search.hashing.contained_row_key` of ``key`` and the
+    ``#id`` that ``local_ref`` gives."""
+    return sql.SQL("('x' || left(md5(%s || {}), 16))::bit(64)::bigint").format(
+        local_ref), [str(key)]
